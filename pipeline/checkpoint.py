@@ -1,0 +1,41 @@
+"""Checkpoints: plain dicts of tensors and numbers, loaded with ``weights_only=True``.
+
+Contents: format, method, fingerprint (hash of everything that defines the run), step, nets,
+optimiser and EMA state dicts, RNG states (CPU and CUDA), the training log so far, and the
+method's hyper-parameters and train settings (so sampling rebuilds the same networks).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.errors import PipelineError
+from pipeline.io import atomic_path
+
+FORMAT = 1
+
+
+def fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def save(path: str | Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"{path}: no checkpoint; run the train stage first")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: report it, do not guess
+        raise PipelineError(f"{path}: unreadable checkpoint ({type(err).__name__}); delete it and retrain") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise PipelineError(f"{path}: not a ganbench checkpoint of format {FORMAT}")
+    return state

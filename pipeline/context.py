@@ -1,0 +1,53 @@
+"""Build a method and its training data from the stage files (shared by train and sample)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.errors import PipelineError
+from pipeline.io import load_json, load_npy
+from pipeline.methods import REGISTRY, Method, TrainData
+
+
+def device(threads: int) -> torch.device:
+    if torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+        return torch.device("cuda")
+    torch.set_num_threads(threads)
+    return torch.device("cpu")
+
+
+def method_class(name: str) -> type[Method]:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise PipelineError(f"unknown method {name!r} (known: {', '.join(sorted(REGISTRY))})") from None
+
+
+def load_data(data_dir: Path, inputs: dict[str, Path], needs: tuple[str, ...], dev: torch.device) -> TrainData:
+    """Load data/ (and the extra inputs a method needs) onto ``dev``."""
+    images = load_npy(data_dir / "images.npy")
+    labels = load_npy(data_dir / "labels.npy")
+    meta = load_json(data_dir / "meta.json")
+    if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
+        raise PipelineError(f"{data_dir}: images.npy must be uint8 N,H,W,C with one label each")
+    extra: dict[str, Any] = {}
+    for need in needs:
+        if need not in inputs:
+            raise PipelineError(f"this method needs --{need} (see rules/train.smk)")
+        from pipeline import knn_io  # only instance-conditioned methods need the kNN outputs
+
+        extra[need] = knn_io.load(need, inputs[need], n=len(images))
+    return TrainData(
+        images=torch.from_numpy(images).to(dev),
+        labels=torch.from_numpy(labels).to(dev),
+        n_classes=len(meta["classes"]),
+        **{k: v.to(dev) for k, v in extra.items()},
+    )
+
+
+def build(name: str, hp: dict, train: dict, data: TrainData, dev: torch.device) -> Method:
+    return method_class(name)(hp, data, train["z_dim"], train["width"], dev)

@@ -1,0 +1,39 @@
+"""Dataset registry: name -> loader returning a :class:`RawDataset` at the source's own size.
+
+A loader takes keyword options (source locations) and returns uint8 images N,H,W,C, int64 labels,
+and provenance (where the bytes came from, their checksums). ``pipeline.data`` resizes and writes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass
+class RawDataset:
+    images: np.ndarray  # uint8 N,H,W,C
+    labels: np.ndarray  # int64 N
+    classes: list[str]
+    source: str
+    checksums: dict[str, str] = field(default_factory=dict)
+    split: str = "train"
+
+
+def _fashion_mnist(**options: Any) -> RawDataset:
+    from pipeline.datasets.fashion_mnist import load
+
+    return load(**options)
+
+
+def _digits(**options: Any) -> RawDataset:
+    from pipeline.datasets.digits import load
+
+    return load(**options)
+
+
+REGISTRY: dict[str, Callable[..., RawDataset]] = {
+    "fashion_mnist": _fashion_mnist,
+    "digits": _digits,
+}

@@ -1,0 +1,90 @@
+"""The method contract: what one GAN variant states, and nothing the trainer does for all.
+
+A method builds its networks (``nets``: G, D and any others), says which of them each optimiser
+updates, draws a training batch, computes its D and G losses, and samples. The trainer
+(``pipeline.trainer``) owns the loop, optimisers, EMA, checkpoints and logging.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+
+from pipeline.images import to_float
+
+
+@dataclass
+class TrainData:
+    """Training data on the training device; features and neighbours only for instance methods."""
+
+    images: torch.Tensor  # uint8 N,H,W,C
+    labels: torch.Tensor  # int64 N
+    n_classes: int
+    features: torch.Tensor | None = None  # float32 N,D, L2-normalised
+    neighbours: torch.Tensor | None = None  # int64 N,k
+    centres: torch.Tensor | None = None  # int64 instance indices used as sampling conditions
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        n, h, w, c = self.images.shape
+        return h, w, c
+
+    def real(self, idx: torch.Tensor) -> torch.Tensor:
+        return to_float(self.images[idx])
+
+
+class Method(ABC):
+    """Base class: an unconditional method with one G and one D and Adam optimisers."""
+
+    name: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ()  # extra inputs: "features", "neighbours", "centres"
+    g_nets: ClassVar[tuple[str, ...]] = ("G",)
+    d_nets: ClassVar[tuple[str, ...]] = ("D",)
+
+    def __init__(self, hp: dict[str, Any], data: TrainData, z_dim: int, width: int, device: torch.device):
+        self.hp, self.data, self.z_dim, self.width, self.device = hp, data, z_dim, width, device
+        self.resolution, _, self.channels = data.shape
+        self.nets = nn.ModuleDict(self.build()).to(device)
+
+    # --- what a method defines -------------------------------------------------------------
+    @abstractmethod
+    def build(self) -> dict[str, nn.Module]:
+        """The method's networks by name (G and D at least)."""
+
+    @abstractmethod
+    def d_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """D's loss on a batch, and the values to log."""
+
+    @abstractmethod
+    def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """G's loss on a batch (the nets in ``g_nets`` are updated), and the values to log."""
+
+    def generate(self, n: int, cond: torch.Tensor | None) -> torch.Tensor:
+        """n images in [-1, 1] from G for the given conditions (None for unconditional methods)."""
+        return self.nets["G"](self.noise(n))
+
+    # --- shared defaults -------------------------------------------------------------------
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.z_dim, device=self.device)
+
+    def draw(self, batch_size: int) -> dict[str, torch.Tensor]:
+        """A training batch: uniformly random real images with their labels."""
+        idx = torch.randint(len(self.data.images), (batch_size,), device=self.data.images.device)
+        return {"real": self.data.real(idx).to(self.device), "label": self.data.labels[idx].to(self.device)}
+
+    def sample_conditions(self, n: int) -> tuple[torch.Tensor | None, dict[str, Any]]:
+        """Conditions for n evaluation samples and a description for the sample metadata."""
+        return None, {"conditioning": "none (z ~ N(0, I))"}
+
+    def optimisers(self) -> dict[str, torch.optim.Optimizer]:
+        hp = self.hp
+        betas = (hp["beta1"], hp["beta2"])
+        wd = hp.get("weight_decay", 0.0)
+        params = lambda names: [p for n in names for p in self.nets[n].parameters()]  # noqa: E731
+        return {
+            "d": torch.optim.Adam(params(self.d_nets), lr=hp["lr_d"], betas=betas, weight_decay=wd),
+            "g": torch.optim.Adam(params(self.g_nets), lr=hp["lr_g"], betas=betas, weight_decay=wd),
+        }

@@ -1,0 +1,66 @@
+"""sample stage: draw ``sample.n`` images from a trained method; writes samples.npy, samples.png, samples.json.
+
+samples.npy is uint8 N,H,W,C like data/images.npy; samples.png a grid of the first ``sample.grid``;
+samples.json says how the conditions were chosen (classes, instances, posteriors of real images).
+The EMA generator is used when training kept one.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline import checkpoint, config, context
+from pipeline.errors import PipelineError, run_cli
+from pipeline.images import save_grid, to_uint8
+from pipeline.io import save_json, save_npy
+
+
+def draw(params: dict, method: str, run_dir: Path, data_dir: Path, inputs: dict[str, Path]) -> tuple[np.ndarray, dict]:
+    state = checkpoint.load(run_dir / "checkpoint.pt")
+    if state["method"] != method:
+        raise PipelineError(f"{run_dir}/checkpoint.pt holds method {state['method']!r}, not {method!r}")
+    dev = context.device(params["train"]["threads"])
+    cls = context.method_class(method)
+    data = context.load_data(data_dir, inputs, cls.needs, dev)
+    m = context.build(method, state["hp"], state["train"], data, dev)
+    m.nets.load_state_dict(state["nets"])
+    if state["ema"] is not None:
+        m.nets["G"].load_state_dict(state["ema"])
+    m.nets.eval()
+    torch.manual_seed(state["seed"])
+    n, bs = params["sample"]["n"], params["sample"]["batch_size"]
+    cond, how = m.sample_conditions(n)
+    out = np.empty((n, *data.shape), np.uint8)
+    with torch.no_grad():
+        for start in tqdm(range(0, n, bs), desc=f"sample {method}", disable=None, leave=False):
+            c = None if cond is None else cond[start:start + bs]
+            out[start:start + bs] = to_uint8(m.generate(min(bs, n - start), c))
+    meta = {"method": method, "seed": state["seed"], "n": n, "step": state["step"],
+            "generator": "ema" if state["ema"] is not None else "raw", **how}
+    return out, meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.sample", description=__doc__.splitlines()[0])
+    config.add_params_argument(parser)
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--run", type=Path, required=True, help="run folder with checkpoint.pt (outputs go there)")
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    for need in ("features", "neighbours", "centres"):
+        parser.add_argument(f"--{need}", type=Path, help=f"{need} file (instance-conditioned methods)")
+    args = parser.parse_args(argv)
+    params = config.load(args.params)
+    inputs = {k: getattr(args, k) for k in ("features", "neighbours", "centres") if getattr(args, k)}
+    images, meta = draw(params, args.method, args.run, args.data, inputs)
+    save_npy(args.run / "samples.npy", images)
+    save_grid(images[: params["sample"]["grid"]], args.run / "samples.png")
+    save_json(args.run / "samples.json", meta)
+    print(f"sample: {len(images)} images from {args.method} seed {meta['seed']} -> {args.run}/samples.npy")
+
+
+if __name__ == "__main__":
+    run_cli(main)

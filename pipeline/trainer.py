@@ -1,0 +1,160 @@
+"""One training loop for every method.
+
+Per step: ``n_dis`` D steps then one G step (D's parameters frozen during it), an optional EMA of
+G, NaN/inf detection, a log row every ``log_every`` steps and a resume checkpoint every
+``checkpoint_every`` steps. Resuming restores networks, optimisers, EMA, the log and the RNG
+states, so on CPU a resumed run ends with exactly the weights of an uninterrupted one.
+
+Files in the run folder: ``checkpoint.partial.pt`` while training (not a declared output, so
+Snakemake does not delete it when a killed job is rerun), then ``checkpoint.pt`` and
+``train_log.csv`` at the end; the partial file is removed once the final one is written.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from pipeline import checkpoint
+from pipeline.errors import PipelineError
+from pipeline.io import atomic_path
+from pipeline.methods import Method
+
+PARTIAL = "checkpoint.partial.pt"
+FINAL = "checkpoint.pt"
+LOG = "train_log.csv"
+
+
+def _set_requires_grad(method: Method, names: tuple[str, ...], flag: bool) -> None:
+    for name in names:
+        method.nets[name].requires_grad_(flag)
+
+
+def _check_finite(logs: dict[str, float], loss: torch.Tensor, step: int, method: str) -> None:
+    if not math.isfinite(loss.item()):
+        bad = ", ".join(f"{k}={v}" for k, v in logs.items())
+        raise PipelineError(
+            f"{method}: non-finite loss at step {step} ({bad}); lower the learning rates or check the data"
+        )
+
+
+def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+class Trainer:
+    def __init__(self, method: Method, run_dir: Path, *, steps: int, batch_size: int, n_dis: int,
+                 ema: float, checkpoint_every: int, log_every: int, fingerprint: str, meta: dict):
+        self.m, self.dir = method, Path(run_dir)
+        self.steps, self.batch_size, self.n_dis, self.ema_decay = steps, batch_size, n_dis, ema
+        self.checkpoint_every, self.log_every = checkpoint_every, log_every
+        self.fingerprint, self.meta = fingerprint, meta
+        self.opts = method.optimisers()
+        self.ema = copy.deepcopy(method.nets["G"]).requires_grad_(False) if ema > 0 else None
+        self.step, self.rows, self.elapsed = 0, [], 0.0
+        cuda = method.device.type == "cuda"
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "method": self.m.name, "fingerprint": self.fingerprint, "step": self.step,
+            "nets": self.m.nets.state_dict(),
+            "opts": {k: o.state_dict() for k, o in self.opts.items()},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": {"cpu": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "log": self.rows, "elapsed": self.elapsed, **self.meta,
+        }
+
+    def try_resume(self) -> bool:
+        path = self.dir / PARTIAL
+        if not path.exists():
+            return False
+        state = checkpoint.load(path)
+        if state.get("fingerprint") != self.fingerprint:
+            print(f"train: {path} is from other settings; starting afresh", file=sys.stderr)
+            return False
+        self.m.nets.load_state_dict(state["nets"])
+        for k, o in self.opts.items():
+            o.load_state_dict(state["opts"][k])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        torch.set_rng_state(state["rng"]["cpu"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.step, self.rows, self.elapsed = state["step"], state["log"], state["elapsed"]
+        print(f"train: resumed {self.m.name} from step {self.step} ({path})", file=sys.stderr)
+        return True
+
+    # --- the loop ----------------------------------------------------------------------------
+    def one_step(self) -> dict[str, float]:
+        m = self.m
+        logs: dict[str, float] = {}
+        for _ in range(self.n_dis):
+            with self.autocast:
+                loss, logs_d = m.d_loss(m.draw(self.batch_size))
+            _check_finite(logs_d, loss, self.step, m.name)
+            self.opts["d"].zero_grad(set_to_none=True)
+            loss.backward()
+            self.opts["d"].step()
+            logs.update(logs_d)
+        _set_requires_grad(m, m.d_nets, False)
+        with self.autocast:
+            loss, logs_g = m.g_loss(m.draw(self.batch_size))
+        _check_finite(logs_g, loss, self.step, m.name)
+        self.opts["g"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.opts["g"].step()
+        _set_requires_grad(m, m.d_nets, True)
+        if self.ema is not None:
+            with torch.no_grad():
+                for pe, p in zip(self.ema.parameters(), m.nets["G"].parameters()):
+                    pe.lerp_(p, 1 - self.ema_decay)
+                for be, b in zip(self.ema.buffers(), m.nets["G"].buffers()):
+                    be.copy_(b)
+        logs.update(logs_g)
+        return logs
+
+    def fit(self) -> None:
+        self.try_resume()
+        self.m.nets.train()
+        interactive = sys.stderr.isatty()
+        bar = tqdm(total=self.steps, initial=self.step, desc=f"train {self.m.name}", disable=not interactive)
+        t0 = time.perf_counter() - self.elapsed
+        try:
+            while self.step < self.steps:
+                logs = self.one_step()
+                self.step += 1
+                self.elapsed = time.perf_counter() - t0
+                bar.update(1)
+                if self.step % self.log_every == 0 or self.step == self.steps:
+                    row = {"step": self.step, **{k: round(v, 6) for k, v in logs.items()},
+                           "seconds": round(self.elapsed, 2)}
+                    self.rows.append(row)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()})
+                    if not interactive:
+                        vals = " ".join(f"{k}={v:.4f}" for k, v in logs.items())
+                        print(f"train {self.m.name}: step {self.step}/{self.steps} {vals} "
+                              f"({self.step * self.batch_size / self.elapsed:.0f} img/s)", file=sys.stderr)
+                if self.step % self.checkpoint_every == 0 and self.step < self.steps:
+                    checkpoint.save(self.dir / PARTIAL, self.state())
+        except PipelineError:
+            (self.dir / PARTIAL).unlink(missing_ok=True)  # resuming would replay the same divergence
+            raise
+        finally:
+            bar.close()
+        checkpoint.save(self.dir / FINAL, self.state())
+        _write_log(self.dir / LOG, self.rows)
+        (self.dir / PARTIAL).unlink(missing_ok=True)

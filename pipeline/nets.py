@@ -6,7 +6,8 @@ discriminator halves it with Conv(4, 2, 1) blocks down to 4x4 and returns flat f
 each method attaches its own head. Conditioning plugs in through the generator's normalisation:
 plain BatchNorm, or :class:`ConditionalNorm` (conditional BN for IC-GAN, AdaIN-style posterior
 modules for P2GAN: the same operation, a normalised map scaled and shifted by linear functions of a
-vector). Discriminators may use spectral norm on every layer (hinge and P2GAN's D).
+vector). Discriminators may use spectral norm on every layer (hinge and P2GAN's D). Also shared: a
+projection head (conditional D scores) and an encoder (the discriminator's body with a linear head).
 """
 from __future__ import annotations
 
@@ -108,3 +109,27 @@ def linear(in_dim: int, out_dim: int, sn: bool = False) -> nn.Module:
     nn.init.normal_(layer.weight, 0.0, 0.02)
     nn.init.zeros_(layer.bias)
     return maybe_sn(layer, sn)
+
+
+class Projection(nn.Module):
+    """Projection discriminator head (Miyato & Koyama 2018): ``psi(phi) + <embed(c), phi>`` per sample."""
+
+    def __init__(self, feat_dim: int, cond_dim: int, sn: bool = True):
+        super().__init__()
+        self.psi = linear(feat_dim, 1, sn)
+        self.embed = linear(cond_dim, feat_dim, sn)
+
+    def forward(self, phi: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.psi(phi).squeeze(1) + (self.embed(cond) * phi).sum(1)
+
+
+class Encoder(nn.Module):
+    """image -> (B, out_dim): a DCGAN discriminator body (``features``) and a linear head."""
+
+    def __init__(self, channels: int, width: int, resolution: int, out_dim: int):
+        super().__init__()
+        self.features = Discriminator(channels, width, resolution)
+        self.head = linear(self.features.feat_dim, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

@@ -1,7 +1,8 @@
-"""sample stage: draw ``sample.n`` images from a trained method; writes samples.npy, samples.png, samples.json.
+"""sample stage: draw ``sample.n`` images from a trained method into its run folder.
 
 samples.npy is uint8 N,H,W,C like data/images.npy; samples.png a grid of the first ``sample.grid``;
-samples.json says how the conditions were chosen (classes, instances, posteriors of real images).
+conditions.npy the int64 condition id of each sample (-1: unconditional); samples.json says how
+the conditions were chosen (classes, instances, posteriors of real images).
 The EMA generator is used when training kept one.
 """
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pipeline.images import save_grid, to_uint8
 from pipeline.io import save_json, save_npy
 
 
-def draw(params: dict, method: str, run_dir: Path, data_dir: Path, inputs: dict[str, Path]) -> tuple[np.ndarray, dict]:
+def draw(params: dict, method: str, run_dir: Path, data_dir: Path,
+         inputs: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, dict]:
     state = checkpoint.load(run_dir / "checkpoint.pt")
     if state["method"] != method:
         raise PipelineError(f"{run_dir}/checkpoint.pt holds method {state['method']!r}, not {method!r}")
@@ -41,7 +43,8 @@ def draw(params: dict, method: str, run_dir: Path, data_dir: Path, inputs: dict[
             out[start:start + bs] = to_uint8(m.generate(min(bs, n - start), c))
     meta = {"method": method, "seed": state["seed"], "n": n, "step": state["step"],
             "generator": "ema" if state["ema"] is not None else "raw", **how}
-    return out, meta
+    ids = np.full(n, -1, np.int64) if cond is None else cond.cpu().numpy().astype(np.int64)
+    return out, ids, meta
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,8 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = config.load(args.params)
     inputs = {k: getattr(args, k) for k in ("features", "neighbours", "centres") if getattr(args, k)}
-    images, meta = draw(params, args.method, args.run, args.data, inputs)
+    images, ids, meta = draw(params, args.method, args.run, args.data, inputs)
     save_npy(args.run / "samples.npy", images)
+    save_npy(args.run / "conditions.npy", ids)
     save_grid(images[: params["sample"]["grid"]], args.run / "samples.png")
     save_json(args.run / "samples.json", meta)
     print(f"sample: {len(images)} images from {args.method} seed {meta['seed']} -> {args.run}/samples.npy")

@@ -76,7 +76,10 @@ class Method(ABC):
         return {"real": self.data.real(idx).to(self.device), "label": self.data.labels[idx].to(self.device)}
 
     def sample_conditions(self, n: int) -> tuple[torch.Tensor | None, dict[str, Any]]:
-        """Conditions for n evaluation samples and a description for the sample metadata."""
+        """Condition ids for n evaluation samples (int64: class labels, instance or real-image indices;
+        None when unconditional) and a description for samples.json. The sample stage stores the ids
+        in conditions.npy (metrics such as per-condition LPIPS group by them) and passes slices of
+        them to ``generate``."""
         return None, {"conditioning": "none (z ~ N(0, I))"}
 
     def optimisers(self) -> dict[str, torch.optim.Optimizer]:

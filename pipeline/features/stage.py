@@ -1,0 +1,83 @@
+"""features stage: embed every image with ``features.extractor``; writes features.npy and probe.json in --out.
+
+features.npy is float32 N,D, L2-normalised, row i for image i of data/images.npy;
+features_flip.npy the same for the horizontally flipped images when ``features.hflip`` is on (as
+IC-GAN stores them); encoder.pt the trained encoder when the extractor is ``simclr``. probe.json
+holds the linear-probe and kNN accuracy of the features on a fixed train/held-out split, and the
+same scores of the baselines (SimCLR's encoder with its initial random weights; raw pixels).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from pipeline import config, context
+from pipeline.backbones import features as batched_features
+from pipeline.errors import PipelineError, run_cli
+from pipeline.features import REGISTRY, Net, Setup
+from pipeline.features import probe
+from pipeline.io import load_npy, save_json, save_npy
+
+
+def embed(net: Net, images: np.ndarray, batch_size: int, device: torch.device, desc: str) -> np.ndarray:
+    """float32 L2-normalised features of uint8 N,H,W,C images."""
+    feats = batched_features(net, images, batch_size, device, desc)
+    norms = np.linalg.norm(feats, axis=1, keepdims=True)
+    bad = int((~np.isfinite(norms) | (norms == 0)).sum())
+    if bad:
+        raise PipelineError(f"{desc}: {bad} images have a zero or non-finite feature vector")
+    return (feats / norms).astype(np.float32)
+
+
+def run(params: dict, data_dir: Path, out: Path, threads: int) -> tuple[np.ndarray, dict]:
+    cfg = params["features"]
+    images, labels = load_npy(data_dir / "images.npy"), load_npy(data_dir / "labels.npy")
+    if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
+        raise PipelineError(f"{data_dir}: images.npy must be uint8 N,H,W,C with one label each in labels.npy")
+    dev = context.device(threads)
+    name, bs = cfg["extractor"], cfg["batch_size"]
+    start = time.perf_counter()
+    extractor = REGISTRY[name](Setup(images, cfg, dev, out))
+    feats = embed(extractor.net, images, bs, dev, name)
+    if cfg["hflip"]:
+        save_npy(out / "features_flip.npy", embed(lambda x: extractor.net(x.flip(-1)), images, bs, dev, f"{name} flipped"))
+    seconds = time.perf_counter() - start
+
+    pc = cfg["probe"]
+    train, test = probe.split(len(images), pc["n_train"], pc["n_test"], cfg["seed"])
+    report = {"extractor": name, "n": len(feats), "dim": feats.shape[1], "seconds": round(seconds, 1),
+              "n_train": len(train), "n_test": len(test), "knn_k": pc["k"], "seed": cfg["seed"],
+              **probe.scores(feats, labels, train, test, pc["k"]), **extractor.info, "baselines": {}}
+    baselines = dict(extractor.baselines, **({} if name == "pixels" else {"pixels": nn.Flatten()}))
+    subset = np.concatenate([train, test])
+    at = np.arange(len(subset))
+    for base, net in baselines.items():
+        sub = embed(net, images[subset], bs, dev, base)
+        report["baselines"][base] = probe.scores(sub, labels[subset], at[:len(train)], at[len(train):], pc["k"])
+    return feats, report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.features", description=__doc__.splitlines()[0])
+    config.add_params_argument(parser)
+    parser.add_argument("--data", type=Path, default=Path("data"), help="data stage folder (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("results/features"), help="output folder (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all, %(default)s)")
+    args = parser.parse_args(argv)
+    params = config.load(args.params)
+    feats, report = run(params, args.data, args.out, args.threads)
+    save_npy(args.out / "features.npy", feats)
+    save_json(args.out / "probe.json", report)
+    lines = [f"{k}: linear {v['linear_probe_accuracy']:.4f}, kNN {v['knn_accuracy']:.4f}" for k, v in report["baselines"].items()]
+    print(f"features: {report['extractor']} {feats.shape} in {report['seconds']} s; linear probe "
+          f"{report['linear_probe_accuracy']:.4f}, kNN {report['knn_accuracy']:.4f} (baselines: {'; '.join(lines) or 'none'})")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,13 @@
+"""Metric registry: one module per metric, each with ``compute(ctx) -> dict`` and ``reference``.
+
+``reference`` names the folder under results/reference/ the metric reads (built once per dataset
+by ``python -m pipeline.reference``), or is None. ``compute`` gets a
+:class:`pipeline.evaluate.EvalContext` and returns a dict with at least ``name`` and ``value``.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+
+from pipeline.metrics import fid
+
+REGISTRY: dict[str, ModuleType] = {"fid": fid}

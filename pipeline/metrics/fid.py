@@ -1,0 +1,84 @@
+"""fid: Frechet distance between Gaussian fits of real and generated backbone features.
+
+    d^2 = |mu_r - mu_g|^2 + tr(S_r + S_g - 2 (S_r S_g)^(1/2))
+
+Statistics are accumulated in float64 batch by batch, so memory does not grow with the number of
+samples. With the ``inception`` backbone (pytorch-fid's weights) the value is reported as FID;
+in any other feature space it is labelled with its backbone, e.g. ``FD_efficientnet_lite0``, and
+is not comparable with published FIDs.
+
+Fewer samples than feature dimensions make the covariance rank-deficient and the distance
+unreliable (the usual source of "imaginary component" errors): the metric refuses such counts.
+As pytorch-fid does, a singular product gets a 1e-6 diagonal offset, and an imaginary part larger
+than 1e-3 is an error.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+from pipeline.errors import PipelineError
+
+reference = "backbone"
+
+
+class RunningStats:
+    """Streaming mean and covariance (float64 sums of x and x x^T)."""
+
+    def __init__(self, dim: int):
+        self.n = 0
+        self.sum = np.zeros(dim)
+        self.outer = np.zeros((dim, dim))
+
+    def update(self, batch: np.ndarray) -> None:
+        batch = np.asarray(batch, dtype=np.float64)
+        self.n += len(batch)
+        self.sum += batch.sum(axis=0)
+        self.outer += batch.T @ batch
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.n < 2:
+            raise PipelineError(f"fid: need at least 2 samples, got {self.n}")
+        mu = self.sum / self.n
+        sigma = (self.outer - self.n * np.outer(mu, mu)) / (self.n - 1)
+        return mu, sigma
+
+
+def check_count(n: int, dim: int, what: str) -> None:
+    if n <= dim:
+        raise PipelineError(
+            f"fid: {n} {what} samples for {dim}-d features makes the covariance singular; use more than {dim} "
+            f"(evaluate.n_real / evaluate.n_fake)"
+        )
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:
+    diff = mu1 - mu2
+    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(len(sigma1)) * eps
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise PipelineError(f"fid: imaginary component {np.abs(covmean.imag).max():.3g} in sqrtm")
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def label(backbone: str) -> str:
+    return "FID" if backbone == "inception" else f"FD_{backbone}"
+
+
+def compute(ctx) -> dict:
+    ref = ctx.reference_dir("backbone")
+    stats = np.load(ref / "stats.npz", allow_pickle=False)
+    backbone = ctx.backbone()
+    check_count(len(ctx.samples), backbone.dim, "generated")
+    running = RunningStats(backbone.dim)
+    for batch in ctx.sample_features():
+        running.update(batch)
+    mu, sigma = running.result()
+    value = frechet_distance(stats["mu"], stats["sigma"], mu, sigma)
+    return {"name": label(backbone.name), "value": value, "backbone": backbone.name,
+            "input_size": backbone.input_size, "n_real": int(stats["n"]), "n_fake": running.n}

@@ -1,0 +1,71 @@
+"""reference stage: real-data artefacts computed once per dataset and reused by every method.
+
+``--name backbone``: features of ``evaluate.n_real`` training images (a fixed random subset,
+seed 0) in the evaluation backbone, and their mean and covariance (stats.npz: mu, sigma, n),
+used by fid and prdc. Other names are registered by the metrics that need them. Every folder gets
+a reference.json recording what it was computed from.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pipeline import backbones, config
+from pipeline.errors import PipelineError, run_cli
+from pipeline.io import load_npy, save_json, save_npy, save_npz
+from pipeline.metrics.fid import RunningStats, check_count
+
+SUBSET_SEED = 0
+
+
+def real_subset(images: np.ndarray, n: int, what: str) -> np.ndarray:
+    """A fixed random subset of n training images (sorted indices, seed 0)."""
+    if n > len(images):
+        raise PipelineError(f"{what}: asks for {n} real images but the dataset has {len(images)}")
+    idx = np.sort(np.random.default_rng(SUBSET_SEED).choice(len(images), n, replace=False))
+    return images[idx]
+
+
+def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Path) -> dict:
+    ev = params["evaluate"]
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    backbone = backbones.load(ev["backbone"], ev["input_size"], dev)
+    real = real_subset(images, ev["n_real"], "evaluate.n_real")
+    check_count(len(real), backbone.dim, "real")
+    stats = RunningStats(backbone.dim)
+    feats = np.empty((len(real), backbone.dim), np.float32)
+    start = 0
+    for batch in backbones.feature_batches(backbone, real, ev["batch_size"], dev, desc="reference features"):
+        stats.update(batch)
+        feats[start:start + len(batch)] = batch
+        start += len(batch)
+    mu, sigma = stats.result()
+    save_npy(out / "features.npy", feats)
+    save_npz(out / "stats.npz", mu=mu, sigma=sigma, n=np.array(stats.n))
+    return {"backbone": backbone.name, "input_size": backbone.input_size, "n_real": stats.n, "dim": backbone.dim}
+
+
+BUILDERS: dict[str, Callable[[dict, np.ndarray, np.ndarray, Path], dict]] = {"backbone": build_backbone}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.reference", description=__doc__.splitlines()[0])
+    config.add_params_argument(parser)
+    parser.add_argument("--name", required=True, choices=sorted(BUILDERS))
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--out", type=Path, required=True, help="e.g. results/reference/backbone")
+    args = parser.parse_args(argv)
+    params = config.load(args.params)
+    torch.set_num_threads(params["train"]["threads"])
+    meta = BUILDERS[args.name](params, load_npy(args.data / "images.npy"), load_npy(args.data / "labels.npy"), args.out)
+    meta = {"name": args.name, "dataset": params["dataset"]["name"], "subset_seed": SUBSET_SEED, **meta}
+    save_json(args.out / "reference.json", meta)
+    print(f"reference: {args.name} -> {args.out} {meta}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

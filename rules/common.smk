@@ -1,0 +1,35 @@
+# Shared names and helpers for the rules.
+from pipeline.methods import REGISTRY as METHOD_REGISTRY
+from pipeline.metrics import REGISTRY as METRIC_REGISTRY
+
+METHODS = config["study"]["methods"]
+SEEDS = config["train"]["seeds"]
+METRICS = config["evaluate"]["metrics"]
+STAGE = "python -m pipeline"
+
+# Extra inputs of instance-conditioned methods (TrainData fields -> files).
+NEEDS = {
+    "features": "results/features/features.npy",
+    "neighbours": "results/knn/neighbours.parquet",
+    "centres": "results/knn/centres.parquet",
+}
+
+
+wildcard_constraints:
+    method="|".join(METHOD_REGISTRY),
+    metric="|".join(METRIC_REGISTRY),
+    seed=r"\d+",
+
+
+def method_inputs(wildcards):
+    """The kNN-stage files a method needs, by option name."""
+    return {need: NEEDS[need] for need in METHOD_REGISTRY[wildcards.method].needs}
+
+
+def method_options(wildcards, input):
+    return " ".join(f"--{need} {input[need]}" for need in METHOD_REGISTRY[wildcards.method].needs)
+
+
+def train_settings(wildcards):
+    """The settings a run depends on: editing them reruns training and what follows."""
+    return {"train": config["train"], "method": config["methods"][wildcards.method]}

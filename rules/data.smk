@@ -1,0 +1,16 @@
+rule data:
+    output:
+        images="data/images.npy",
+        labels="data/labels.npy",
+        meta="data/meta.json",
+    params:
+        dataset=config["dataset"],
+    log:
+        "logs/data.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "{STAGE}.data --params params.yaml --out data > {log} 2>&1"

@@ -1,0 +1,61 @@
+def metric_reference(wildcards):
+    name = METRIC_REGISTRY[wildcards.metric].reference
+    return [f"results/reference/{name}"] if name else []
+
+
+rule reference:
+    input:
+        images="data/images.npy",
+        labels="data/labels.npy",
+    output:
+        directory("results/reference/{name}"),
+    params:
+        evaluate=config["evaluate"],
+    log:
+        "logs/reference/{name}.log",
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "{STAGE}.reference --params params.yaml --name {wildcards.name} --data data --out {output} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        metric_reference,
+        samples="results/{method}/seed{seed}/samples.npy",
+        meta="results/{method}/seed{seed}/samples.json",
+    output:
+        "results/{method}/seed{seed}/{metric}.json",
+    params:
+        evaluate=config["evaluate"],
+    log:
+        "logs/evaluate/{method}_seed{seed}_{metric}.log",
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "{STAGE}.evaluate --params params.yaml --metric {wildcards.metric}"
+        " --run results/{wildcards.method}/seed{wildcards.seed} --data data > {log} 2>&1"
+
+
+rule aggregate:
+    input:
+        expand("results/{{method}}/seed{seed}/{{metric}}.json", seed=SEEDS),
+    output:
+        "results/{method}/{metric}.json",
+    log:
+        "logs/aggregate/{method}_{metric}.log",
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "{STAGE}.aggregate {input} --out {output} > {log} 2>&1"

@@ -1,0 +1,25 @@
+rule sample:
+    input:
+        unpack(method_inputs),
+        checkpoint="results/{method}/seed{seed}/checkpoint.pt",
+        images="data/images.npy",
+    output:
+        samples="results/{method}/seed{seed}/samples.npy",
+        conditions="results/{method}/seed{seed}/conditions.npy",
+        meta="results/{method}/seed{seed}/samples.json",
+        grid="results/{method}/seed{seed}/samples.png",
+    params:
+        sample=config["sample"],
+        options=method_options,
+    log:
+        "logs/sample/{method}_seed{seed}.log",
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=1,
+    conda:
+        "../envs/pipeline-gpu.yaml"
+    shell:
+        "{STAGE}.sample --params params.yaml --method {wildcards.method}"
+        " --run results/{wildcards.method}/seed{wildcards.seed} --data data {params.options} > {log} 2>&1"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import shutil
 import urllib.error
 import urllib.request
@@ -40,7 +41,7 @@ def _stream(url: str, dest: Path, timeout: float) -> None:
                 while True:
                     try:
                         block = response.read(CHUNK)
-                    except (ConnectionError, OSError) as err:
+                    except (OSError, http.client.HTTPException) as err:
                         raise PipelineError(f"{url}: truncated download ({err})") from None
                     if not block:
                         break

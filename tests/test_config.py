@@ -1,0 +1,66 @@
+"""params.yaml validation: every mistake stops with one line naming the key and what is allowed."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from conftest import run_stage, write_params
+from pipeline import config
+from pipeline.errors import PipelineError
+
+
+def test_default_params_are_valid(default_params):
+    assert config.validate(copy.deepcopy(default_params))
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda p: p["train"].update(stepz=3), "train: unknown key 'stepz' (allowed: batch_size"),
+        (lambda p: p["train"].update(steps="many"), "train.steps: 'many' is not of type 'integer'"),
+        (lambda p: p["train"].update(steps=0), "train.steps: 0 is less than the minimum of 1"),
+        (lambda p: p["study"].update(methods=["gan", "vae"]), "study.methods.1: 'vae' is not allowed (allowed: gan"),
+        (lambda p: p["dataset"].update(name="cifar"), "dataset.name: 'cifar' is not allowed (allowed: fashion_mnist"),
+        (lambda p: p.update(extra={}), "(top level): unknown key 'extra'"),
+        (lambda p: p["evaluate"].update(backbone="clip"), "evaluate.backbone: 'clip' is not allowed"),
+    ],
+)
+def test_bad_params_name_the_key(default_params, edit, expected):
+    params = copy.deepcopy(default_params)
+    edit(params)
+    with pytest.raises(PipelineError) as err:
+        config.validate(params)
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_study_method_needs_settings(default_params):
+    params = copy.deepcopy(default_params)
+    del params["methods"]["gan"]
+    with pytest.raises(PipelineError, match="add a methods.gan section"):
+        config.validate(params)
+
+
+def test_stage_exits_nonzero_with_one_line(tmp_path, tiny_params):
+    tiny_params["train"]["batch_size"] = "64"
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    proc = run_stage("data", "--params", params, "--out", tmp_path / "data", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: {params}: train.batch_size: '64' is not of type 'integer'"
+    assert not (tmp_path / "data").exists()
+
+
+def test_snakefile_validates_at_parse_time(tmp_path, tiny_params):
+    import subprocess
+    import sys
+
+    from conftest import copy_repo
+
+    repo = copy_repo(tmp_path / "repo")
+    tiny_params["study"]["methods"] = ["nosuch"]
+    write_params(tiny_params, repo / "params.yaml")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=repo,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "error: params.yaml: study.methods.0: 'nosuch' is not allowed" in proc.stderr + proc.stdout

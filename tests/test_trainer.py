@@ -1,0 +1,85 @@
+"""The trainer: resume after SIGKILL gives the uninterrupted weights; NaN stops cleanly; safe loading."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from conftest import PYTHON, ROOT, run_stage, write_params
+from pipeline import checkpoint
+from pipeline.errors import PipelineError
+from pipeline.methods.gan import GAN
+from pipeline.train import run as train_run
+from pipeline.trainer import FINAL, PARTIAL
+
+
+def train_cmd(params, data, out):
+    return [PYTHON, "-m", "pipeline.train", "--params", str(params), "--method", "gan", "--seed", "0",
+            "--data", str(data), "--out", str(out)]
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_params, digits_data):
+    tiny_params["train"].update(steps=300, checkpoint_every=10)
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    run_stage("train", *train_cmd(params, digits_data, tmp_path / "straight")[3:])
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(train_cmd(params, digits_data, killed), cwd=ROOT, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (killed / PARTIAL).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not (killed / FINAL).exists(), "run ended before the kill"
+    interrupted_at = checkpoint.load(killed / PARTIAL)["step"]
+    assert 0 < interrupted_at < 300
+
+    resumed = run_stage("train", *train_cmd(params, digits_data, killed)[3:])
+    assert f"resumed gan from step {interrupted_at}" in resumed.stderr
+    a, b = checkpoint.load(tmp_path / "straight" / FINAL), checkpoint.load(killed / FINAL)
+    assert a["step"] == b["step"] == 300
+    for name, tensor in a["nets"].items():
+        assert torch.equal(tensor, b["nets"][name]), name
+    assert not (killed / PARTIAL).exists()
+    log = (killed / "train_log.csv").read_text().splitlines()
+    assert log[0].startswith("step,d_loss,g_loss") and len(log) == 1 + 300 // tiny_params["train"]["log_every"]
+
+
+def test_changed_settings_do_not_resume(tmp_path, tiny_params, digits_data):
+    out = tmp_path / "run"
+    tiny_params["train"].update(steps=4, checkpoint_every=2)
+    train_run(tiny_params, "gan", 0, digits_data, out, {})
+    checkpoint.save(out / PARTIAL, {**checkpoint.load(out / FINAL), "fingerprint": "other"})
+    tiny_params["train"]["steps"] = 6
+    trainer = train_run(tiny_params, "gan", 0, digits_data, out, {})
+    assert trainer.step == 6 and len(trainer.rows) == 3
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path, tiny_params, digits_data, monkeypatch):
+    original = GAN.d_loss
+
+    def poisoned(self, batch):
+        loss, logs = original(self, batch)
+        return loss * float("nan"), {"d_loss": float("nan")}
+
+    monkeypatch.setattr(GAN, "d_loss", poisoned)
+    with pytest.raises(PipelineError, match=r"gan: non-finite loss at step 0 \(d_loss=nan\)"):
+        train_run(tiny_params, "gan", 0, digits_data, tmp_path / "run", {})
+    assert not any((tmp_path / "run").glob("*.pt")) and not (tmp_path / "run" / "train_log.csv").exists()
+
+
+def test_checkpoint_loading_refuses_pickled_objects(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"format": checkpoint.FORMAT, "x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(PipelineError, match="unreadable checkpoint"):
+        checkpoint.load(tmp_path / "evil.pt")
+    (tmp_path / "trunc.pt").write_bytes(b"PK\x03\x04junk")
+    with pytest.raises(PipelineError, match="unreadable checkpoint"):
+        checkpoint.load(tmp_path / "trunc.pt")

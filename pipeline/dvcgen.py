@@ -3,7 +3,9 @@
 Each DVC stage runs the Snakemake rule of the same name on its own targets with
 ``--allowed-rules``, so both tools execute the same commands. Methods, seeds and metrics are
 baked into the matrices (instance-conditioned methods get their own stages, which depend on the
-kNN outputs), so every dependency is an exact path. Stage ``params:`` list exactly the keys the
+kNN outputs), so every dependency is an exact path. Metrics and plots are cached by DVC like
+every other output (results/ stays out of git), which is what ``dvc metrics diff`` and
+``dvc exp show`` read for other revisions and experiments. Stage ``params:`` list exactly the keys the
 rule reads. Run ``python -m pipeline.dvcgen`` after editing ``study.methods``, ``train.seeds`` or
 ``evaluate.metrics``; tests/test_dvc.py checks that the committed dvc.yaml is current.
 """
@@ -69,7 +71,7 @@ def stages(params: dict, cores: int = 2) -> dict:
             "deps": ["results/features/features.npy", "data/labels.npy", "pipeline/knn.py"],
             "params": ["knn"],
             "outs": KNN_OUTS[1:],
-            "metrics": [{"results/knn/knn.json": {"cache": False}}],
+            "metrics": ["results/knn/knn.json"],
         }
     for suffix, names in groups.items():
         if not names:
@@ -80,7 +82,7 @@ def stages(params: dict, cores: int = 2) -> dict:
             "cmd": _cmd("train", [f"{RUN_DIR}/checkpoint.pt"], cores),
             "deps": DATA + extra + _code("train.py", "trainer.py", "nets.py", "losses.py", "methods"),
             "params": ["train", "methods.${item.method}"],
-            "outs": [f"{RUN_DIR}/checkpoint.pt", {f"{RUN_DIR}/train_log.csv": {"cache": False}}],
+            "outs": [f"{RUN_DIR}/checkpoint.pt", f"{RUN_DIR}/train_log.csv"],
         }
         out[f"sample{suffix}"] = {
             "matrix": {"method": names, "seed": seeds},
@@ -96,14 +98,14 @@ def stages(params: dict, cores: int = 2) -> dict:
         "deps": [f"{RUN_DIR}/samples.npy", f"{RUN_DIR}/samples.json",
                  *[f"results/reference/{r}" for r in references], *_code("evaluate.py", "metrics")],
         "params": ["evaluate", "train.threads"],
-        "outs": [{f"{RUN_DIR}/${{item.metric}}.json": {"cache": False}}],
+        "outs": [f"{RUN_DIR}/${{item.metric}}.json"],
     }
     out["aggregate"] = {
         "matrix": {"method": methods, "metric": metrics},
         "cmd": _cmd("aggregate", ["results/${item.method}/${item.metric}.json"], cores),
         "deps": [f"results/${{item.method}}/seed{s}/${{item.metric}}.json" for s in seeds] + ["pipeline/aggregate.py"],
         "params": ["train.seeds"],
-        "metrics": [{"results/${item.method}/${item.metric}.json": {"cache": False}}],
+        "metrics": ["results/${item.method}/${item.metric}.json"],
     }
     return out
 

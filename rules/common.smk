@@ -5,7 +5,6 @@ from pipeline.metrics import REGISTRY as METRIC_REGISTRY
 METHODS = config["study"]["methods"]
 SEEDS = config["train"]["seeds"]
 METRICS = config["evaluate"]["metrics"]
-STAGE = "python -m pipeline"
 
 # Extra inputs of instance-conditioned methods (TrainData fields -> files).
 NEEDS = {
@@ -33,3 +32,9 @@ def method_options(wildcards, input):
 def train_settings(wildcards):
     """The settings a run depends on: editing them reruns training and what follows."""
     return {"train": config["train"], "method": config["methods"][wildcards.method]}
+
+
+def metric_reference(wildcards):
+    """The results/reference/ folder a metric reads, if any."""
+    name = METRIC_REGISTRY[wildcards.metric].reference
+    return [f"results/reference/{name}"] if name else []

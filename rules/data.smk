@@ -13,4 +13,4 @@ rule data:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "{STAGE}.data --params params.yaml --out data > {log} 2>&1"
+        "python -m pipeline.data --params params.yaml --out data > {log} 2>&1"

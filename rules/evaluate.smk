@@ -1,8 +1,3 @@
-def metric_reference(wildcards):
-    name = METRIC_REGISTRY[wildcards.metric].reference
-    return [f"results/reference/{name}"] if name else []
-
-
 rule reference:
     input:
         images="data/images.npy",
@@ -20,7 +15,7 @@ rule reference:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "{STAGE}.reference --params params.yaml --name {wildcards.name} --data data --out {output} > {log} 2>&1"
+        "python -m pipeline.reference --params params.yaml --name {wildcards.name} --data data --out {output} > {log} 2>&1"
 
 
 rule evaluate:
@@ -41,7 +36,7 @@ rule evaluate:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "{STAGE}.evaluate --params params.yaml --metric {wildcards.metric}"
+        "python -m pipeline.evaluate --params params.yaml --metric {wildcards.metric}"
         " --run results/{wildcards.method}/seed{wildcards.seed} --data data > {log} 2>&1"
 
 
@@ -58,4 +53,4 @@ rule aggregate:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "{STAGE}.aggregate {input} --out {output} > {log} 2>&1"
+        "python -m pipeline.aggregate {input} --out {output} > {log} 2>&1"

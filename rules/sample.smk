@@ -21,5 +21,5 @@ rule sample:
     conda:
         "../envs/pipeline-gpu.yaml"
     shell:
-        "{STAGE}.sample --params params.yaml --method {wildcards.method}"
+        "python -m pipeline.sample --params params.yaml --method {wildcards.method}"
         " --run results/{wildcards.method}/seed{wildcards.seed} --data data {params.options} > {log} 2>&1"

@@ -20,5 +20,5 @@ rule train:
     conda:
         "../envs/pipeline-gpu.yaml"
     shell:
-        "{STAGE}.train --params params.yaml --method {wildcards.method} --seed {wildcards.seed}"
+        "python -m pipeline.train --params params.yaml --method {wildcards.method} --seed {wildcards.seed}"
         " --data data --out results/{wildcards.method}/seed{wildcards.seed} {params.options} > {log} 2>&1"

@@ -1,0 +1,68 @@
+"""dvc.yaml agrees with params.yaml and the Snakefile: current, same rules, same paths; lint clean."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+
+from conftest import ROOT
+from pipeline import config, dvcgen
+
+
+def snakemake(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_dvc_yaml_is_generated_from_params():
+    assert (ROOT / "dvc.yaml").read_text() == dvcgen.render(config.load(ROOT / "params.yaml")), \
+        "dvc.yaml is stale: run python -m pipeline.dvcgen"
+
+
+def expand(stage: dict) -> list[dict]:
+    """The stage's matrix items with ${item.x} substituted in cmd and outs."""
+    import itertools
+
+    matrix = stage.get("matrix", {})
+    keys = list(matrix)
+    items = [dict(zip(keys, values)) for values in itertools.product(*matrix.values())] or [{}]
+    out = []
+    for item in items:
+        text = yaml.safe_dump({k: stage[k] for k in ("cmd", "outs", "metrics") if k in stage})
+        for k, v in item.items():
+            text = text.replace(f"${{item.{k}}}", str(v))
+        out.append(yaml.safe_load(text))
+    return out
+
+
+def planned_rules(targets: list[str]) -> dict[str, str]:
+    """Output path -> the Snakemake rule that makes it, from one dry run of every target."""
+    plan = snakemake("-n", "--forceall", "--cores", "1", "--", *targets)
+    assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-2000:]
+    made, rule = {}, None
+    for line in plan.stdout.splitlines():
+        words = line.strip().split()
+        if line.startswith(("rule ", "localrule ")):
+            rule = words[1].rstrip(":")
+        elif words[:1] == ["output:"] and rule:
+            made.update({path.rstrip(","): rule for path in words[1:]})
+    return made
+
+
+def test_every_stage_runs_its_rule_on_that_rules_outputs():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    expected = {}
+    for name, stage in stages.items():
+        for item in expand(stage):
+            cmd = item["cmd"].split()
+            rule = cmd[cmd.index("--allowed-rules") + 1]
+            paths = [p if isinstance(p, str) else next(iter(p)) for p in item.get("outs", []) + item.get("metrics", [])]
+            assert set(cmd[cmd.index("--") + 1:]) <= set(paths), f"{name}: targets are not the stage's outputs"
+            expected.update({path: rule for path in paths})
+    made = planned_rules(sorted(expected))
+    assert {p: made.get(p) for p in expected} == expected
+
+
+def test_snakemake_lint_is_clean():
+    proc = snakemake("--lint")
+    assert proc.returncode == 0, proc.stdout + proc.stderr

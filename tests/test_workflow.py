@@ -1,0 +1,68 @@
+"""End to end on digits with a tiny budget, in a temporary git repository: Snakemake, then DVC."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import copy_repo, write_params
+
+pytestmark = pytest.mark.workflow
+BIN = Path(sys.executable).parent
+
+
+def sh(repo: Path, *cmd: str) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, default_params):
+    from conftest import tiny
+
+    repo = copy_repo(tmp_path_factory.mktemp("workflow") / "repo")
+    write_params(tiny(default_params), repo / "params.yaml")
+    sh(repo, "python", "-m", "pipeline.dvcgen")
+    sh(repo, "git", "init", "-q")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "tiny study")
+    return repo
+
+
+def test_snakemake_builds_exactly_the_chain(repo):
+    plan = sh(repo, "snakemake", "--cores", "2", "-n", "--quiet", "rules", "results/gan/fid.json")
+    for rule in ("data", "reference", "train", "sample", "evaluate", "aggregate"):
+        assert rule in plan
+    assert "features" not in plan and "knn" not in plan
+    sh(repo, "snakemake", "--cores", "2", "results/gan/fid.json")
+    fid = json.loads((repo / "results/gan/fid.json").read_text())
+    assert fid["name"] == "FD_efficientnet_lite0" and fid["n_seeds"] == 1
+    assert fid["value"] > 0 and fid["n_real"] == fid["n_fake"] == 1300
+    for log in ("data.log", "train/gan_seed0.log", "sample/gan_seed0.log", "evaluate/gan_seed0_fid.log"):
+        assert (repo / "logs" / log).exists(), log
+    assert (repo / "results/gan/seed0/samples.png").stat().st_size > 0
+    assert "Nothing to be done" in sh(repo, "snakemake", "--cores", "2", "results/gan/fid.json")
+
+
+def test_dvc_repro_then_experiment(repo):
+    out = sh(repo, "dvc", "repro")
+    assert "Running stage 'train@gan-0'" in out
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "repro")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline")
+
+    out = sh(repo, "dvc", "exp", "run", "-S", "train.steps=9")
+    assert "Stage 'data' didn't change, skipping" in out
+    assert "Stage 'reference@backbone' didn't change, skipping" in out
+    for stage in ("train@gan-0", "sample@gan-0", "evaluate@gan-0-fid", "aggregate@gan-fid"):
+        assert f"Running stage '{stage}'" in out
+
+    diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json"))
+    change = diff["results/gan/fid.json"]["value"]
+    assert change["old"] != change["new"] and change["diff"] == pytest.approx(change["new"] - change["old"])

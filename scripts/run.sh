@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up, then run the default study (params.yaml) on the embedded default dataset and print a summary.
+# Extra arguments go to Snakemake (e.g. a target such as results/gan/fid.json, or --dry-run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+snakemake --cores "$(nproc)" "$@"
+python -m pipeline.report --summary

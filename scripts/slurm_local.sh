@@ -42,11 +42,11 @@ install_packages() {
   fi
 }
 
-alive() {  # alive NAME: the PID in $RUN/NAME.pid is a running process
+alive() {  # alive NAME: the PID in $RUN/NAME.pid is a running NAME (not a recycled PID)
   local f=$RUN/$1.pid pid
   [ -s "$f" ] || return 1
   pid=$(cat "$f")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ]
 }
 
 write_conf() {  # prints the config this machine should have
@@ -75,9 +75,9 @@ SlurmctldLogFile=$LOGDIR/slurmctld.log
 SlurmdLogFile=$LOGDIR/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
-# No cgroups needed: plain process tracking, no task binding.
+# No cgroups needed: plain process tracking; tasks are bound to their allocated CPUs.
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+TaskPlugin=task/affinity
 MpiDefault=none
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
@@ -135,6 +135,16 @@ stop_daemons() {  # stop_daemons NAME...: SIGTERM the PIDs in our PID files toge
 
 cmd_stop() {
   need_root
+  # Jobs left in the cluster would outlive slurmd (their slurmstepd keeps running): cancel them first.
+  if alive slurmctld && alive slurmd; then
+    local jobs i
+    jobs=$(squeue -h -t PENDING,RUNNING,SUSPENDED -o %i 2>/dev/null || true)
+    if [ -n "$jobs" ]; then
+      log "cancelling jobs: $(echo $jobs)"
+      scancel $jobs 2>/dev/null || true
+      for i in $(seq 1 150); do [ -z "$(squeue -h -t RUNNING,COMPLETING -o %i 2>/dev/null)" ] && break; sleep 0.1; done
+    fi
+  fi
   stop_daemons slurmd slurmctld munged
 }
 

@@ -22,9 +22,12 @@ except PipelineError as err:
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/features.smk"
+include: "rules/knn.smk"
 include: "rules/train.smk"
 include: "rules/sample.smk"
 include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 localrules:
@@ -35,4 +38,4 @@ localrules:
 
 rule all:
     input:
-        expand("results/{method}/{metric}.json", method=METHODS, metric=METRICS),
+        rules.report.output,

@@ -2,8 +2,9 @@
 
 ``--name backbone``: features of ``evaluate.n_real`` training images (a fixed random subset,
 seed 0) in the evaluation backbone, and their mean and covariance (stats.npz: mu, sigma, n),
-used by fid and prdc. Other names are registered by the metrics that need them. Every folder gets
-a reference.json recording what it was computed from.
+used by fid and prdc. ``--name ndb``: the NDB bins (pipeline.metrics.ndb); ``--name classifier``:
+the real-data classifier of the classes metric (pipeline.metrics.classes). Every folder gets a
+reference.json recording what it was computed from.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 from pipeline import backbones, config
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import load_npy, save_json, save_npy, save_npz
+from pipeline.metrics import classes, ndb
 from pipeline.metrics.fid import RunningStats, check_count
 
 SUBSET_SEED = 0
@@ -49,7 +51,8 @@ def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Pa
     return {"backbone": backbone.name, "input_size": backbone.input_size, "n_real": stats.n, "dim": backbone.dim}
 
 
-BUILDERS: dict[str, Callable[[dict, np.ndarray, np.ndarray, Path], dict]] = {"backbone": build_backbone}
+BUILDERS: dict[str, Callable[[dict, np.ndarray, np.ndarray, Path], dict]] = {
+    "backbone": build_backbone, "ndb": ndb.build_reference, "classifier": classes.build_reference}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -43,7 +43,7 @@ def _simclr(s: Setup) -> Extractor:
     torch.manual_seed(s.cfg["seed"])  # the trained encoder starts from exactly these weights
     encoder, log = simclr.train(s.images, cfg, s.device)
     simclr.save_encoder(encoder, s.out / "encoder.pt")
-    return Extractor(encoder, {"training": log, **cfg}, {"random_weights": untrained})
+    return Extractor(encoder, {"simclr": cfg, "training": log}, {"random_weights": untrained})
 
 
 def _efficientnet_lite0(s: Setup) -> Extractor:

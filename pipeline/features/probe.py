@@ -16,6 +16,10 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline.errors import PipelineError
 
+# lbfgs iterations of the linear probe. Converging fully costs minutes on 1,024-d pixels and
+# overfits them (Fashion-MNIST, 10k images: 0.82 held-out accuracy at 100 iterations, 0.81 at 1,000).
+MAX_ITER = 100
+
 
 def split(n: int, n_train: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint random index sets; when n is smaller than asked for, both shrink in proportion."""
@@ -43,8 +47,8 @@ def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
 
 
 def linear_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> float:
-    """Multinomial logistic regression on standardised features (lbfgs, at most 1,000 iterations)."""
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    """Multinomial logistic regression (C = 1) on standardised features, lbfgs stopped at MAX_ITER."""
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=MAX_ITER))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(train_x, train_y)

@@ -9,7 +9,6 @@ same scores of the baselines (SimCLR's encoder with its initial random weights; 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -35,18 +34,18 @@ def embed(net: Net, images: np.ndarray, batch_size: int, device: torch.device, d
     return (feats / norms).astype(np.float32)
 
 
-def run(params: dict, data_dir: Path, out: Path, threads: int) -> tuple[np.ndarray, dict]:
+def run(params: dict, data_dir: Path, out: Path) -> tuple[np.ndarray, dict]:
+    """Write the stage's outputs in ``out``; return the features and the probe report."""
     cfg = params["features"]
     images, labels = load_npy(data_dir / "images.npy"), load_npy(data_dir / "labels.npy")
     if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
         raise PipelineError(f"{data_dir}: images.npy must be uint8 N,H,W,C with one label each in labels.npy")
-    dev = context.device(threads)
+    dev = context.device(params["train"]["threads"])
     name, bs = cfg["extractor"], cfg["batch_size"]
     start = time.perf_counter()
     extractor = REGISTRY[name](Setup(images, cfg, dev, out))
     feats = embed(extractor.net, images, bs, dev, name)
-    if cfg["hflip"]:
-        save_npy(out / "features_flip.npy", embed(lambda x: extractor.net(x.flip(-1)), images, bs, dev, f"{name} flipped"))
+    flipped = embed(lambda x: extractor.net(x.flip(-1)), images, bs, dev, f"{name} flipped") if cfg["hflip"] else None
     seconds = time.perf_counter() - start
 
     pc = cfg["probe"]
@@ -60,6 +59,10 @@ def run(params: dict, data_dir: Path, out: Path, threads: int) -> tuple[np.ndarr
     for base, net in baselines.items():
         sub = embed(net, images[subset], bs, dev, base)
         report["baselines"][base] = probe.scores(sub, labels[subset], at[:len(train)], at[len(train):], pc["k"])
+    save_npy(out / "features.npy", feats)
+    if flipped is not None:
+        save_npy(out / "features_flip.npy", flipped)
+    save_json(out / "probe.json", report)
     return feats, report
 
 
@@ -68,12 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     config.add_params_argument(parser)
     parser.add_argument("--data", type=Path, default=Path("data"), help="data stage folder (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("results/features"), help="output folder (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all, %(default)s)")
     args = parser.parse_args(argv)
     params = config.load(args.params)
-    feats, report = run(params, args.data, args.out, args.threads)
-    save_npy(args.out / "features.npy", feats)
-    save_json(args.out / "probe.json", report)
+    feats, report = run(params, args.data, args.out)
     lines = [f"{k}: linear {v['linear_probe_accuracy']:.4f}, kNN {v['knn_accuracy']:.4f}" for k, v in report["baselines"].items()]
     print(f"features: {report['extractor']} {feats.shape} in {report['seconds']} s; linear probe "
           f"{report['linear_probe_accuracy']:.4f}, kNN {report['knn_accuracy']:.4f} (baselines: {'; '.join(lines) or 'none'})")

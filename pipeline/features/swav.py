@@ -51,10 +51,10 @@ def resnet50(state: dict[str, torch.Tensor]) -> nn.Module:
     """torchvision's ResNet-50 with ``fc`` removed, loaded from a SwAV release state dict."""
     from torchvision.models import resnet50 as tv_resnet50
 
-    net = tv_resnet50(weights=None)
-    net.fc = nn.Identity()
     if not all(k.startswith("module.") for k in state):
         raise PipelineError("swav: checkpoint keys lack the 'module.' prefix of the SwAV release")
+    net = tv_resnet50(weights=None)
+    net.fc = nn.Identity()
     trunk = {k.removeprefix("module."): v for k, v in state.items()}
     trunk = {k: v for k, v in trunk.items() if not k.startswith(DROPPED)}
     try:

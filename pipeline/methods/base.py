@@ -47,7 +47,9 @@ class Method(ABC):
     def __init__(self, hp: dict[str, Any], data: TrainData, z_dim: int, width: int, device: torch.device):
         self.hp, self.data, self.z_dim, self.width, self.device = hp, data, z_dim, width, device
         self.resolution, _, self.channels = data.shape
-        self.nets = nn.ModuleDict(self.build()).to(device)
+        # channels_last: faster convolutions on CPU (about 15% per step, measured) and CUDA; real
+        # batches are already in that layout (to_float permutes N,H,W,C)
+        self.nets = nn.ModuleDict(self.build()).to(device, memory_format=torch.channels_last)
 
     # --- what a method defines -------------------------------------------------------------
     @abstractmethod

@@ -35,7 +35,8 @@ from pipeline.methods.base import Method
 from pipeline.nets import Discriminator, Generator, linear
 
 
-def gaussian_dis(mu1: torch.Tensor, sigma1: torch.Tensor, mu2, sigma2) -> torch.Tensor:
+def gaussian_dis(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor | float,
+                 sigma2: torch.Tensor | float) -> torch.Tensor:
     """1/2 [(mu1 - mu2)^2 + (sigma1 - sigma2)^2], mean over all elements."""
     return (0.5 * ((mu1 - mu2) ** 2 + (sigma1 - sigma2) ** 2)).mean()
 

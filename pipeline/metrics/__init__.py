@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from pipeline.metrics import fid
+from pipeline.metrics import classes, fid, lpips, ndb, prdc
 
-REGISTRY: dict[str, ModuleType] = {"fid": fid}
+REGISTRY: dict[str, ModuleType] = {"fid": fid, "lpips": lpips, "ndb": ndb, "prdc": prdc, "classes": classes}

@@ -1,0 +1,183 @@
+"""Evaluation speed and memory, printed in one run (``python -m benchmarks.eval_speed --help``).
+
+(a) FID of N generated images: this pipeline (reference statistics cached by the reference stage,
+    images read from one array, streaming statistics) against pytorch-fid's own file-based path
+    (``compute_statistics_of_path`` on two PNG folders, both sets from scratch, as its command line
+    does), with the same efficientnet_lite0 backbone passed to both; times, ratio, agreement.
+(b) NDB on N samples: bins fitted with faiss K-means against scikit-learn KMeans as the reference
+    code uses it (n_init 10, 100 iterations), and with one start (faiss' amount of work); times,
+    ratios and the NDB values each gives.
+(c) Peak memory of evaluating the FID of M samples with streaming statistics: the process's peak
+    resident set (Linux VmHWM, reset through /proc/self/clear_refs just before) and tracemalloc's
+    peak of numpy/Python allocations.
+
+Real images: the reference stage's fixed subset of data/images.npy. "Generated" images: a random
+N training images with Gaussian pixel noise (std 24), so that the distances are not zero. Run it
+from the repository root.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import re
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image
+from pytorch_fid import fid_score
+from sklearn.cluster import KMeans
+from tqdm import tqdm
+
+from pipeline import backbones, config
+from pipeline.evaluate import EvalContext
+from pipeline.io import load_npy, save_json
+from pipeline.metrics import fid, ndb
+from pipeline.reference import build_backbone, real_subset
+
+
+class PytorchFidModel(nn.Module):
+    """A backbone in pytorch-fid's model contract: [0, 1] RGB batch in, [features (B, D, 1, 1)] out."""
+
+    def __init__(self, backbone: backbones.Backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.backbone(x * 2 - 1)[:, :, None, None]]
+
+
+def peak_rss_mb(reset: bool = False) -> float:
+    """Peak resident set of this process (VmHWM); ``reset`` first lowers it to the current RSS."""
+    if reset:
+        Path("/proc/self/clear_refs").write_text("5")
+    return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+
+
+def disturbed(images: np.ndarray, seed: int = 1) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0, 24, images.shape)
+    return np.clip(images + noise, 0, 255).round().astype(np.uint8)
+
+
+def write_pngs(images: np.ndarray, folder: Path) -> None:
+    folder.mkdir(parents=True)
+    for i, img in enumerate(tqdm(images, desc=f"png {folder.name}", disable=None, leave=False)):
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(folder / f"{i:06d}.png")
+
+
+def context(params: dict, samples: np.ndarray, reference_root: Path) -> EvalContext:
+    return EvalContext(params, samples, np.full(len(samples), -1), reference_root, 0, torch.device("cpu"))
+
+
+def memory(params: dict, images: np.ndarray, ref_root: Path) -> None:
+    ctx = context(params, images, ref_root)
+    ctx.backbone()  # load the network before measuring
+    before = peak_rss_mb(reset=True)
+    tracemalloc.start()
+    t = time.perf_counter()
+    result = fid.compute(ctx)
+    elapsed = time.perf_counter() - t
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    dim = ctx.backbone().dim
+    after = peak_rss_mb()
+    print(f"(c) memory: FID of {len(images)} samples ({images.nbytes / 2**20:.0f} MB of uint8 samples) in "
+          f"{elapsed:.1f} s: peak RSS {before:.0f} MB at the start -> {after:.0f} MB (+{after - before:.0f} MB); "
+          f"tracemalloc peak {peak / 2**20:.1f} MB; holding all features instead would take "
+          f"{len(images) * dim * 8 / 2**20:.0f} MB (float64); {result['name']} {result['value']:.4f}")
+
+
+def fid_speed(params: dict, images: np.ndarray, fake: np.ndarray, ref_root: Path, work: Path, workers: int) -> None:
+    params = copy.deepcopy(params)
+    ev = params["evaluate"]
+    ev["n_real"] = len(fake)
+    t = time.perf_counter()
+    meta = build_backbone(params, images, np.zeros(len(images), np.int64), ref_root / "backbone")
+    save_json(ref_root / "backbone" / "reference.json", meta)
+    cache_s = time.perf_counter() - t
+    real = real_subset(images, len(fake), "--n")
+    ctx = context(params, fake, ref_root)
+    ctx.backbone()  # pytorch-fid is given a loaded network too
+    t = time.perf_counter()
+    ours = fid.compute(ctx)["value"]
+    ours_s = time.perf_counter() - t
+
+    write_pngs(real, work / "real")
+    write_pngs(fake, work / "fake")
+    model = PytorchFidModel(ctx.backbone())
+    dim = ctx.backbone().dim
+    t = time.perf_counter()
+    stats = [fid_score.compute_statistics_of_path(str(work / name), model, ev["batch_size"], dim, "cpu", workers)
+             for name in ("real", "fake")]
+    theirs = fid_score.calculate_frechet_distance(*stats[0], *stats[1])
+    theirs_s = time.perf_counter() - t
+    rel = abs(ours - theirs) / abs(theirs)
+    print(f"(a) FID of {len(fake)} generated images, backbone {ctx.backbone().name} at {ev['input_size']}px, "
+          f"batch {ev['batch_size']}:")
+    print(f"    pipeline (cached reference stats, one array): {ours_s:.1f} s   [one-off reference stats of "
+          f"{len(real)} real images: {cache_s:.1f} s]")
+    print(f"    pytorch-fid compute_statistics_of_path on PNG folders, both sets, {workers} workers: {theirs_s:.1f} s")
+    print(f"    ratio pytorch-fid / pipeline: {theirs_s / ours_s:.2f}x (per image: {1000 * ours_s / len(fake):.1f} vs "
+          f"{1000 * theirs_s / (2 * len(fake)):.1f} ms);  FID {ours:.6f} vs {theirs:.6f}, relative difference "
+          f"{rel:.2e} ({'agree' if rel < 1e-3 else 'DISAGREE'} to 1e-3)")
+
+
+def ndb_speed(params: dict, train: np.ndarray, fake: np.ndarray) -> None:
+    ev = params["evaluate"]
+    k, alpha = ev["ndb_bins"], ev["ndb_alpha"]
+    x, y = ndb.flatten(train), ndb.flatten(fake)
+
+    def sklearn_kmeans(n_init: int):
+        def cluster(data: np.ndarray, n: int, seed: int) -> np.ndarray:
+            return KMeans(n_clusters=n, max_iter=ndb.ITERATIONS, n_init=n_init, random_state=seed).fit(data).labels_
+        return cluster
+
+    print(f"(b) NDB, K={k}: bins fitted on {len(x)} training images ({x.shape[1]} pixels, "
+          f"{len(ndb.used_dims(x.shape[1], ndb.SEED))} used), {len(y)} generated samples scored:")
+    timings = {}
+    for label, cluster in (("faiss K-means (pipeline)", ndb.faiss_kmeans),
+                           ("sklearn KMeans n_init=10 (reference)", sklearn_kmeans(10)),
+                           ("sklearn KMeans n_init=1", sklearn_kmeans(1))):
+        t = time.perf_counter()
+        bins = ndb.fit(x, k, ev["ndb_whiten"], cluster=cluster)
+        fit_s = time.perf_counter() - t
+        t = time.perf_counter()
+        got = ndb.score(bins, y, alpha)
+        timings[label] = fit_s
+        print(f"    {label:38s} fit {fit_s:6.2f} s, score {time.perf_counter() - t:.2f} s: NDB {got['value']} "
+              f"(NDB/K {got['ndb_k']:.2f}), JSD {got['jsd']:.4f}")
+    base = timings["faiss K-means (pipeline)"]
+    print("    fit time ratio vs faiss: " + ", ".join(f"{label.split(' (')[0]} {s / base:.1f}x"
+                                                     for label, s in list(timings.items())[1:]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    config.add_params_argument(parser)
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--n", type=int, default=10_000, help="generated images in (a) and (b)")
+    parser.add_argument("--n-memory", type=int, default=50_000, help="samples in (c)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: train.threads)")
+    args = parser.parse_args()
+    params = config.load(args.params)
+    threads = args.threads or params["train"]["threads"]
+    torch.set_num_threads(threads)
+    workers = min(len(os.sched_getaffinity(0)), 8)  # pytorch-fid's command-line default
+    images = load_npy(args.data / "images.npy")
+    fake = disturbed(images[np.random.default_rng(1).permutation(len(images))[:args.n]])
+    print(f"eval_speed: {params['dataset']['name']} {images.shape[1:]}, {threads} torch thread(s), "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        fid_speed(params, images, fake, work / "reference", work, workers)
+        ndb_speed(params, real_subset(images, args.n, "--n"), fake)
+        memory(params, images[:args.n_memory], work / "reference")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Training speed: images per second of each method through the trainer and through a bare PyTorch
+loop over the same networks, losses and optimisers; their ratio is the trainer's overhead.
+
+    .venv/bin/python benchmarks/train_speed.py [--methods gan msgan] [--steps 30] [--width 16]
+
+Train settings (batch size, width, z_dim, n_dis, EMA, checkpoint and log intervals, threads) come from
+params.yaml unless overridden; images from data/ (the data stage). icgan's features, neighbours and
+centres are random stand-ins of the shapes the features and knn stages write by default (64-d
+features, k = 5, 1000 centres): a step's cost does not depend on their values. Each method is timed
+after two warm-up steps, bare loop first, then the trainer (which also writes its log and final
+checkpoint), each on a freshly built method with the same seed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline import config, context  # noqa: E402
+from pipeline.methods import REGISTRY, Method, TrainData  # noqa: E402
+from pipeline.trainer import Trainer  # noqa: E402
+
+FEATURE_DIM, K, CENTRES = 64, 5, 1000
+
+
+def with_instance_inputs(data: TrainData) -> TrainData:
+    n, dev, g = len(data.images), data.images.device, torch.Generator().manual_seed(0)
+    data.features = F.normalize(torch.randn(n, FEATURE_DIM, generator=g), dim=1).to(dev)
+    data.neighbours = torch.randint(n, (n, K), generator=g).to(dev)
+    data.centres = torch.randperm(n, generator=g)[:CENTRES].to(dev)
+    return data
+
+
+def bare_loop(m: Method, steps: int, batch_size: int, n_dis: int) -> None:
+    """The same D and G steps as the trainer, with nothing else: no checks, logs, EMA or checkpoints."""
+    opts = m.optimisers()
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if m.device.type == "cuda" else nullcontext()
+    for _ in range(steps):
+        for _ in range(n_dis):
+            with amp:
+                loss, _ = m.d_loss(m.draw(batch_size))
+            opts["d"].zero_grad(set_to_none=True)
+            loss.backward()
+            opts["d"].step()
+        for name in m.d_nets:
+            m.nets[name].requires_grad_(False)
+        with amp:
+            loss, _ = m.g_loss(m.draw(batch_size))
+        opts["g"].zero_grad(set_to_none=True)
+        loss.backward()
+        opts["g"].step()
+        for name in m.d_nets:
+            m.nets[name].requires_grad_(True)
+
+
+def timed(fn, dev: torch.device) -> float:
+    t0 = time.perf_counter()
+    fn()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    config.add_params_argument(parser)
+    parser.add_argument("--data", type=Path, default=Path("data"), help="data stage folder (default: %(default)s)")
+    parser.add_argument("--methods", nargs="+", choices=sorted(REGISTRY), default=list(REGISTRY))
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per loop (default: %(default)s)")
+    parser.add_argument("--width", type=int, help="override train.width")
+    parser.add_argument("--batch-size", type=int, help="override train.batch_size")
+    args = parser.parse_args()
+    params = config.load(args.params)
+    train = {**params["train"], **{k: v for k, v in (("width", args.width), ("batch_size", args.batch_size)) if v}}
+    dev = context.device(train["threads"])
+    data = with_instance_inputs(context.load_data(args.data, {}, (), dev))
+    bs, n_dis = train["batch_size"], train["n_dis"]
+    threads = torch.get_num_threads() if dev.type == "cpu" else "-"
+    print(f"device {dev} (threads {threads}), torch {torch.__version__}; batch {bs}, width {train['width']}, "
+          f"n_dis {n_dis}, {args.steps} steps; images {tuple(data.images.shape)}")
+    print(f"{'method':<10} {'trainer img/s':>14} {'bare img/s':>11} {'trainer/bare':>13}")
+
+    def build(name: str) -> Method:
+        torch.manual_seed(0)
+        return context.build(name, params["methods"][name], train, data, dev)
+
+    for name in args.methods:
+        bare_loop(build(name), 2, bs, n_dis)  # warm-up: kernel selection, allocator
+        m = build(name)
+        bare = timed(lambda: bare_loop(m, args.steps, bs, n_dis), dev)
+        with tempfile.TemporaryDirectory() as tmp:
+            t = Trainer(build(name), Path(tmp), steps=args.steps, batch_size=bs, n_dis=n_dis, ema=train["ema"],
+                        checkpoint_every=train["checkpoint_every"], log_every=train["log_every"],
+                        fingerprint="benchmark", meta={})
+            full = timed(t.fit, dev)
+        imgs = args.steps * bs
+        print(f"{name:<10} {imgs / full:>14.0f} {imgs / bare:>11.0f} {bare / full:>13.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""report stage: all metrics in one table, one comparison table per paper, a plot and a summary.
+
+Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x ``evaluate.metrics``
+and writes, under ``--results``:
+
+- metrics.parquet and metrics.csv: one row per method and seed. Column ``<metric>`` is the metric's
+  value, ``<metric>.<field>`` its other measurements and its protocol (name, backbone or net,
+  input size, sample counts).
+- comparisons/<paper>.md and .csv for every paper under ``comparisons:``: mean +- std over seeds
+  (sample std) of the columns the paper's claims name, and per claim whether this run supports it.
+  With two or more seeds per method the verdict uses the Welch 95% interval of the difference of
+  means (supported / contradicted when the interval excludes 0 on the claimed / other side,
+  inconclusive otherwise); with one seed only the direction is reported, as no interval exists.
+  The paper's own numbers are quoted, labelled as the paper's, only for columns whose dataset and
+  feature space (backbone or net, where the metric has one) match this run.
+- plots/metrics.png: a bar chart per measured column (error bars: std over seeds).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from scipy import stats
+
+from pipeline import config
+from pipeline.errors import PipelineError, run_cli
+from pipeline.io import atomic_path, load_json
+
+NOT_COLUMNS = {"metric", "method", "dataset", "value", "std", "n_seeds", "mean", "stdev", "per_seed"}
+
+
+def load_results(params: dict, results: Path) -> dict[tuple[str, str], dict]:
+    out = {}
+    for method in params["study"]["methods"]:
+        for metric in params["evaluate"]["metrics"]:
+            path = results / method / f"{metric}.json"
+            if not path.exists():
+                raise PipelineError(f"report: missing {path}; run `snakemake {path}`")
+            out[method, metric] = load_json(path)
+    return out
+
+
+def column(metric: str, field: str) -> str:
+    return metric if field == "value" else f"{metric}.{field}"
+
+
+def metrics_table(results: dict[tuple[str, str], dict]) -> tuple[pd.DataFrame, list[str]]:
+    """One row per method and seed; and the measured (not protocol) columns."""
+    rows: dict[tuple[str, int], dict] = {}
+    measured: list[str] = []
+    for (method, metric), r in results.items():
+        for seed, values in r["per_seed"].items():
+            row = rows.setdefault((method, int(seed)), {"method": method, "seed": int(seed), "dataset": r["dataset"]})
+            for field, v in values.items():
+                row[column(metric, field)] = v
+                if column(metric, field) not in measured:
+                    measured.append(column(metric, field))
+            row.update({f"{metric}.{k}": v for k, v in r.items() if k not in NOT_COLUMNS})
+    return pd.DataFrame(list(rows.values())), measured
+
+
+def verdict(a: np.ndarray, b: np.ndarray, direction: str) -> dict:
+    """Does ``a`` (the method's per-seed values) beat ``b`` (the baseline's) in ``direction``?"""
+    sign = -1.0 if direction == "lower" else 1.0
+    diff = float(a.mean() - b.mean())
+    seeds = f"{len(a)} seed{'s' * (len(a) > 1)}" + (f" vs {len(b)}" if len(a) != len(b) else "")
+    if len(a) < 2 or len(b) < 2:
+        side = "agrees" if sign * diff > 0 else "disagrees" if sign * diff < 0 else "shows no difference"
+        return {"difference": diff, "ci_low": None, "ci_high": None,
+                "verdict": f"direction {side}; {seeds}: no interval exists"}
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    half = 0.0
+    if va + vb > 0:
+        dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+        half = float(stats.t.ppf(0.975, dof) * math.sqrt(va + vb))
+    low, high = diff - half, diff + half
+    if sign * low > 0 and sign * high > 0:
+        text = "supported"
+    elif sign * low < 0 and sign * high < 0:
+        text = "contradicted"
+    else:
+        text = "inconclusive: the interval includes 0"
+    return {"difference": diff, "ci_low": low, "ci_high": high, "verdict": f"{text} (Welch 95% interval, {seeds})"}
+
+
+def feature_space(df: pd.DataFrame, col: str) -> str | None:
+    metric = col.split(".")[0]
+    for key in (f"{metric}.backbone", f"{metric}.net"):
+        if key in df:
+            return str(df[key].iloc[0])
+    return None
+
+
+def paper_numbers(paper: dict | None, df: pd.DataFrame, columns: list[str]) -> dict[str, dict[str, float]]:
+    """The paper's numbers per column and method, for columns whose dataset and feature space match."""
+    if paper is None or paper["dataset"] != df["dataset"].iloc[0]:
+        return {}
+    keep = [c for c in columns if c in df and feature_space(df, c) in (None, paper["backbone"])]
+    return {c: {m: v[c] for m, v in paper["numbers"].items() if c in v} for c in keep}
+
+
+def fmt(x: float | None) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
+
+
+def mean_std(values: np.ndarray) -> str:
+    if len(values) == 0:
+        return "not run"
+    if len(values) == 1:
+        return f"{fmt(values[0])} (1 seed)"
+    return f"{fmt(values.mean())} ± {fmt(values.std(ddof=1))}"
+
+
+def comparison(name: str, spec: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The claims table (csv) and the markdown page of one paper."""
+    columns = list(dict.fromkeys(c["metric"] for c in spec["claims"]))
+
+    def values(method: str, col: str) -> np.ndarray:
+        if col not in df:
+            return np.array([])
+        return df.loc[df["method"] == method, col].dropna().to_numpy(float)
+
+    paper = spec["paper"]
+    quoted = paper_numbers(paper, df, columns)
+    label = "paper's" + ("" if paper is None or paper["verified"] else ", unverified")
+    claims = []
+    for claim in spec["claims"]:
+        col, a, b = claim["metric"], values(spec["method"], claim["metric"]), values(spec["baseline"], claim["metric"])
+        row = {"paper": name, "method": spec["method"], "baseline": spec["baseline"], "metric": col,
+               "direction": claim["direction"], "method_mean": a.mean() if len(a) else None,
+               "method_std": a.std(ddof=1) if len(a) > 1 else None, "baseline_mean": b.mean() if len(b) else None,
+               "baseline_std": b.std(ddof=1) if len(b) > 1 else None, "n_seeds_method": len(a),
+               "n_seeds_baseline": len(b)}
+        if col not in df:
+            row.update(verdict=f"not measured: add {col.split('.')[0]} to evaluate.metrics")
+        elif not len(a) or not len(b):
+            missing = spec["method"] if not len(a) else spec["baseline"]
+            row.update(verdict=f"not run: add {missing} to study.methods")
+        else:
+            row.update(verdict(a, b, claim["direction"]))
+        row.update(paper_method=quoted.get(col, {}).get(spec["method"]),
+                   paper_baseline=quoted.get(col, {}).get(spec["baseline"]), paper_label=label if col in quoted else None)
+        claims.append(row)
+    table = pd.DataFrame(claims)
+
+    def header(col: str) -> str:
+        name_col = f"{col}.name"
+        return f"{col} ({df[name_col].iloc[0]})" if col in df and "." not in col and name_col in df else col
+
+    shown = [c for c in columns if quoted.get(c)]
+    lines = [f"# {name}: {spec['title']}", "",
+             f"Claim: {spec['method']} gives " + ", ".join(f"{c['direction']} {c['metric']}" for c in spec["claims"])
+             + f" than {spec['baseline']}.", "",
+             f"This run: dataset {df['dataset'].iloc[0]}; mean ± sample std over seeds.", "",
+             "| method | " + " | ".join([header(c) for c in columns] + [f"{c} ({label})" for c in shown]) + " |",
+             "| --- |" + " --- |" * (len(columns) + len(shown))]
+    for method in spec["methods"]:
+        role = " (baseline)" if method == spec["baseline"] else " (claimed better)" if method == spec["method"] else ""
+        cells = [mean_std(values(method, c)) for c in columns] + [fmt(quoted[c].get(method)) for c in shown]
+        lines.append(f"| {method}{role} | " + " | ".join(cells) + " |")
+    lines += ["", "| claim | difference | 95% interval | verdict |", "| --- | --- | --- | --- |"]
+    for r in claims:
+        interval = f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]" if r.get("ci_low") is not None else "none"
+        lines.append(f"| {r['metric']} {r['direction']} | {fmt(r.get('difference'))} | {interval} | {r['verdict']} |")
+    lines += ["", paper_note(paper, shown, df, columns), ""]
+    return table, "\n".join(lines)
+
+
+def paper_note(paper: dict | None, shown: list[str], df: pd.DataFrame, columns: list[str]) -> str:
+    if paper is None:
+        return "The paper's own numbers are not available here."
+    where = (f"{'' if paper['verified'] else 'unverified transcription; '}{paper['dataset']}, {paper['backbone']}"
+             + (f"; {paper['note']}" if paper.get("note") else ""))
+    if shown:
+        return f"The paper's own numbers ({where}) are in the columns marked paper's."
+    spaces = ", ".join(sorted({s for c in columns if c in df and (s := feature_space(df, c))}))
+    return (f"The paper's own numbers ({where}) are not shown: this run is {df['dataset'].iloc[0]}"
+            + (f" with {spaces}" if spaces else "") + ".")
+
+
+def plot(df: pd.DataFrame, measured: list[str], target: Path) -> None:
+    cols = [c for c in measured if df[c].notna().any()]
+    ncol = min(4, len(cols))
+    nrow = math.ceil(len(cols) / ncol)
+    fig = Figure(figsize=(3.2 * ncol, 2.6 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    grouped = df.groupby("method", sort=False)
+    for ax, c in zip(axes.flat, cols):
+        mean, std = grouped[c].mean(), grouped[c].std(ddof=1)
+        ax.bar(mean.index, mean.to_numpy(), yerr=std.fillna(0).to_numpy(), capsize=3, color="tab:blue")
+        ax.set_title(c, fontsize=9)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    for ax in list(axes.flat)[len(cols):]:
+        ax.axis("off")
+    fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+
+
+def report(params: dict, results: Path) -> list[str]:
+    """Write every output; return the summary lines."""
+    df, measured = metrics_table(load_results(params, results))
+    for suffix, write in ((".parquet", lambda t: df.to_parquet(t, index=False)),
+                          (".csv", lambda t: df.to_csv(t, index=False))):
+        with atomic_path(results / f"metrics{suffix}") as tmp:
+            write(tmp)
+    plot(df, measured, results / "plots" / "metrics.png")
+    means = df.groupby("method", sort=False)[[c for c in measured if "." not in c]].mean()
+    summary = [f"report: {len(df)} rows ({df['method'].nunique()} methods) -> {results}/metrics.parquet",
+               means.to_string(float_format=lambda x: f"{x:.4g}")]
+    for name, spec in params["comparisons"].items():
+        table, page = comparison(name, spec, df)
+        with atomic_path(results / "comparisons" / f"{name}.csv") as tmp:
+            table.to_csv(tmp, index=False)
+        with atomic_path(results / "comparisons" / f"{name}.md") as tmp:
+            tmp.write_text(page)
+        summary += [f"{name}: {r.metric} {r.direction}: {r.verdict}" for r in table.itertuples()]
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.splitlines()[0])
+    config.add_params_argument(parser)
+    parser.add_argument("--results", type=Path, default=Path("results"),
+                        help="results root: reads <method>/<metric>.json, writes the tables there (default: %(default)s)")
+    args = parser.parse_args(argv)
+    print("\n".join(report(config.load(args.params), args.results)))
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,28 @@
+# Outputs that exist only for some settings: the SimCLR encoder, and features of flipped images.
+FEATURE_EXTRAS = {
+    **({"encoder": "results/features/encoder.pt"} if config["features"]["extractor"] == "simclr" else {}),
+    **({"flipped": "results/features/features_flip.npy"} if config["features"]["hflip"] else {}),
+}
+
+
+rule features:
+    input:
+        images="data/images.npy",
+        labels="data/labels.npy",
+    output:
+        features="results/features/features.npy",
+        probe="results/features/probe.json",
+        **FEATURE_EXTRAS,
+    params:
+        features=config["features"],
+    log:
+        "logs/features.log",
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    conda:
+        "../envs/pipeline-gpu.yaml"
+    shell:
+        "python -m pipeline.features --params params.yaml --data data --out results/features > {log} 2>&1"

@@ -1,0 +1,20 @@
+rule knn:
+    input:
+        features="results/features/features.npy",
+        labels="data/labels.npy",
+    output:
+        neighbours="results/knn/neighbours.parquet",
+        centres="results/knn/centres.parquet",
+        report="results/knn/knn.json",
+    params:
+        knn=config["knn"],
+    log:
+        "logs/knn.log",
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,  # about 2 N D float32 bytes plus the batch's k + 1 results: raise for ImageNet-sized N
+        runtime=60,
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "python -m pipeline.knn --params params.yaml --features {input.features} --data data --out results/knn > {log} 2>&1"

@@ -1,0 +1,19 @@
+rule report:
+    input:
+        expand("results/{method}/{metric}.json", method=METHODS, metric=METRICS),
+    output:
+        table="results/metrics.parquet",
+        csv="results/metrics.csv",
+        plot="results/plots/metrics.png",
+        comparisons=expand("results/comparisons/{paper}.{ext}", paper=config["comparisons"], ext=["md", "csv"]),
+    params:
+        comparisons=config["comparisons"],
+    log:
+        "logs/report.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "python -m pipeline.report --params params.yaml --results results > {log} 2>&1"

@@ -1,0 +1,264 @@
+"""Every method on tiny networks (width 8, 16x16, CPU): steps, sampling, checkpoints, and each
+paper's distinctive piece checked against a hand computation."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pipeline import checkpoint, config
+from pipeline.images import to_uint8
+from pipeline.methods import REGISTRY, TrainData
+from pipeline.methods.bigbigan import hinge_terms
+from pipeline.methods.msgan import mode_seeking
+from pipeline.methods.p2gan import gaussian_dis, latent_l1
+from pipeline.nets import Projection
+from pipeline.trainer import PARTIAL, Trainer
+
+HP = config.load(Path(__file__).parents[1] / "params.yaml")["methods"]
+N, RES, K_NB, N_CLASSES = 40, 16, 4, 3
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def data() -> TrainData:
+    """Image j is constant with pixel value j (so a batch tells which images it holds); neighbours
+    of i are i+1..i+4 (mod N); three centre instances."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.arange(N, dtype=torch.uint8)[:, None, None, None].expand(N, RES, RES, 1).contiguous()
+    return TrainData(
+        images=images,
+        labels=torch.arange(N) % N_CLASSES,
+        n_classes=N_CLASSES,
+        features=F.normalize(torch.randn(N, 6, generator=g), dim=1),
+        neighbours=(torch.arange(N)[:, None] + torch.arange(1, K_NB + 1)) % N,
+        centres=torch.tensor([0, 5, 10]),
+    )
+
+
+def make(name: str, data: TrainData, seed: int = 0, **hp):
+    torch.manual_seed(seed)
+    return REGISTRY[name]({**HP[name], **hp}, data, 8, 8, CPU)
+
+
+def trainer(m, run_dir: Path, steps: int = 2) -> Trainer:
+    return Trainer(m, run_dir, steps=steps, batch_size=6, n_dis=1, ema=0.0, checkpoint_every=2, log_every=1,
+                   fingerprint="test", meta={})
+
+
+def image_ids(real: torch.Tensor) -> torch.Tensor:
+    """Which images of the ``data`` fixture a float batch holds (their constant pixel value)."""
+    return to_uint8(real)[:, 0, 0, 0].astype(np.int64)
+
+
+def params_of(m, names) -> dict[str, torch.Tensor]:
+    return {f"{n}.{k}": p.detach().clone() for n in names for k, p in m.nets[n].named_parameters()}
+
+
+# --- every method -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_one_step_changes_every_weight_with_finite_losses(name, data, tmp_path):
+    m = make(name, data)
+    before = params_of(m, m.d_nets + m.g_nets)
+    logs = trainer(m, tmp_path).one_step()
+    assert {"d_loss", "g_loss"} <= set(logs) and all(math.isfinite(v) for v in logs.values())
+    after = params_of(m, m.d_nets + m.g_nets)
+    # biases may keep still: a hinge head's bias gets equal and opposite gradients from real and fake
+    unchanged = [k for k in before if torch.equal(before[k], after[k]) and not k.endswith("bias")]
+    assert not unchanged
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_sample_gives_uint8_images_of_the_data_shape(name, data):
+    m = make(name, data)
+    m.nets.eval()
+    cond, how = m.sample_conditions(7)
+    assert cond is None or (cond.dtype == torch.int64 and cond.shape == (7,))
+    assert how["conditioning"]
+    with torch.no_grad():
+        images = to_uint8(m.generate(7, cond))
+    assert images.dtype == np.uint8 and images.shape == (7, *data.shape)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_checkpoint_round_trip(name, data, tmp_path):
+    t = trainer(make(name, data), tmp_path)
+    t.one_step()
+    t.step = 1
+    checkpoint.save(tmp_path / PARTIAL, t.state())
+    fresh = trainer(make(name, data, seed=1), tmp_path)
+    assert fresh.try_resume() and fresh.step == 1
+    for k, v in t.m.nets.state_dict().items():
+        assert torch.equal(v, fresh.m.nets.state_dict()[k]), k
+    assert fresh.opts["g"].state_dict()["state"].keys() == t.opts["g"].state_dict()["state"].keys()
+    outputs = []
+    for m in (t.m, fresh.m):
+        m.nets.eval()
+        torch.manual_seed(3)
+        cond, _ = m.sample_conditions(4)
+        with torch.no_grad():
+            outputs.append(m.generate(4, cond))
+    assert torch.equal(*outputs)
+
+
+def test_resume_equals_an_uninterrupted_run(data, tmp_path):
+    """p2gan (the method with the most random draws per step): kill after step 3, resume from step 2."""
+    full = trainer(make("p2gan", data), tmp_path / "full", steps=4)
+    full.fit()
+    cut = trainer(make("p2gan", data), tmp_path / "cut", steps=4)
+    one_step, calls = cut.one_step, []
+
+    def dies_on_third_step():
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return one_step()
+
+    cut.one_step = dies_on_third_step
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit()
+    resumed = trainer(make("p2gan", data, seed=5), tmp_path / "cut", steps=4)
+    resumed.fit()
+    final = checkpoint.load(tmp_path / "cut" / "checkpoint.pt")["nets"]
+    for k, v in full.m.nets.state_dict().items():
+        assert torch.equal(v, final[k]), k
+
+
+# --- cgan / msgan -----------------------------------------------------------------------------
+def test_cgan_feeds_the_label_to_g_and_tiles_it_into_d(data):
+    m = make("cgan", data)
+    assert m.nets["G"].convs[0].in_channels == 8 + N_CLASSES
+    assert m.nets["D"].body[0].in_channels == 1 + N_CLASSES
+    cond, _ = m.sample_conditions(7)
+    assert cond.tolist() == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_mode_seeking_term_by_hand():
+    # |f1 - f2| = [1, 3, 0, 4]: mean 2; |z1 - z2| = [1, 3]: mean 2; ratio 1 -> 1 / (1 + 1e-5)
+    f1, f2 = torch.zeros(1, 1, 2, 2), torch.tensor([[[[1.0, 3.0], [0.0, -4.0]]]])
+    z1, z2 = torch.zeros(1, 2), torch.tensor([[1.0, -3.0]])
+    assert mode_seeking(f1, f2, z1, z2).item() == pytest.approx(1 / (1 + 1e-5), rel=1e-7)
+    # mean|f1 - f2| = 0.5, mean|z1 - z2| = 2: ratio 0.25 -> 1 / 0.25001 = 3.99984...
+    assert mode_seeking(f1, f2 / 4, z1, z2).item() == pytest.approx(1 / 0.25001, rel=1e-6)
+
+
+def test_msgan_g_loss_is_both_adversarial_terms_plus_lambda_ms_times_the_term(data):
+    m = make("msgan", data, lambda_ms=2.0)
+    batch = m.draw(6)
+    torch.manual_seed(7)
+    loss, logs = m.g_loss(batch)
+    torch.manual_seed(7)
+    c = batch["label"]
+    z1, z2 = m.noise(6), m.noise(6)
+    f1, f2 = m.fake(z1, c), m.fake(z2, c)
+    adv = F.softplus(-m.score(f1, c)).mean() + F.softplus(-m.score(f2, c)).mean()
+    assert logs["mode_seeking"] == pytest.approx(mode_seeking(f1, f2, z1, z2).item(), rel=1e-5)
+    assert loss.item() == pytest.approx(adv.item() + 2.0 * logs["mode_seeking"], rel=1e-5)
+
+
+# --- icgan ------------------------------------------------------------------------------------
+def test_icgan_real_batch_is_drawn_from_the_neighbours_of_its_instances(data):
+    m = make("icgan", data)
+    torch.manual_seed(0)
+    batch = m.draw(2000)
+    inst, shown = batch["instance"], image_ids(batch["real"])
+    offset = (shown - inst.numpy()) % N  # neighbour j of i is i + j
+    assert set(offset.tolist()) == set(range(1, K_NB + 1))  # always a neighbour, never i, each of the k
+    counts = np.bincount(offset, minlength=K_NB + 1)[1:]
+    assert counts.min() > 2000 / K_NB * 0.8  # uniform over the neighbourhood
+
+
+def test_icgan_conditions_on_the_instance_features(data):
+    m = make("icgan", data)
+    cond, _ = m.sample_conditions(5)
+    assert cond.tolist() == [0, 5, 10, 0, 5]
+    assert torch.equal(m.h(cond), data.features[cond])
+
+
+def test_projection_head_by_hand():
+    head = Projection(2, 1, sn=False)
+    with torch.no_grad():
+        head.psi.weight.copy_(torch.tensor([[1.0, 2.0]]))
+        head.psi.bias.fill_(0.5)
+        head.embed.weight.copy_(torch.tensor([[3.0], [-1.0]]))
+        head.embed.bias.zero_()
+    phi, cond = torch.tensor([[1.0, 1.0], [2.0, 0.0]]), torch.tensor([[1.0], [2.0]])
+    # row 0: 1 + 2 + 0.5 + (3*1 - 1*1) = 5.5; row 1: 2 + 0.5 + (6*2 + -2*0) = 14.5
+    assert head(phi, cond).tolist() == [5.5, 14.5]
+
+
+# --- p2gan ------------------------------------------------------------------------------------
+def test_gaussian_distance_by_hand():
+    mu1, s1 = torch.tensor([[1.0, -1.0]]), torch.tensor([[2.0, 0.5]])
+    # 1/2 [(1-0)^2 + (2-1)^2] = 1, 1/2 [(-1-0)^2 + (0.5-1)^2] = 0.625: mean 0.8125
+    assert gaussian_dis(mu1, s1, 0.0, 1.0).item() == pytest.approx(0.8125)
+
+
+def test_gaussian_distance_is_the_expected_squared_difference_of_shared_eps_samples():
+    mu1, s1, mu2, s2 = 0.3, 1.7, -0.4, 0.6
+    eps = torch.randn(400_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    sampled = (0.5 * ((mu1 + eps * s1) - (mu2 + eps * s2)) ** 2).mean().item()
+    closed = gaussian_dis(torch.tensor(mu1), torch.tensor(s1), mu2, s2).item()
+    assert closed == pytest.approx(0.5 * (0.7**2 + 1.1**2)) and sampled == pytest.approx(closed, rel=0.01)
+
+
+def test_latent_regulariser_by_hand():
+    mu_g, s_g = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 2.0]])
+    mu_r, s_r = torch.tensor([[0.0, 0.5]]), torch.tensor([[1.5, 2.0]])
+    # (|1-0| + |1-1.5|) and (|0-0.5| + |2-2|): 1.5 and 0.5, mean 1.0
+    assert latent_l1(mu_g, s_g, mu_r, s_r).item() == pytest.approx(1.0)
+
+
+def test_p2gan_priors_and_losses(data):
+    m = make("p2gan", data, mu_a=-1.0, mu_b=3.0, sigma_a=0.5, sigma_b=1.5)
+    m.nets.eval()  # fixed spectral-norm vectors, so that the losses can be recomputed exactly
+    assert m.prior("a") == (-1.0, 0.5) and m.prior("b") == (3.0, 1.5) and m.prior("c") == (1.0, 1.0)
+    batch = m.draw(6)
+    mu, sigma = m.posterior(batch["real"])
+    assert mu.shape == sigma.shape == (6, HP["p2gan"]["posterior_dim"]) and (sigma > 0).all()
+    torch.manual_seed(4)
+    loss, logs = m.g_loss(batch)
+    torch.manual_seed(4)
+    fake, (mu_r, s_r) = m.fake_from(batch["real"])
+    mu_g, s_g = m.posterior(fake)
+    assert logs["g_adv"] == pytest.approx(gaussian_dis(mu_g, s_g, 1.0, 1.0).item(), rel=1e-5)
+    assert logs["l_z"] == pytest.approx(latent_l1(mu_g, s_g, mu_r, s_r).item(), rel=1e-5)
+    assert loss.item() == pytest.approx(logs["g_adv"] + 10.0 * logs["l_z"], rel=1e-5)
+
+
+def test_p2gan_samples_from_posteriors_of_real_images(data):
+    m = make("p2gan", data)
+    cond, how = m.sample_conditions(5)
+    assert "real training images" in how["conditioning"] and cond.max() < N
+
+
+# --- bigbigan ---------------------------------------------------------------------------------
+def test_bigbigan_hinge_terms_by_hand():
+    real = [torch.tensor([0.5, 2.0]), torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 1.0])]
+    fake = [torch.tensor([-2.0, 0.0]), torch.tensor([0.5, -0.5]), torch.tensor([3.0, -1.0])]
+    d, eg = hinge_terms(real, fake)
+    # D: F (0.5+0)/2 + (0+1)/2 = 0.75; H (2+1)/2 + (1.5+0.5)/2 = 2.5; J (0+0)/2 + (4+0)/2 = 2
+    assert d.item() == pytest.approx(0.75 + 2.5 + 2.0)
+    # EG: F 1.25 - (-1) = 2.25; H -0.5 - 0 = -0.5; J 1 - 1 = 0
+    assert eg.item() == pytest.approx(1.75)
+
+
+def test_bigbigan_scores_pairs_with_three_terms_and_encodes(data):
+    m = make("bigbigan", data)
+    m.nets.eval()  # fixed spectral-norm vectors, so that the loss can be recomputed exactly
+    x, z = m.draw(5)["real"], m.noise(5)
+    scores = m.scores(x, z)
+    assert len(scores) == 3 and all(s.shape == (5,) for s in scores)
+    assert m.nets["E"](x).shape == (5, 8)
+    assert m.encode(x).shape == (5, m.nets["E"].features.feat_dim)
+    torch.manual_seed(2)
+    loss, _ = m.d_loss({"real": x})
+    torch.manual_seed(2)
+    z = m.noise(5)
+    with torch.no_grad():
+        fake, ez = m.nets["G"](z), m.nets["E"](x)
+    assert loss.item() == pytest.approx(hinge_terms(m.scores(x, ez), m.scores(fake, z))[0].item(), rel=1e-5)

@@ -1,0 +1,286 @@
+"""Metric correctness on tiny data: NDB/JSD, FID, PRDC, LPIPS, classes, their stages, and the report."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.spatial.distance import cdist
+from sklearn.datasets import load_digits
+
+from conftest import write_params
+from pipeline import backbones, evaluate, reference, report
+from pipeline.errors import PipelineError
+from pipeline.images import to_float, to_uint8
+from pipeline.io import load_json, load_npy, save_json, save_npy
+from pipeline.metrics import classes, fid, lpips, ndb, prdc
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    bunch = load_digits()
+    return np.round(bunch.images * (255 / 16)).astype(np.uint8)[..., None], bunch.target
+
+
+# --- NDB / JSD ---------------------------------------------------------------------------------
+
+def test_z_test_matches_hand_computation():
+    z, p = ndb.z_test(np.array([0.3, 0.3, 0.5, 0.0]), 100, np.array([0.2, 0.1, 0.5, 0.0]), 200)
+    pooled = (0.3 * 100 + 0.2 * 200) / 300  # 0.2333
+    z0 = 0.1 / math.sqrt(pooled * (1 - pooled) * (1 / 100 + 1 / 200))
+    assert z0 == pytest.approx(1.9305, abs=1e-4)
+    assert z[0] == pytest.approx(z0) and p[0] == pytest.approx(math.erfc(z0 / math.sqrt(2)))
+    assert p[0] == pytest.approx(0.0536, abs=1e-4)  # two-sided: not significant at 0.05 ...
+    assert p[1] < 0.05  # ... while 0.3 vs 0.1 is
+    assert (z[2:] == 0).all() and (p[2:] == 1).all()  # equal proportions; a bin empty in both
+
+
+def test_jsd_natural_log():
+    assert ndb.jsd(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(math.log(2))
+    assert ndb.jsd(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0
+
+
+def test_two_real_samples_give_ndb_near_alpha(digits):
+    x = ndb.flatten(digits[0])
+    rates = []
+    for draw in range(20):
+        order = np.random.default_rng(draw).permutation(len(x))
+        bins = ndb.fit(x[order[:900]], 20, whiten=False, seed=draw)
+        rates.append(ndb.score(bins, x[order[900:]], alpha=0.05)["ndb_k"])
+    assert 0.02 <= np.mean(rates) <= 0.09
+
+
+def test_dropping_half_the_classes_gives_large_ndb_and_jsd(digits):
+    x, y = ndb.flatten(digits[0]), digits[1]
+    order = np.random.default_rng(0).permutation(len(x))
+    train, test = order[:900], order[900:]
+    bins = ndb.fit(x[train], 20, whiten=True)
+    same = ndb.score(bins, x[test], 0.05)
+    dropped = ndb.score(bins, x[test][y[test] < 5], 0.05)
+    assert dropped["ndb_k"] >= 0.4 > same["ndb_k"]
+    assert dropped["jsd"] > 0.05 and dropped["jsd"] > 5 * same["jsd"]
+
+
+def test_ndb_refuses_other_image_sizes(digits):
+    bins = ndb.fit(ndb.flatten(digits[0]), 10, whiten=False)
+    with pytest.raises(PipelineError, match="rebuild results/reference/ndb"):
+        ndb.score(bins, np.zeros((50, 32), np.float32), 0.05)
+
+
+# --- FID ---------------------------------------------------------------------------------------
+
+def test_frechet_distance_of_diagonal_gaussians_has_closed_form():
+    rng = np.random.default_rng(0)
+    mu1, mu2, v1, v2 = rng.normal(size=6), rng.normal(size=6), rng.uniform(0.5, 2, 6), rng.uniform(0.5, 2, 6)
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(v1 + v2 - 2 * np.sqrt(v1 * v2))
+    assert fid.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_frechet_distance_agrees_with_pytorch_fid():
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) @ rng.normal(size=(8, 8)) + 0.5
+    stats = [(x.mean(0), np.cov(x, rowvar=False)) for x in (a, b)]
+    ours = fid.frechet_distance(*stats[0], *stats[1])
+    assert ours == pytest.approx(calculate_frechet_distance(*stats[0], *stats[1]), rel=1e-6)
+
+
+def test_running_stats_equal_numpy():
+    x = np.random.default_rng(2).normal(size=(101, 4))
+    running = fid.RunningStats(4)
+    for start in range(0, 101, 30):
+        running.update(x[start:start + 30])
+    mu, sigma = running.result()
+    np.testing.assert_allclose(mu, x.mean(0))
+    np.testing.assert_allclose(sigma, np.cov(x, rowvar=False))
+
+
+def test_fewer_samples_than_dimensions_is_refused():
+    with pytest.raises(PipelineError, match="singular"):
+        fid.check_count(1000, 1280, "generated")
+
+
+def blur(images: np.ndarray, sigma: float) -> np.ndarray:
+    r = math.ceil(3 * sigma)
+    g = torch.exp(-torch.arange(-r, r + 1.0) ** 2 / (2 * sigma ** 2))
+    g = (g / g.sum()).view(1, 1, 1, -1)
+    x = F.pad(to_float(images), (r, r, r, r), mode="reflect")
+    return to_uint8(F.conv2d(F.conv2d(x, g), g.transpose(2, 3)))
+
+
+def noise(images: np.ndarray, sigma: float) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.clip(images + rng.normal(0, sigma, images.shape), 0, 255).round().astype(np.uint8)
+
+
+def test_fid_is_zero_for_identical_sets_and_grows_with_disturbance(digits):
+    """The FID paper's disturbance check, in the efficientnet_lite0 space (1300 images > 1280 dims)."""
+    images = digits[0][:1300]
+    net = backbones.load("efficientnet_lite0", 32)
+
+    def stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        running = fid.RunningStats(net.dim)
+        for batch in backbones.feature_batches(net, x, 600):
+            running.update(batch)
+        return running.result()
+
+    real = stats(images)
+    assert fid.frechet_distance(*real, *real) == pytest.approx(0, abs=1e-6)
+    blurred = [fid.frechet_distance(*real, *stats(blur(images, s))) for s in (0.5, 1.0)]
+    noised = [fid.frechet_distance(*real, *stats(noise(images, s))) for s in (16, 48)]
+    assert 0 < blurred[0] < blurred[1] and 0 < noised[0] < noised[1]
+
+
+# --- PRDC --------------------------------------------------------------------------------------
+
+def test_prdc_equals_brute_force():
+    rng = np.random.default_rng(3)
+    real, fake, k = rng.normal(size=(70, 6)), rng.normal(0.3, 1.2, size=(55, 6)), 3
+    d_rr, d_ff, d_rf = cdist(real, real), cdist(fake, fake), cdist(real, fake)
+    r = np.sort(d_rr, axis=1)[:, k]  # column 0 is the point itself
+    s = np.sort(d_ff, axis=1)[:, k]
+    expected = {
+        "precision": np.mean([any(d_rf[i, j] < r[i] for i in range(70)) for j in range(55)]),
+        "recall": np.mean([any(d_rf[i, j] < s[j] for j in range(55)) for i in range(70)]),
+        "density": np.mean([sum(d_rf[i, j] < r[i] for i in range(70)) for j in range(55)]) / k,
+        "coverage": np.mean([d_rf[i].min() < r[i] for i in range(70)]),
+    }
+    got = prdc.prdc(real, fake, k, block=16)  # several blocks
+    assert got == pytest.approx(expected)
+    assert prdc.prdc(real, real, k)["precision"] == 1.0
+
+
+def test_prdc_needs_more_samples_than_k():
+    with pytest.raises(PipelineError, match="more than 5"):
+        prdc.prdc(np.zeros((5, 2)), np.zeros((10, 2)), 5)
+
+
+# --- LPIPS -------------------------------------------------------------------------------------
+
+def test_uncalibrated_lpips_is_zero_for_identical_pairs(digits):
+    net = lpips.UncalibratedLPIPS(backbones.efficientnet_lite0_net()).requires_grad_(False)
+    pairs = np.array([[0, 0], [5, 5], [0, 1], [2, 7]])
+    d = lpips.pair_distances(net, digits[0], pairs, 64, 3, "cpu")
+    assert d[0] == d[1] == 0 and (d[2:] > 0).all()
+
+
+def test_lpips_package_path_plumbing_with_random_trunk(digits):
+    """Plumbing only: the lpips package runs with a random AlexNet (pnet_rand); that is not LPIPS."""
+    net = lpips.alex_lpips(None)
+    heads = torch.load(lpips.HEADS, map_location="cpu", weights_only=True)
+    assert torch.equal(net.lin0.model[1].weight, heads["lin0.model.1.weight"])
+    d = lpips.pair_distances(net, digits[0], np.array([[3, 3], [3, 4]]), 64, 2, "cpu")
+    assert d[0] == pytest.approx(0, abs=1e-7) and d[1] > 0
+
+
+def test_alexnet_trunk_weights_are_loaded_into_the_lpips_slices(tmp_path):
+    import torchvision
+
+    features = torchvision.models.alexnet().features
+    path = tmp_path / "alexnet.pth"
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    net = lpips.alex_lpips(path)
+    assert torch.equal(getattr(net.net.slice1, "0").weight, features[0].weight)
+    assert torch.equal(getattr(net.net.slice5, "10").bias, features[10].bias)
+
+
+def test_alex_weights_offline_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(lpips, "RESOURCES", tmp_path)
+    monkeypatch.setattr(lpips, "ALEX_URL", "http://127.0.0.1:9/alexnet-owt-7be5be79.pth")
+    with pytest.raises(PipelineError, match="lpips_net: efficientnet_lite0"):
+        lpips.alex_weights()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pairs_stay_within_conditions():
+    conditions = np.array([-1, 0, 0, 1, 1, 1, 2, 3, 3])
+    rng = np.random.default_rng(0)
+    groups = lpips.condition_pairs(conditions, 10, 20, rng)
+    assert len(groups) == 3  # condition 2 has one sample
+    for g in groups:
+        assert (g[:, 0] != g[:, 1]).all() and len(set(conditions[g.ravel()])) == 1
+    assert len(lpips.condition_pairs(conditions, 2, 20, rng)) == 2
+    assert lpips.condition_pairs(np.full(5, -1), 10, 20, rng) == []
+
+
+# --- classes -----------------------------------------------------------------------------------
+
+def test_class_coverage_and_kl_by_hand():
+    real = np.array([0.25, 0.25, 0.5])
+    got = classes.class_stats(np.array([0, 0, 1, 1]), real)
+    assert got["value"] == 2 and got["kl"] == pytest.approx(2 * 0.5 * math.log(0.5 / 0.25))
+    assert classes.class_stats(np.array([0, 1, 2, 2]), real) == {"value": 3, "kl": pytest.approx(0)}
+
+
+# --- stages: reference + evaluate for ndb, classes and lpips -------------------------------------
+
+def test_reference_and_evaluate_stages(tmp_path, tiny_params, digits_data):
+    tiny_params["evaluate"].update(classifier_steps=60, classifier_batch_size=32, lpips_pairs=20,
+                                   lpips_pairs_per_condition=4, lpips_conditions=3)
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    ref = tmp_path / "reference"
+    for name in ("ndb", "classifier"):
+        reference.main(["--params", str(params), "--name", name, "--data", str(digits_data), "--out", str(ref / name)])
+    assert load_json(ref / "classifier" / "reference.json")["test_accuracy"] > 0.3
+    run = tmp_path / "cgan" / "seed0"
+    save_npy(run / "samples.npy", load_npy(digits_data / "images.npy")[:1300])
+    save_npy(run / "conditions.npy", load_npy(digits_data / "labels.npy")[:1300])
+    save_json(run / "samples.json", {"method": "cgan", "seed": 0})
+    for metric in ("ndb", "classes", "lpips"):
+        evaluate.main(["--params", str(params), "--metric", metric, "--run", str(run), "--data", str(digits_data),
+                       "--reference", str(ref)])
+    got = {m: load_json(run / f"{m}.json") for m in ("ndb", "classes", "lpips")}
+    assert got["ndb"]["ndb_k"] < 0.2 and got["ndb"]["n_fake"] == 1300  # real images as samples
+    assert got["classes"]["value"] == 10 and got["classes"]["kl"] < 0.1
+    assert got["lpips"]["name"] == "LPIPS-uncalibrated_efficientnet_lite0" and not got["lpips"]["calibrated"]
+    assert got["lpips"]["n_conditions"] == 3 and got["lpips"]["per_condition"] > 0
+
+
+def test_missing_reference_is_a_clear_error(tmp_path, tiny_params, digits_data):
+    ctx = evaluate.EvalContext(tiny_params, np.zeros((4, 16, 16, 1), np.uint8), np.full(4, -1), tmp_path, 0)
+    with pytest.raises(PipelineError, match="pipeline.reference --name ndb"):
+        ndb.compute(ctx)
+
+
+# --- report ------------------------------------------------------------------------------------
+
+def fake_results(root, methods: dict[str, dict[int, float]]) -> None:
+    """Aggregated fid and ndb jsons as pipeline.aggregate writes them."""
+    for method, per_seed in methods.items():
+        for metric, extra in (("fid", {}), ("ndb", {"jsd": 0.01})):
+            values = {str(s): {"value": v, **extra} for s, v in per_seed.items()}
+            save_json(root / method / f"{metric}.json", {
+                "metric": metric, "name": "FD_efficientnet_lite0" if metric == "fid" else "NDB",
+                **({"backbone": "efficientnet_lite0"} if metric == "fid" else {"space": "pixels"}),
+                "n_fake": 100, "method": method, "dataset": "digits", "value": float(np.mean(list(per_seed.values()))),
+                "std": None, "n_seeds": len(per_seed), "mean": {}, "stdev": {}, "per_seed": values})
+
+
+def test_report_on_a_fake_results_tree(tmp_path, tiny_params, capsys):
+    tiny_params["study"]["methods"] = ["gan", "cgan", "msgan"]
+    tiny_params["evaluate"]["metrics"] = ["fid", "ndb"]
+    tiny_params["comparisons"]["msgan"]["paper"].update(dataset="digits", backbone="efficientnet_lite0")
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    fake_results(tmp_path, {"gan": {0: 50.0}, "cgan": {0: 40.0, 1: 41.0, 2: 42.0}, "msgan": {0: 30.0, 1: 31.0, 2: 30.5}})
+    report.main(["--params", str(params), "--results", str(tmp_path)])
+    table = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert len(table) == 7 and {"fid", "fid.backbone", "fid.name", "ndb", "ndb.jsd"} <= set(table.columns)
+    claims = pd.read_csv(tmp_path / "comparisons" / "msgan.csv")
+    fid_claim = claims.set_index("metric").loc["fid"]
+    assert fid_claim["verdict"].startswith("supported") and fid_claim["n_seeds_method"] == 3
+    assert fid_claim["paper_method"] == 28.73 and "unverified" in fid_claim["paper_label"]
+    page = (tmp_path / "comparisons" / "msgan.md").read_text()
+    assert "30.5 ± 0.5" in page and "| fid (paper's, unverified) |" in page and "| 28.73 |" in page
+    assert "not run: add icgan to study.methods" in (tmp_path / "comparisons" / "icgan.md").read_text()
+    assert (tmp_path / "plots" / "metrics.png").stat().st_size > 0
+    assert "msgan: fid lower: supported" in capsys.readouterr().out
+
+
+def test_one_seed_says_no_interval_exists():
+    got = report.verdict(np.array([1.0]), np.array([2.0]), "lower")
+    assert got["verdict"] == "direction agrees; 1 seed: no interval exists" and got["ci_low"] is None
+    assert report.verdict(np.array([1.0, 3.0]), np.array([2.0, 2.5]), "lower")["verdict"].startswith("inconclusive")

@@ -124,7 +124,7 @@ def test_fid_is_zero_for_identical_sets_and_grows_with_disturbance(digits):
 
     def stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         running = fid.RunningStats(net.dim)
-        for batch in backbones.feature_batches(net, x, 600):
+        for batch in backbones.feature_batches(net, x, 100):
             running.update(batch)
         return running.result()
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,16 @@ def test_dvc_repro_then_experiment(repo):
     diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json"))
     change = diff["results/gan/fid.json"]["value"]
     assert change["old"] != change["new"] and change["diff"] == pytest.approx(change["new"] - change["old"])
+
+
+def test_dvc_push_and_pull_through_the_local_remote(repo):
+    remote = repo.parent / "ganbench-dvc-store"  # the default remote: a folder beside the repository
+    sh(repo, "dvc", "push")
+    assert remote.is_dir() and any(remote.rglob("*"))
+    checkpoint = repo / "results/gan/seed0/checkpoint.pt"
+    before = checkpoint.read_bytes()
+    checkpoint.unlink()
+    shutil.rmtree(repo / ".dvc" / "cache")  # only the remote has it now
+    sh(repo, "dvc", "pull")
+    assert checkpoint.read_bytes() == before
+

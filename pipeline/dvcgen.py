@@ -107,6 +107,15 @@ def stages(params: dict, cores: int = 2) -> dict:
         "params": ["train.seeds"],
         "metrics": ["results/${item.method}/${item.metric}.json"],
     }
+    papers = params["comparisons"]
+    report_outs = ["results/metrics.parquet", "results/metrics.csv", "results/plots/metrics.png",
+                   *[f"results/comparisons/{p}.{ext}" for p in papers for ext in ("md", "csv")]]
+    out["report"] = {
+        "cmd": _cmd("report", report_outs[:1], cores),
+        "deps": [f"results/{m}/{k}.json" for m in methods for k in metrics] + ["pipeline/report.py"],
+        "params": ["comparisons", "study.methods", "evaluate.metrics"],
+        "outs": report_outs,
+    }
     return out
 
 

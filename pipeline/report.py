@@ -87,6 +87,12 @@ def verdict(a: np.ndarray, b: np.ndarray, direction: str) -> dict:
     return {"difference": diff, "ci_low": low, "ci_high": high, "verdict": f"{text} (Welch 95% interval, {seeds})"}
 
 
+def header(df: pd.DataFrame, col: str) -> str:
+    """A value column with the metric's name, e.g. ``fid (FD_efficientnet_lite0)``."""
+    name = f"{col}.name"
+    return f"{col} ({df[name].iloc[0]})" if "." not in col and name in df else col
+
+
 def feature_space(df: pd.DataFrame, col: str) -> str | None:
     metric = col.split(".")[0]
     for key in (f"{metric}.backbone", f"{metric}.net"):
@@ -115,21 +121,18 @@ def mean_std(values: np.ndarray) -> str:
     return f"{fmt(values.mean())} ± {fmt(values.std(ddof=1))}"
 
 
-def comparison(name: str, spec: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """The claims table (csv) and the markdown page of one paper."""
-    columns = list(dict.fromkeys(c["metric"] for c in spec["claims"]))
+def seed_values(df: pd.DataFrame, method: str, col: str) -> np.ndarray:
+    if col not in df:
+        return np.array([])
+    return df.loc[df["method"] == method, col].dropna().to_numpy(float)
 
-    def values(method: str, col: str) -> np.ndarray:
-        if col not in df:
-            return np.array([])
-        return df.loc[df["method"] == method, col].dropna().to_numpy(float)
 
-    paper = spec["paper"]
-    quoted = paper_numbers(paper, df, columns)
-    label = "paper's" + ("" if paper is None or paper["verified"] else ", unverified")
-    claims = []
+def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: str) -> pd.DataFrame:
+    """One row per claim: both sides' mean and std, the verdict, and the paper's numbers if quoted."""
+    rows = []
     for claim in spec["claims"]:
-        col, a, b = claim["metric"], values(spec["method"], claim["metric"]), values(spec["baseline"], claim["metric"])
+        col = claim["metric"]
+        a, b = seed_values(df, spec["method"], col), seed_values(df, spec["baseline"], col)
         row = {"paper": name, "method": spec["method"], "baseline": spec["baseline"], "metric": col,
                "direction": claim["direction"], "method_mean": a.mean() if len(a) else None,
                "method_std": a.std(ddof=1) if len(a) > 1 else None, "baseline_mean": b.mean() if len(b) else None,
@@ -138,33 +141,36 @@ def comparison(name: str, spec: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, s
         if col not in df:
             row.update(verdict=f"not measured: add {col.split('.')[0]} to evaluate.metrics")
         elif not len(a) or not len(b):
-            missing = spec["method"] if not len(a) else spec["baseline"]
-            row.update(verdict=f"not run: add {missing} to study.methods")
+            row.update(verdict=f"not run: add {spec['method'] if not len(a) else spec['baseline']} to study.methods")
         else:
             row.update(verdict(a, b, claim["direction"]))
         row.update(paper_method=quoted.get(col, {}).get(spec["method"]),
                    paper_baseline=quoted.get(col, {}).get(spec["baseline"]), paper_label=label if col in quoted else None)
-        claims.append(row)
-    table = pd.DataFrame(claims)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
-    def header(col: str) -> str:
-        name_col = f"{col}.name"
-        return f"{col} ({df[name_col].iloc[0]})" if col in df and "." not in col and name_col in df else col
 
+def comparison(name: str, spec: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The claims table (csv) and the markdown page of one paper."""
+    columns = list(dict.fromkeys(c["metric"] for c in spec["claims"]))
+    paper = spec["paper"]
+    quoted = paper_numbers(paper, df, columns)
+    label = "paper's" + ("" if paper is None or paper["verified"] else ", unverified")
+    table = claims_table(name, spec, df, quoted, label)
     shown = [c for c in columns if quoted.get(c)]
     lines = [f"# {name}: {spec['title']}", "",
              f"Claim: {spec['method']} gives " + ", ".join(f"{c['direction']} {c['metric']}" for c in spec["claims"])
              + f" than {spec['baseline']}.", "",
              f"This run: dataset {df['dataset'].iloc[0]}; mean ± sample std over seeds.", "",
-             "| method | " + " | ".join([header(c) for c in columns] + [f"{c} ({label})" for c in shown]) + " |",
+             "| method | " + " | ".join([header(df, c) for c in columns] + [f"{c} ({label})" for c in shown]) + " |",
              "| --- |" + " --- |" * (len(columns) + len(shown))]
     for method in spec["methods"]:
         role = " (baseline)" if method == spec["baseline"] else " (claimed better)" if method == spec["method"] else ""
-        cells = [mean_std(values(method, c)) for c in columns] + [fmt(quoted[c].get(method)) for c in shown]
+        cells = [mean_std(seed_values(df, method, c)) for c in columns] + [fmt(quoted[c].get(method)) for c in shown]
         lines.append(f"| {method}{role} | " + " | ".join(cells) + " |")
     lines += ["", "| claim | difference | 95% interval | verdict |", "| --- | --- | --- | --- |"]
-    for r in claims:
-        interval = f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]" if r.get("ci_low") is not None else "none"
+    for r in table.to_dict("records"):
+        interval = f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]" if pd.notna(r.get("ci_low")) else "none"
         lines.append(f"| {r['metric']} {r['direction']} | {fmt(r.get('difference'))} | {interval} | {r['verdict']} |")
     lines += ["", paper_note(paper, shown, df, columns), ""]
     return table, "\n".join(lines)
@@ -192,7 +198,7 @@ def plot(df: pd.DataFrame, measured: list[str], target: Path) -> None:
     for ax, c in zip(axes.flat, cols):
         mean, std = grouped[c].mean(), grouped[c].std(ddof=1)
         ax.bar(mean.index, mean.to_numpy(), yerr=std.fillna(0).to_numpy(), capsize=3, color="tab:blue")
-        ax.set_title(c, fontsize=9)
+        ax.set_title(header(df, c), fontsize=8)
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     for ax in list(axes.flat)[len(cols):]:
         ax.axis("off")

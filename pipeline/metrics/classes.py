@@ -101,5 +101,5 @@ def compute(ctx) -> dict:
     model.load_state_dict(torch.load(ref / "weights.pt", map_location=ctx.device, weights_only=True))
     predicted = predict(model, ctx.samples, ctx.params["evaluate"]["batch_size"], ctx.device)
     stats = class_stats(predicted, np.asarray(meta["real_proportions"]))
-    return {"name": "classes", **stats, "n_classes": meta["n_classes"],
+    return {"name": "classes_covered", **stats, "n_classes": meta["n_classes"],
             "classifier_accuracy": meta["test_accuracy"], "n_fake": len(predicted)}

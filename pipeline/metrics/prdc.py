@@ -69,5 +69,5 @@ def compute(ctx) -> dict:
     fake = np.concatenate(list(ctx.sample_features()))
     k = ctx.params["evaluate"]["prdc_k"]
     scores = prdc(real, fake, k)
-    return {"name": f"PRDC_{backbone.name}", "value": scores.pop("precision"), **scores, "k": k,
+    return {"name": f"PRDC-precision_{backbone.name}", "value": scores.pop("precision"), **scores, "k": k,
             "backbone": backbone.name, "input_size": backbone.input_size, "n_real": len(real), "n_fake": len(fake)}

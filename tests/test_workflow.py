@@ -37,7 +37,7 @@ def repo(tmp_path_factory, default_params):
 
 
 def test_snakemake_builds_exactly_the_chain(repo):
-    plan = sh(repo, "snakemake", "--cores", "2", "-n", "--quiet", "rules", "results/gan/fid.json")
+    plan = sh(repo, "snakemake", "results/gan/fid.json", "--cores", "2", "-n", "--quiet", "rules")
     for rule in ("data", "reference", "train", "sample", "evaluate", "aggregate"):
         assert rule in plan
     assert "features" not in plan and "knn" not in plan

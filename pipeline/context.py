@@ -1,4 +1,4 @@
-"""Build a method and its training data from the stage files (shared by train and sample)."""
+"""Build a method and its training data from the stage files, or restore a trained one (train, sample, encoder_probe)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline import checkpoint
 from pipeline.errors import PipelineError
 from pipeline.io import load_json, load_npy
 from pipeline.methods import REGISTRY, Method, TrainData
@@ -51,3 +52,19 @@ def load_data(data_dir: Path, inputs: dict[str, Path], needs: tuple[str, ...], d
 
 def build(name: str, hp: dict, train: dict, data: TrainData, dev: torch.device) -> Method:
     return method_class(name)(hp, data, train["z_dim"], train["width"], dev)
+
+
+def restore(params: dict, method: str, run_dir: Path, data_dir: Path,
+            inputs: dict[str, Path]) -> tuple[Method, dict[str, Any]]:
+    """The trained method of ``run_dir``/checkpoint.pt in eval mode (EMA generator if kept), and its state."""
+    state = checkpoint.load(run_dir / "checkpoint.pt")
+    if state["method"] != method:
+        raise PipelineError(f"{run_dir}/checkpoint.pt holds method {state['method']!r}, not {method!r}")
+    dev = device(params["train"]["threads"])
+    data = load_data(data_dir, inputs, method_class(method).needs, dev)
+    m = build(method, state["hp"], state["train"], data, dev)
+    m.nets.load_state_dict(state["nets"])
+    if state["ema"] is not None:
+        m.nets["G"].load_state_dict(state["ema"])
+    m.nets.eval()
+    return m, state

@@ -14,29 +14,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline import checkpoint, config, context
-from pipeline.errors import PipelineError, run_cli
+from pipeline import config, context
+from pipeline.errors import run_cli
 from pipeline.images import save_grid, to_uint8
 from pipeline.io import save_json, save_npy
 
 
 def draw(params: dict, method: str, run_dir: Path, data_dir: Path,
          inputs: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, dict]:
-    state = checkpoint.load(run_dir / "checkpoint.pt")
-    if state["method"] != method:
-        raise PipelineError(f"{run_dir}/checkpoint.pt holds method {state['method']!r}, not {method!r}")
-    dev = context.device(params["train"]["threads"])
-    cls = context.method_class(method)
-    data = context.load_data(data_dir, inputs, cls.needs, dev)
-    m = context.build(method, state["hp"], state["train"], data, dev)
-    m.nets.load_state_dict(state["nets"])
-    if state["ema"] is not None:
-        m.nets["G"].load_state_dict(state["ema"])
-    m.nets.eval()
+    m, state = context.restore(params, method, run_dir, data_dir, inputs)
     torch.manual_seed(state["seed"])
     n, bs = params["sample"]["n"], params["sample"]["batch_size"]
     cond, how = m.sample_conditions(n)
-    out = np.empty((n, *data.shape), np.uint8)
+    out = np.empty((n, *m.data.shape), np.uint8)
     with torch.no_grad():
         for start in tqdm(range(0, n, bs), desc=f"sample {method}", disable=None, leave=False):
             c = None if cond is None else cond[start:start + bs]

@@ -1,10 +1,11 @@
 # Shared names and helpers for the rules.
-from pipeline.methods import REGISTRY as METHOD_REGISTRY
+from pipeline.methods import ENCODERS, REGISTRY as METHOD_REGISTRY
 from pipeline.metrics import REGISTRY as METRIC_REGISTRY
 
 METHODS = config["study"]["methods"]
 SEEDS = config["train"]["seeds"]
 METRICS = config["evaluate"]["metrics"]
+PROBED = [m for m in METHODS if m in ENCODERS]  # their encoders get probe.json (rule encoder_probe)
 
 # Extra inputs of instance-conditioned methods (TrainData fields -> files).
 NEEDS = {
@@ -16,7 +17,7 @@ NEEDS = {
 
 wildcard_constraints:
     method="|".join(METHOD_REGISTRY),
-    metric="|".join(METRIC_REGISTRY),
+    metric="|".join([*METRIC_REGISTRY, "probe"]),
     seed=r"\d+",
 
 

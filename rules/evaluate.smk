@@ -25,6 +25,8 @@ rule evaluate:
         meta="results/{method}/seed{seed}/samples.json",
     output:
         "results/{method}/seed{seed}/{metric}.json",
+    wildcard_constraints:
+        metric="|".join(METRIC_REGISTRY),
     params:
         evaluate=config["evaluate"],
     log:
@@ -37,6 +39,31 @@ rule evaluate:
         "../envs/pipeline.yaml"
     shell:
         "python -m pipeline.evaluate --params params.yaml --metric {wildcards.metric}"
+        " --run results/{wildcards.method}/seed{wildcards.seed} --data data > {log} 2>&1"
+
+
+rule encoder_probe:
+    input:
+        checkpoint="results/{method}/seed{seed}/checkpoint.pt",
+        images="data/images.npy",
+        labels="data/labels.npy",
+    output:
+        "results/{method}/seed{seed}/probe.json",
+    wildcard_constraints:
+        method="|".join(ENCODERS),
+    params:
+        features=config["features"],
+    log:
+        "logs/encoder_probe/{method}_seed{seed}.log",
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=1,
+    conda:
+        "../envs/pipeline-gpu.yaml"
+    shell:
+        "python -m pipeline.encoder_probe --params params.yaml --method {wildcards.method}"
         " --run results/{wildcards.method}/seed{wildcards.seed} --data data > {log} 2>&1"
 
 

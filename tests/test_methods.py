@@ -2,6 +2,7 @@
 paper's distinctive piece checked against a hand computation."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -262,3 +263,21 @@ def test_bigbigan_scores_pairs_with_three_terms_and_encodes(data):
     with torch.no_grad():
         fake, ez = m.nets["G"](z), m.nets["E"](x)
     assert loss.item() == pytest.approx(hinge_terms(m.scores(x, ez), m.scores(fake, z))[0].item(), rel=1e-5)
+
+
+def test_encoder_probe_scores_the_trained_encoder_and_its_initialisation(tmp_path, tiny_params, digits_data):
+    from conftest import run_stage, write_params
+
+    tiny_params["features"]["probe"].update(n_train=600, n_test=300)
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    run = tmp_path / "bigbigan" / "seed0"
+    run_stage("train", "--params", params, "--method", "bigbigan", "--seed", 0, "--data", digits_data, "--out", run)
+    run_stage("encoder_probe", "--params", params, "--method", "bigbigan", "--run", run, "--data", digits_data)
+    got = json.loads((run / "probe.json").read_text())
+    assert got["n_train"] == 600 and got["n_test"] == 300 and got["method"] == "bigbigan"
+    for key in ("value", "knn", "random_init", "random_init_knn"):
+        assert 0.1 < got[key] <= 1.0, key  # ten classes: above chance even at initialisation
+    refused = run_stage("encoder_probe", "--params", params, "--method", "gan", "--run", run, "--data", digits_data,
+                        check=False)
+    assert refused.returncode == 1 and "holds method 'bigbigan', not 'gan'" in refused.stderr
+

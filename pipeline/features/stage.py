@@ -34,6 +34,15 @@ def embed(net: Net, images: np.ndarray, batch_size: int, device: torch.device, d
     return (feats / norms).astype(np.float32)
 
 
+def probe_net(net: Net, images: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray,
+              k: int, batch_size: int, device: torch.device, desc: str) -> dict[str, float]:
+    """Probe scores of ``net``'s features, embedding only the probe's train and held-out images."""
+    subset = np.concatenate([train, test])
+    feats = embed(net, images[subset], batch_size, device, desc)
+    at = np.arange(len(subset))
+    return probe.scores(feats, labels[subset], at[:len(train)], at[len(train):], k)
+
+
 def run(params: dict, data_dir: Path, out: Path) -> tuple[np.ndarray, dict]:
     """Write the stage's outputs in ``out``; return the features and the probe report."""
     cfg = params["features"]
@@ -52,13 +61,10 @@ def run(params: dict, data_dir: Path, out: Path) -> tuple[np.ndarray, dict]:
     train, test = probe.split(len(images), pc["n_train"], pc["n_test"], cfg["seed"])
     report = {"extractor": name, "n": len(feats), "dim": feats.shape[1], "seconds": round(seconds, 1),
               "n_train": len(train), "n_test": len(test), "knn_k": pc["k"], "seed": cfg["seed"],
-              **probe.scores(feats, labels, train, test, pc["k"]), **extractor.info, "baselines": {}}
+              **probe.scores(feats, labels, train, test, pc["k"]), **extractor.info}
     baselines = dict(extractor.baselines, **({} if name == "pixels" else {"pixels": nn.Flatten()}))
-    subset = np.concatenate([train, test])
-    at = np.arange(len(subset))
-    for base, net in baselines.items():
-        sub = embed(net, images[subset], bs, dev, base)
-        report["baselines"][base] = probe.scores(sub, labels[subset], at[:len(train)], at[len(train):], pc["k"])
+    report["baselines"] = {base: probe_net(net, images, labels, train, test, pc["k"], bs, dev, base)
+                           for base, net in baselines.items()}
     save_npy(out / "features.npy", feats)
     if flipped is not None:
         save_npy(out / "features_flip.npy", flipped)

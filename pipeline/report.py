@@ -1,7 +1,7 @@
 """report stage: all metrics in one table, one comparison table per paper, a plot and a summary.
 
 Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x ``evaluate.metrics``
-and writes, under ``--results``:
+(and probe.json, the encoder_probe stage's, of methods with an encoder) and writes, under ``--results``:
 
 - metrics.parquet and metrics.csv: one row per method and seed. Column ``<metric>`` is the metric's
   value, ``<metric>.<field>`` its other measurements and its protocol (name, backbone or net,
@@ -13,7 +13,10 @@ and writes, under ``--results``:
   inconclusive otherwise); with one seed only the direction is reported, as no interval exists.
   The paper's own numbers are quoted, labelled as the paper's, only for columns whose dataset and
   feature space (backbone or net, where the metric has one) match this run.
+  A claim with ``against: <column>`` compares two columns of the method's own rows instead (e.g.
+  its encoder's probe accuracy against the same encoder at random initialisation).
 - plots/metrics.png: a bar chart per measured column (error bars: std over seeds).
+- summary.txt: the lines printed at the end: method means and every claim's verdict.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from scipy import stats
 from pipeline import config
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import atomic_path, load_json
+from pipeline.methods import ENCODERS
 
 NOT_COLUMNS = {"metric", "method", "dataset", "value", "std", "n_seeds", "mean", "stdev", "per_seed"}
 
@@ -41,6 +45,11 @@ def load_results(params: dict, results: Path) -> dict[tuple[str, str], dict]:
             if not path.exists():
                 raise PipelineError(f"report: missing {path}; run `snakemake {path}`")
             out[method, metric] = load_json(path)
+    for method in (m for m in params["study"]["methods"] if m in ENCODERS):
+        path = results / method / "probe.json"
+        if not path.exists():
+            raise PipelineError(f"report: missing {path}; run `snakemake {path}`")
+        out[method, "probe"] = load_json(path)
     return out
 
 
@@ -131,15 +140,18 @@ def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: s
     """One row per claim: both sides' mean and std, the verdict, and the paper's numbers if quoted."""
     rows = []
     for claim in spec["claims"]:
-        col = claim["metric"]
-        a, b = seed_values(df, spec["method"], col), seed_values(df, spec["baseline"], col)
-        row = {"paper": name, "method": spec["method"], "baseline": spec["baseline"], "metric": col,
+        col, against = claim["metric"], claim.get("against")
+        a = seed_values(df, spec["method"], col)
+        b = seed_values(df, spec["method"], against) if against else seed_values(df, spec["baseline"], col)
+        row = {"paper": name, "method": spec["method"], "baseline": against or spec["baseline"], "metric": col,
                "direction": claim["direction"], "method_mean": a.mean() if len(a) else None,
                "method_std": a.std(ddof=1) if len(a) > 1 else None, "baseline_mean": b.mean() if len(b) else None,
                "baseline_std": b.std(ddof=1) if len(b) > 1 else None, "n_seeds_method": len(a),
                "n_seeds_baseline": len(b)}
         if col not in df:
             row.update(verdict=f"not measured: add {col.split('.')[0]} to evaluate.metrics")
+        elif against and against not in df:
+            row.update(verdict=f"not measured: {against} is not a column of metrics.parquet")
         elif not len(a) or not len(b):
             row.update(verdict=f"not run: add {spec['method'] if not len(a) else spec['baseline']} to study.methods")
         else:
@@ -152,15 +164,16 @@ def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: s
 
 def comparison(name: str, spec: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The claims table (csv) and the markdown page of one paper."""
-    columns = list(dict.fromkeys(c["metric"] for c in spec["claims"]))
+    columns = list(dict.fromkeys(c for claim in spec["claims"] for c in (claim["metric"], claim.get("against")) if c))
     paper = spec["paper"]
     quoted = paper_numbers(paper, df, columns)
     label = "paper's" + ("" if paper is None or paper["verified"] else ", unverified")
     table = claims_table(name, spec, df, quoted, label)
     shown = [c for c in columns if quoted.get(c)]
     lines = [f"# {name}: {spec['title']}", "",
-             f"Claim: {spec['method']} gives " + ", ".join(f"{c['direction']} {c['metric']}" for c in spec["claims"])
-             + f" than {spec['baseline']}.", "",
+             f"Claim: {spec['method']} gives " + ", ".join(
+                 f"{c['direction']} {c['metric']} than " + (f"its own {c['against']}" if "against" in c else spec["baseline"])
+                 for c in spec["claims"]) + ".", "",
              f"This run: dataset {df['dataset'].iloc[0]}; mean ± sample std over seeds.", "",
              "| method | " + " | ".join([header(df, c) for c in columns] + [f"{c} ({label})" for c in shown]) + " |",
              "| --- |" + " --- |" * (len(columns) + len(shown))]
@@ -171,7 +184,8 @@ def comparison(name: str, spec: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, s
     lines += ["", "| claim | difference | 95% interval | verdict |", "| --- | --- | --- | --- |"]
     for r in table.to_dict("records"):
         interval = f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]" if pd.notna(r.get("ci_low")) else "none"
-        lines.append(f"| {r['metric']} {r['direction']} | {fmt(r.get('difference'))} | {interval} | {r['verdict']} |")
+        vs = f" than {r['baseline']}" if r["baseline"] != spec["baseline"] else ""
+        lines.append(f"| {r['metric']} {r['direction']}{vs} | {fmt(r.get('difference'))} | {interval} | {r['verdict']} |")
     lines += ["", paper_note(paper, shown, df, columns), ""]
     return table, "\n".join(lines)
 
@@ -224,7 +238,9 @@ def report(params: dict, results: Path) -> list[str]:
             table.to_csv(tmp, index=False)
         with atomic_path(results / "comparisons" / f"{name}.md") as tmp:
             tmp.write_text(page)
-        summary += [f"{name}: {r.metric} {r.direction}: {r.verdict}" for r in table.itertuples()]
+        summary += [f"{name}: {r.metric} {r.direction} than {r.baseline}: {r.verdict}" for r in table.itertuples()]
+    with atomic_path(results / "summary.txt") as tmp:
+        tmp.write_text("\n".join(summary) + "\n")
     return summary
 
 

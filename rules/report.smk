@@ -1,10 +1,12 @@
 rule report:
     input:
         expand("results/{method}/{metric}.json", method=METHODS, metric=METRICS),
+        expand("results/{method}/probe.json", method=PROBED),
     output:
         table="results/metrics.parquet",
         csv="results/metrics.csv",
         plot="results/plots/metrics.png",
+        summary="results/summary.txt",
         comparisons=expand("results/comparisons/{paper}.{ext}", paper=config["comparisons"], ext=["md", "csv"]),
     params:
         comparisons=config["comparisons"],

@@ -277,7 +277,27 @@ def test_report_on_a_fake_results_tree(tmp_path, tiny_params, capsys):
     assert "30.5 ± 0.5" in page and "| fid (paper's, unverified) |" in page and "| 28.73 |" in page
     assert "not run: add icgan to study.methods" in (tmp_path / "comparisons" / "icgan.md").read_text()
     assert (tmp_path / "plots" / "metrics.png").stat().st_size > 0
-    assert "msgan: fid lower: supported" in capsys.readouterr().out
+    assert "msgan: fid lower than cgan: supported" in capsys.readouterr().out
+
+
+def test_encoder_claim_compares_the_methods_own_columns(tmp_path, tiny_params):
+    tiny_params["study"]["methods"] = ["gan", "bigbigan"]
+    tiny_params["evaluate"]["metrics"] = ["fid", "ndb"]
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    fake_results(tmp_path, {"gan": {0: 50.0}, "bigbigan": {0: 45.0, 1: 47.0}})
+    per_seed = {"0": {"value": 0.80, "random_init": 0.70}, "1": {"value": 0.82, "random_init": 0.71}}
+    save_json(tmp_path / "bigbigan" / "probe.json", {
+        "metric": "probe", "name": "linear_probe_accuracy", "method": "bigbigan", "dataset": "digits", "value": 0.81,
+        "std": None, "n_seeds": 2, "mean": {}, "stdev": {}, "per_seed": per_seed})
+    report.main(["--params", str(params), "--results", str(tmp_path)])
+    claims = pd.read_csv(tmp_path / "comparisons" / "bigbigan.csv").set_index("metric")
+    probe = claims.loc["probe"]
+    assert probe["baseline"] == "probe.random_init" and probe["difference"] == pytest.approx(0.105)
+    assert probe["verdict"].startswith("supported") and claims.loc["fid", "baseline"] == "gan"
+    page = (tmp_path / "comparisons" / "bigbigan.md").read_text()
+    assert "higher probe than its own probe.random_init" in page and "| 0.81 ± 0.01414 |" in page
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "bigbigan: probe higher than probe.random_init: supported" in summary
 
 
 def test_one_seed_says_no_interval_exists():

@@ -1,9 +1,9 @@
 """Training speed: images per second of each method through the trainer and through a bare PyTorch
 loop over the same networks, losses and optimisers; their ratio is the trainer's overhead.
 
-    .venv/bin/python benchmarks/train_speed.py [--methods gan msgan] [--steps 30] [--width 16] [--threads 1]
+    .venv/bin/python benchmarks/train_speed.py [--methods gan msgan] [--steps 30] [--backbone resnet] [--width 16] [--threads 1]
 
-Train settings (batch size, width, z_dim, n_dis, EMA, checkpoint and log intervals, threads) come from
+Train settings (batch size, backbone, width, z_dim, n_dis, EMA, checkpoint and log intervals, threads) come from
 params.yaml unless overridden; images from data/ (the data stage). icgan's features, neighbours and
 centres are random stand-ins of the shapes the features and knn stages write by default (64-d
 features, k = 5, 1000 centres): a step's cost does not depend on their values. Each method is timed
@@ -77,18 +77,19 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=sorted(REGISTRY), default=list(REGISTRY))
     parser.add_argument("--steps", type=int, default=30, help="timed steps per loop (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="timings per loop; the best counts (default: %(default)s)")
+    parser.add_argument("--backbone", choices=["dcgan", "resnet"], help="override train.backbone")
     parser.add_argument("--width", type=int, help="override train.width")
     parser.add_argument("--batch-size", type=int, help="override train.batch_size")
     parser.add_argument("--threads", type=int, help="override train.threads")
     args = parser.parse_args()
     params = config.load(args.params)
-    overrides = {"width": args.width, "batch_size": args.batch_size, "threads": args.threads}
+    overrides = {"backbone": args.backbone, "width": args.width, "batch_size": args.batch_size, "threads": args.threads}
     train = {**params["train"], **{k: v for k, v in overrides.items() if v}}
     dev = context.device(train["threads"])
     data = with_instance_inputs(context.load_data(args.data, {}, (), dev))
     bs, n_dis = train["batch_size"], train["n_dis"]
     threads = torch.get_num_threads() if dev.type == "cpu" else "-"
-    print(f"device {dev} (threads {threads}), torch {torch.__version__}; batch {bs}, width {train['width']}, "
+    print(f"device {dev} (threads {threads}), torch {torch.__version__}; batch {bs}, {train['backbone']} width {train['width']}, "
           f"n_dis {n_dis}, {args.steps} steps; images {tuple(data.images.shape)}")
     print(f"{'method':<10} {'trainer img/s':>14} {'bare img/s':>11} {'trainer/bare':>13}")
 

@@ -51,7 +51,7 @@ def load_data(data_dir: Path, inputs: dict[str, Path], needs: tuple[str, ...], d
 
 
 def build(name: str, hp: dict, train: dict, data: TrainData, dev: torch.device) -> Method:
-    return method_class(name)(hp, data, train["z_dim"], train["width"], dev)
+    return method_class(name)(hp, data, train["z_dim"], train["width"], dev, train["backbone"])
 
 
 def restore(params: dict, method: str, run_dir: Path, data_dir: Path,

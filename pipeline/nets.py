@@ -1,10 +1,14 @@
 """Shared network blocks, so that methods differ only in what their paper changes.
 
-DCGAN-style generator and discriminator with resolution and width as parameters: the generator
-projects its input to 4x4 and doubles the size with ConvTranspose(4, 2, 1) blocks; the
-discriminator halves it with Conv(4, 2, 1) blocks down to 4x4 and returns flat features, to which
-each method attaches its own head. Conditioning plugs in through the generator's normalisation:
-plain BatchNorm, or :class:`ConditionalNorm` (conditional BN for IC-GAN, AdaIN-style posterior
+Two backbones (``train.backbone``), each a generator and a discriminator with resolution and width
+as parameters. ``dcgan``: the generator projects its input to 4x4 and doubles the size with
+ConvTranspose(4, 2, 1) blocks; the discriminator halves it with Conv(4, 2, 1) blocks down to 4x4
+and returns the flat 4x4 features. ``resnet`` (SNGAN/BigGAN-style residual blocks, 3x3 convolutions):
+the generator maps its input linearly to 4x4 and doubles the size with pre-activation up blocks
+(norm, ReLU, nearest x2, conv, norm, ReLU, conv; 1x1 shortcut); the discriminator halves it with
+down blocks (ReLU, conv, ReLU, conv, average pool; 1x1 shortcut), never uses BatchNorm, and returns
+the ReLU'd sum over positions of its last maps. Each method attaches its own head to D's features.
+Conditioning plugs in through the generator's normalisation: plain BatchNorm, or :class:`ConditionalNorm` (conditional BN for IC-GAN, AdaIN-style posterior
 modules for P2GAN: the same operation, a normalised map scaled and shifted by linear functions of a
 vector). Discriminators may use spectral norm on every layer (hinge and P2GAN's D). Also shared: a
 projection head (conditional D scores) and an encoder (the discriminator's body with a linear head).
@@ -15,6 +19,7 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 
@@ -54,6 +59,10 @@ class ConditionalNorm(nn.Module):
         return self.norm(x) * (1 + g) + b
 
 
+def _norm(channels: int, cond_dim: int) -> nn.Module:
+    return ConditionalNorm(channels, cond_dim) if cond_dim else nn.BatchNorm2d(channels)
+
+
 class Generator(nn.Module):
     """z (B, in_dim) [+ cond (B, cond_dim) for conditional norms] -> image (B, C, R, R) in [-1, 1]."""
 
@@ -64,9 +73,7 @@ class Generator(nn.Module):
         self.cond_dim = cond_dim
         self.convs = nn.ModuleList([nn.ConvTranspose2d(in_dim, chans[0], 4, 1, 0)])
         self.convs.extend(nn.ConvTranspose2d(a, b, 4, 2, 1) for a, b in zip(chans, chans[1:]))
-        self.norms = nn.ModuleList(
-            ConditionalNorm(c, cond_dim) if cond_dim else nn.BatchNorm2d(c) for c in chans
-        )
+        self.norms = nn.ModuleList(_norm(c, cond_dim) for c in chans)
         self.out = nn.ConvTranspose2d(chans[-1], channels, 4, 2, 1)
         init_dcgan(self)
 
@@ -104,6 +111,79 @@ class Discriminator(nn.Module):
         return self.body(x).flatten(1)
 
 
+class UpBlock(nn.Module):
+    """Residual generator block: x2 the size, ``a`` -> ``b`` channels; norms conditional when cond_dim > 0."""
+
+    def __init__(self, a: int, b: int, cond_dim: int):
+        super().__init__()
+        self.cond_dim = cond_dim
+        self.norm1, self.norm2 = _norm(a, cond_dim), _norm(b, cond_dim)
+        self.conv1, self.conv2 = nn.Conv2d(a, b, 3, 1, 1), nn.Conv2d(b, b, 3, 1, 1)
+        self.skip = nn.Conv2d(a, b, 1)
+
+    def _n(self, norm: nn.Module, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        return torch.relu(norm(x, cond) if self.cond_dim else norm(x))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.conv1(F.interpolate(self._n(self.norm1, x, cond), scale_factor=2.0))
+        h = self.conv2(self._n(self.norm2, h, cond))
+        return h + self.skip(F.interpolate(x, scale_factor=2.0))
+
+
+class ResGenerator(nn.Module):
+    """The ``resnet`` generator; same contract as :class:`Generator`."""
+
+    def __init__(self, in_dim: int, width: int, resolution: int, channels: int, cond_dim: int = 0):
+        super().__init__()
+        blocks = n_blocks(resolution)
+        chans = [width * 2 ** (blocks - 1 - i) for i in range(blocks)] + [width]  # 4w, 2w, w, w at 32 px
+        self.cond_dim, self.c0 = cond_dim, chans[0]
+        self.fc = nn.Linear(in_dim, chans[0] * 16)
+        self.blocks = nn.ModuleList(UpBlock(a, b, cond_dim) for a, b in zip(chans, chans[1:]))
+        self.out = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh())
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.fc(z).view(len(z), self.c0, 4, 4)
+        for block in self.blocks:
+            x = block(x, cond)
+        return self.out(x)
+
+
+class DownBlock(nn.Module):
+    """Residual discriminator block: /2 the size; the first block skips the leading ReLU (it sees pixels)."""
+
+    def __init__(self, a: int, b: int, sn: bool, first: bool):
+        super().__init__()
+        self.first = first
+        self.conv1, self.conv2 = maybe_sn(nn.Conv2d(a, b, 3, 1, 1), sn), maybe_sn(nn.Conv2d(b, b, 3, 1, 1), sn)
+        self.skip = maybe_sn(nn.Conv2d(a, b, 1), sn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(x if self.first else torch.relu(x))
+        h = F.avg_pool2d(self.conv2(torch.relu(h)), 2)
+        return h + self.skip(F.avg_pool2d(x, 2))
+
+
+class ResDiscriminator(nn.Module):
+    """The ``resnet`` discriminator; same contract as :class:`Discriminator`, feat_dim = last channels."""
+
+    def __init__(self, channels: int, width: int, resolution: int, sn: bool = False):
+        super().__init__()
+        blocks = n_blocks(resolution)
+        chans = [channels] + [width * 2**i for i in range(blocks)]  # C, w, 2w, 4w at 32 px
+        self.body = nn.Sequential(*(DownBlock(a, b, sn, i == 0) for i, (a, b) in enumerate(zip(chans, chans[1:]))))
+        self.feat_dim = chans[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x)).sum((2, 3))
+
+
+BACKBONES: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
+    "dcgan": (Generator, Discriminator),
+    "resnet": (ResGenerator, ResDiscriminator),
+}
+
+
 def linear(in_dim: int, out_dim: int, sn: bool = False) -> nn.Module:
     layer = nn.Linear(in_dim, out_dim)
     nn.init.normal_(layer.weight, 0.0, 0.02)
@@ -124,12 +204,12 @@ class Projection(nn.Module):
 
 
 class Encoder(nn.Module):
-    """image -> (B, out_dim): a DCGAN discriminator body (``features``) and a linear head."""
+    """image -> (B, out_dim): a discriminator body without spectral norm (``features``) and a linear head."""
 
-    def __init__(self, channels: int, width: int, resolution: int, out_dim: int):
+    def __init__(self, body: nn.Module, out_dim: int):
         super().__init__()
-        self.features = Discriminator(channels, width, resolution)
-        self.head = linear(self.features.feat_dim, out_dim)
+        self.features = body
+        self.head = linear(body.feat_dim, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

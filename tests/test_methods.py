@@ -17,7 +17,7 @@ from pipeline.methods import REGISTRY, TrainData
 from pipeline.methods.bigbigan import hinge_terms
 from pipeline.methods.msgan import mode_seeking
 from pipeline.methods.p2gan import gaussian_dis, latent_l1
-from pipeline.nets import Projection
+from pipeline.nets import BACKBONES, Projection
 from pipeline.trainer import PARTIAL, Trainer
 
 HP = config.load(Path(__file__).parents[1] / "params.yaml")["methods"]
@@ -41,9 +41,9 @@ def data() -> TrainData:
     )
 
 
-def make(name: str, data: TrainData, seed: int = 0, **hp):
+def make(name: str, data: TrainData, seed: int = 0, backbone: str = "dcgan", **hp):
     torch.manual_seed(seed)
-    return REGISTRY[name]({**HP[name], **hp}, data, 8, 8, CPU)
+    return REGISTRY[name]({**HP[name], **hp}, data, 8, 8, CPU, backbone)
 
 
 def trainer(m, run_dir: Path, steps: int = 2) -> Trainer:
@@ -61,9 +61,10 @@ def params_of(m, names) -> dict[str, torch.Tensor]:
 
 
 # --- every method -----------------------------------------------------------------------------
+@pytest.mark.parametrize("backbone", ["dcgan", "resnet"])
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_one_step_changes_every_weight_with_finite_losses(name, data, tmp_path):
-    m = make(name, data)
+def test_one_step_changes_every_weight_with_finite_losses(name, backbone, data, tmp_path):
+    m = make(name, data, backbone=backbone)
     before = params_of(m, m.d_nets + m.g_nets)
     logs = trainer(m, tmp_path).one_step()
     assert {"d_loss", "g_loss"} <= set(logs) and all(math.isfinite(v) for v in logs.values())
@@ -73,9 +74,10 @@ def test_one_step_changes_every_weight_with_finite_losses(name, data, tmp_path):
     assert not unchanged
 
 
+@pytest.mark.parametrize("backbone", ["dcgan", "resnet"])
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_sample_gives_uint8_images_of_the_data_shape(name, data):
-    m = make(name, data)
+def test_sample_gives_uint8_images_of_the_data_shape(name, backbone, data):
+    m = make(name, data, backbone=backbone)
     m.nets.eval()
     cond, how = m.sample_conditions(7)
     assert cond is None or (cond.dtype == torch.int64 and cond.shape == (7,))
@@ -104,6 +106,16 @@ def test_checkpoint_round_trip(name, data, tmp_path):
         with torch.no_grad():
             outputs.append(m.generate(4, cond))
     assert torch.equal(*outputs)
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+@pytest.mark.parametrize("resolution", [8, 32])
+def test_backbones_keep_their_contract_at_every_resolution(backbone, resolution):
+    make_g, make_d = BACKBONES[backbone]
+    g, d = make_g(5, 4, resolution, 3, cond_dim=2), make_d(3, 4, resolution, sn=True)
+    x = g(torch.randn(2, 5), torch.randn(2, 2))
+    assert x.shape == (2, 3, resolution, resolution) and x.abs().max() <= 1
+    assert d(x).shape == (2, d.feat_dim)
 
 
 def test_resume_equals_an_uninterrupted_run(data, tmp_path):

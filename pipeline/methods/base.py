@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 
+from pipeline import nets
 from pipeline.images import to_float
 
 
@@ -44,8 +45,10 @@ class Method(ABC):
     g_nets: ClassVar[tuple[str, ...]] = ("G",)
     d_nets: ClassVar[tuple[str, ...]] = ("D",)
 
-    def __init__(self, hp: dict[str, Any], data: TrainData, z_dim: int, width: int, device: torch.device):
+    def __init__(self, hp: dict[str, Any], data: TrainData, z_dim: int, width: int, device: torch.device,
+                 backbone: str = "dcgan"):
         self.hp, self.data, self.z_dim, self.width, self.device = hp, data, z_dim, width, device
+        self.backbone = backbone
         self.resolution, _, self.channels = data.shape
         # channels_last: faster convolutions on CPU (about 15% per step, measured) and CUDA; real
         # batches are already in that layout (to_float permutes N,H,W,C)
@@ -69,6 +72,15 @@ class Method(ABC):
         return self.nets["G"](self.noise(n))
 
     # --- shared defaults -------------------------------------------------------------------
+    def generator(self, in_dim: int, cond_dim: int = 0) -> nn.Module:
+        """The ``train.backbone`` generator at the run's width and the data's shape."""
+        return nets.BACKBONES[self.backbone][0](in_dim, self.width, self.resolution, self.channels, cond_dim)
+
+    def discriminator(self, sn: bool, extra_channels: int = 0) -> nn.Module:
+        """The ``train.backbone`` discriminator body (flat features, ``feat_dim`` wide)."""
+        return nets.BACKBONES[self.backbone][1](self.channels + extra_channels, self.width, self.resolution, sn)
+
+
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.z_dim, device=self.device)
 

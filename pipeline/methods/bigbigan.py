@@ -1,8 +1,8 @@
 """bigbigan: adversarial representation learning (BiGAN, Donahue et al. 2017; BigBiGAN, Donahue &
 Simonyan 2019; no public training code, seed 002).
 
-An encoder E (DCGAN D body + linear head, deterministic as in BiGAN) maps x to z. D scores the
-pairs (x, E(x)) and (G(z), z) with three terms: unary F(x) (spectral-norm DCGAN body and a linear
+An encoder E (the backbone's D body without spectral norm + linear head, deterministic as in BiGAN) maps x to z. D scores the
+pairs (x, E(x)) and (G(z), z) with three terms: unary F(x) (spectral-norm D body and a linear
 head), unary H(z) (an MLP on z and a linear head) and joint J (an MLP on F's and H's features).
 Hinge losses summed over the three scores:
 L_D = sum_k mean relu(1 - s_k(x, E(x))) + mean relu(1 + s_k(G(z), z)),
@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from pipeline import losses
 from pipeline.methods.base import Method
-from pipeline.nets import Discriminator, Encoder, Generator, linear
+from pipeline.nets import Encoder, linear
 
 
 def mlp(in_dim: int, hidden: int) -> nn.Sequential:
@@ -40,10 +40,10 @@ class BigBiGAN(Method):
 
     def build(self):
         hidden = self.hp["hidden"]
-        f = Discriminator(self.channels, self.width, self.resolution, sn=True)
+        f = self.discriminator(sn=True)
         return {
-            "G": Generator(self.z_dim, self.width, self.resolution, self.channels),
-            "E": Encoder(self.channels, self.width, self.resolution, self.z_dim),
+            "G": self.generator(self.z_dim),
+            "E": Encoder(self.discriminator(sn=False), self.z_dim),
             "F": nn.ModuleDict({"body": f, "head": linear(f.feat_dim, 1, sn=True)}),
             "H": nn.ModuleDict({"body": mlp(self.z_dim, hidden), "head": linear(hidden, 1, sn=True)}),
             "J": nn.Sequential(mlp(f.feat_dim + hidden, hidden), linear(hidden, 1, sn=True)),

@@ -1,4 +1,4 @@
-"""gan: the unconditional baseline (DCGAN networks; non-saturating BCE or hinge loss, ``loss``).
+"""gan: the unconditional baseline (``train.backbone`` networks; non-saturating BCE or hinge loss, ``loss``).
 
 ``sn``: spectral norm on every D layer instead of BatchNorm (the BigGAN-style D of IC-GAN and
 BigBiGAN, for a baseline that differs from them only in what their papers add).
@@ -11,7 +11,7 @@ import torch
 
 from pipeline import losses
 from pipeline.methods.base import Method
-from pipeline.nets import Discriminator, Generator, linear
+from pipeline.nets import linear
 
 
 class GAN(Method):
@@ -29,9 +29,9 @@ class GAN(Method):
 
     def build(self):
         k = self.extra_inputs()
-        d = Discriminator(self.channels + k, self.width, self.resolution, sn=self.hp["sn"])
+        d = self.discriminator(self.hp["sn"], extra_channels=k)
         return {
-            "G": Generator(self.z_dim + k, self.width, self.resolution, self.channels),
+            "G": self.generator(self.z_dim + k),
             "D": d,
             "D_head": linear(d.feat_dim, 1, sn=self.hp["sn"]),
         }

@@ -4,7 +4,7 @@ A training sample draws an instance i uniformly; the conditioning is its feature
 features stage) and the real image shown to D is a uniformly random member of i's neighbourhood
 A_i (the knn stage; self excluded). G embeds h_i with a learned linear layer (``embed_dim``) and
 feeds it, concatenated with z as in the official code, to conditional BatchNorm in every block.
-D is the spectral-norm DCGAN body with a projection head on h_i; hinge loss. Evaluation samples
+D is the spectral-norm D body with a projection head on h_i; hinge loss. Evaluation samples
 cycle through the instances nearest the k-means centres of the features (the centres input).
 Condition ids are instance indices.
 """
@@ -14,16 +14,16 @@ import torch
 import torch.nn as nn
 
 from pipeline.methods.gan import GAN
-from pipeline.nets import Discriminator, Generator, Projection, linear
+from pipeline.nets import Projection, linear
 
 
 class InstanceGenerator(nn.Module):
     """(z, h) -> image: h embedded linearly, then [embed(h), z] drives every conditional norm."""
 
-    def __init__(self, z_dim: int, h_dim: int, embed_dim: int, width: int, resolution: int, channels: int):
+    def __init__(self, net: nn.Module, h_dim: int, embed_dim: int):
         super().__init__()
         self.embed = linear(h_dim, embed_dim)
-        self.net = Generator(z_dim, width, resolution, channels, cond_dim=embed_dim + z_dim)
+        self.net = net  # a generator whose cond_dim is embed_dim + z_dim
 
     def forward(self, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         return self.net(z, torch.cat([self.embed(h), z], 1))
@@ -36,10 +36,9 @@ class ICGAN(GAN):
 
     def build(self):
         h_dim = self.data.features.shape[1]
-        d = Discriminator(self.channels, self.width, self.resolution, sn=True)
+        d, embed = self.discriminator(sn=True), self.hp["embed_dim"]
         return {
-            "G": InstanceGenerator(self.z_dim, h_dim, self.hp["embed_dim"], self.width, self.resolution,
-                                   self.channels),
+            "G": InstanceGenerator(self.generator(self.z_dim, cond_dim=embed + self.z_dim), h_dim, embed),
             "D": d,
             "D_head": Projection(d.feat_dim, h_dim),
         }

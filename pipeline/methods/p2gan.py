@@ -1,7 +1,7 @@
 """p2gan: Posterior Promoted GAN with a distribution discriminator (Zhang et al., CVPR 2021; seed 001,
 no public code). Choices the sources leave open are stated here and tested.
 
-D: the spectral-norm DCGAN body and two spectral-norm linear heads giving a d-dimensional Gaussian
+D: the spectral-norm D body and two spectral-norm linear heads giving a d-dimensional Gaussian
 N(mu, diag sigma^2), d = ``posterior_dim``. The paper's heads have no activation; here
 sigma = softplus(head) so that it is a standard deviation (a negative sigma describes the same
 Gaussian as |sigma|, but the distance below would treat the two differently).
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.methods.base import Method
-from pipeline.nets import Discriminator, Generator, linear
+from pipeline.nets import linear
 
 
 def gaussian_dis(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor | float,
@@ -51,10 +51,10 @@ class P2GAN(Method):
     d_nets = ("D", "D_mu", "D_sigma")
 
     def build(self):
-        d = Discriminator(self.channels, self.width, self.resolution, sn=True)
+        d = self.discriminator(sn=True)
         dim = self.hp["posterior_dim"]
         return {
-            "G": Generator(self.z_dim, self.width, self.resolution, self.channels, cond_dim=dim),
+            "G": self.generator(self.z_dim, cond_dim=dim),
             "D": d,
             "D_mu": linear(d.feat_dim, dim, sn=True),
             "D_sigma": linear(d.feat_dim, dim, sn=True),

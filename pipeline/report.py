@@ -30,9 +30,9 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from pipeline import config
+from pipeline.catalogue import ENCODERS
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import atomic_path, load_json
-from pipeline.methods import ENCODERS
 
 NOT_COLUMNS = {"metric", "method", "dataset", "value", "std", "n_seeds", "mean", "stdev", "per_seed"}
 

@@ -1,6 +1,5 @@
 # Shared names and helpers for the rules.
-from pipeline.methods import ENCODERS, REGISTRY as METHOD_REGISTRY
-from pipeline.metrics import REGISTRY as METRIC_REGISTRY
+from pipeline.catalogue import ENCODERS, METHOD_NEEDS, METRIC_REFERENCE
 
 METHODS = config["study"]["methods"]
 SEEDS = config["train"]["seeds"]
@@ -16,18 +15,18 @@ NEEDS = {
 
 
 wildcard_constraints:
-    method="|".join(METHOD_REGISTRY),
-    metric="|".join([*METRIC_REGISTRY, "probe"]),
+    method="|".join(METHOD_NEEDS),
+    metric="|".join([*METRIC_REFERENCE, "probe"]),
     seed=r"\d+",
 
 
 def method_inputs(wildcards):
     """The kNN-stage files a method needs, by option name."""
-    return {need: NEEDS[need] for need in METHOD_REGISTRY[wildcards.method].needs}
+    return {need: NEEDS[need] for need in METHOD_NEEDS[wildcards.method]}
 
 
 def method_options(wildcards, input):
-    return " ".join(f"--{need} {input[need]}" for need in METHOD_REGISTRY[wildcards.method].needs)
+    return " ".join(f"--{need} {input[need]}" for need in METHOD_NEEDS[wildcards.method])
 
 
 def train_settings(wildcards):
@@ -37,5 +36,5 @@ def train_settings(wildcards):
 
 def metric_reference(wildcards):
     """The results/reference/ folder a metric reads, if any."""
-    name = METRIC_REGISTRY[wildcards.metric].reference
+    name = METRIC_REFERENCE[wildcards.metric]
     return [f"results/reference/{name}"] if name else []

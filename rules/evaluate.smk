@@ -26,7 +26,7 @@ rule evaluate:
     output:
         "results/{method}/seed{seed}/{metric}.json",
     wildcard_constraints:
-        metric="|".join(METRIC_REGISTRY),
+        metric="|".join(METRIC_REFERENCE),
     params:
         evaluate=config["evaluate"],
     log:

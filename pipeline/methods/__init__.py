@@ -11,7 +11,5 @@ from pipeline.methods.msgan import MSGAN
 from pipeline.methods.p2gan import P2GAN
 
 REGISTRY: dict[str, type[Method]] = {cls.name: cls for cls in (GAN, LSGAN, CGAN, MSGAN, ICGAN, P2GAN, BigBiGAN)}
-# Methods with an encoder (``encode``): the encoder_probe stage scores it like the features stage.
-ENCODERS: tuple[str, ...] = tuple(name for name, cls in REGISTRY.items() if hasattr(cls, "encode"))
 
-__all__ = ["Method", "TrainData", "REGISTRY", "ENCODERS"]
+__all__ = ["Method", "TrainData", "REGISTRY"]

@@ -1,0 +1,28 @@
+"""What the workflow needs to know of each method and metric, without importing torch.
+
+The Snakefile and dvcgen read this on every parse (each DVC stage and SLURM job parses the
+Snakefile again); importing the method and metric registries would cost seconds of torch import
+each time. tests/test_catalogue.py checks that it agrees with the registries.
+"""
+from __future__ import annotations
+
+# method -> the extra inputs it trains and samples from (TrainData fields; see rules/common.smk)
+METHOD_NEEDS: dict[str, tuple[str, ...]] = {
+    "gan": (),
+    "lsgan": (),
+    "cgan": (),
+    "msgan": (),
+    "icgan": ("features", "neighbours", "centres"),
+    "p2gan": (),
+    "bigbigan": (),
+}
+# methods with an encoder: the encoder_probe stage scores it
+ENCODERS: tuple[str, ...] = ("bigbigan",)
+# metric -> the results/reference/ folder it reads, if any
+METRIC_REFERENCE: dict[str, str | None] = {
+    "fid": "backbone",
+    "lpips": None,
+    "ndb": "ndb",
+    "prdc": "backbone",
+    "classes": "classifier",
+}

@@ -1,0 +1,18 @@
+"""The torch-free catalogue the workflow reads agrees with the method and metric registries."""
+from __future__ import annotations
+
+from pipeline import catalogue
+from pipeline.methods import REGISTRY as METHODS
+from pipeline.metrics import REGISTRY as METRICS
+
+
+def test_methods_and_their_inputs():
+    assert catalogue.METHOD_NEEDS == {name: cls.needs for name, cls in METHODS.items()}
+
+
+def test_encoders_are_the_methods_that_encode():
+    assert set(catalogue.ENCODERS) == {name for name, cls in METHODS.items() if hasattr(cls, "encode")}
+
+
+def test_metrics_and_their_references():
+    assert catalogue.METRIC_REFERENCE == {name: module.reference for name, module in METRICS.items()}

@@ -98,15 +98,15 @@ def verdict(a: np.ndarray, b: np.ndarray, direction: str) -> dict:
 
 def header(df: pd.DataFrame, col: str) -> str:
     """A value column with the metric's name, e.g. ``fid (FD_efficientnet_lite0)``."""
-    name = f"{col}.name"
-    return f"{col} ({df[name].iloc[0]})" if "." not in col and name in df else col
+    names = df[f"{col}.name"].dropna() if "." not in col and f"{col}.name" in df else []
+    return f"{col} ({names.iloc[0]})" if len(names) else col
 
 
 def feature_space(df: pd.DataFrame, col: str) -> str | None:
     metric = col.split(".")[0]
     for key in (f"{metric}.backbone", f"{metric}.net"):
-        if key in df:
-            return str(df[key].iloc[0])
+        if key in df and df[key].notna().any():
+            return str(df[key].dropna().iloc[0])
     return None
 
 

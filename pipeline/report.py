@@ -124,7 +124,7 @@ def fmt(x: float | None) -> str:
 
 def mean_std(values: np.ndarray) -> str:
     if len(values) == 0:
-        return "not run"
+        return "n/a"
     if len(values) == 1:
         return f"{fmt(values[0])} (1 seed)"
     return f"{fmt(values.mean())} ± {fmt(values.std(ddof=1))}"
@@ -179,7 +179,8 @@ def comparison(name: str, spec: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, s
              "| --- |" + " --- |" * (len(columns) + len(shown))]
     for method in spec["methods"]:
         role = " (baseline)" if method == spec["baseline"] else " (claimed better)" if method == spec["method"] else ""
-        cells = [mean_std(seed_values(df, method, c)) for c in columns] + [fmt(quoted[c].get(method)) for c in shown]
+        ran = method in set(df["method"])
+        cells = [mean_std(seed_values(df, method, c)) if ran else "not run" for c in columns] + [fmt(quoted[c].get(method)) for c in shown]
         lines.append(f"| {method}{role} | " + " | ".join(cells) + " |")
     lines += ["", "| claim | difference | 95% interval | verdict |", "| --- | --- | --- | --- |"]
     for r in table.to_dict("records"):

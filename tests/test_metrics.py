@@ -297,6 +297,7 @@ def test_encoder_claim_compares_the_methods_own_columns(tmp_path, tiny_params):
     page = (tmp_path / "comparisons" / "bigbigan.md").read_text()
     assert "higher probe than its own probe.random_init" in page and "| 0.81 ± 0.01414 |" in page
     assert "| probe (linear_probe_accuracy) |" in page  # named although gan, the first row, has no probe
+    assert "| gan (baseline) | 50 (1 seed) | n/a | n/a |" in page
     summary = (tmp_path / "summary.txt").read_text()
     assert "bigbigan: probe higher than probe.random_init: supported" in summary
 

@@ -17,7 +17,7 @@ def test_default_params_are_valid(default_params):
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        (lambda p: p["train"].update(stepz=3), "train: unknown key 'stepz' (allowed: batch_size"),
+        (lambda p: p["train"].update(stepz=3), "train: unknown key 'stepz' (allowed: backbone, batch_size"),
         (lambda p: p["train"].update(steps="many"), "train.steps: 'many' is not of type 'integer'"),
         (lambda p: p["train"].update(steps=0), "train.steps: 0 is less than the minimum of 1"),
         (lambda p: p["study"].update(methods=["gan", "vae"]), "study.methods.1: 'vae' is not allowed (allowed: gan"),

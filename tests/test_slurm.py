@@ -32,7 +32,7 @@ PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 PROFILE_CI = ROOT / "profiles" / "slurm-ci" / "config.yaml"
 SITE_VARS = ("GANBENCH_SLURM_ACCOUNT", "GANBENCH_SLURM_PARTITION", "GANBENCH_SLURM_GPU_PARTITION",
              "GANBENCH_GPU_MODEL")
-GPU_RULES = {"features", "train", "sample"}
+GPU_RULES = {"features", "train", "sample", "encoder_probe"}
 
 
 # --- the profiles (no cluster needed) ------------------------------------------------------------

@@ -44,20 +44,20 @@ def bare_loop(m: Method, steps: int, batch_size: int, n_dis: int) -> None:
     """The same D and G steps as the trainer, with nothing else: no checks, logs, EMA or checkpoints."""
     opts = m.optimisers()
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if m.device.type == "cuda" else nullcontext()
+
+    def update(opt: torch.optim.Optimizer, loss_fn) -> None:
+        with amp:
+            loss, _ = loss_fn(m.draw(batch_size))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
     for _ in range(steps):
         for _ in range(n_dis):
-            with amp:
-                loss, _ = m.d_loss(m.draw(batch_size))
-            opts["d"].zero_grad(set_to_none=True)
-            loss.backward()
-            opts["d"].step()
+            update(opts["d"], m.d_loss)
         for name in m.d_nets:
             m.nets[name].requires_grad_(False)
-        with amp:
-            loss, _ = m.g_loss(m.draw(batch_size))
-        opts["g"].zero_grad(set_to_none=True)
-        loss.backward()
-        opts["g"].step()
+        update(opts["g"], m.g_loss)
         for name in m.d_nets:
             m.nets[name].requires_grad_(True)
 

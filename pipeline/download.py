@@ -81,6 +81,15 @@ def download(url: str, dest: str | Path, sha256: str, *, gunzip: bool = False, t
     return dest
 
 
+def fetch(url: str, dest: str | Path, sha256: str) -> Path:
+    """The file at ``dest``, downloaded from ``url`` first if absent; its sha256 is checked either way."""
+    dest = Path(dest)
+    if dest.exists():
+        verify_sha256(dest, sha256, f"{dest} (delete it to download again)")
+        return dest
+    return download(url, dest, sha256)
+
+
 def gunzip_to(src: Path, dest: Path, what: str) -> None:
     """Decompress ``src`` into ``dest``; a corrupt or truncated archive raises PipelineError."""
     try:

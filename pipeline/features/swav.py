@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from pipeline.backbones import RESOURCES, Backbone
-from pipeline.download import download, verify_sha256
+from pipeline import download
 from pipeline.errors import PipelineError
 
 URL = "https://dl.fbaipublicfiles.com/deepcluster/swav_800ep_pretrain.pth.tar"
@@ -41,10 +41,7 @@ class ImageNetNormalise(nn.Module):
 
 def fetch(dest: Path = DEST, url: str = URL, sha256: str = SHA256) -> Path:
     """The verified checkpoint at ``dest``, downloaded from ``url`` if it is not there yet."""
-    if dest.exists():
-        verify_sha256(dest, sha256, f"{dest} (delete it to download again)")
-        return dest
-    return download(url, dest, sha256)
+    return download.fetch(url, dest, sha256)
 
 
 def resnet50(state: dict[str, torch.Tensor]) -> nn.Module:

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline.backbones import RESOURCES, efficientnet_lite0_net
-from pipeline.download import download, verify_sha256
+from pipeline.download import fetch
 from pipeline.errors import PipelineError
 from pipeline.images import to_float
 
@@ -52,12 +52,8 @@ Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def alex_weights() -> Path:
     """torchvision's AlexNet ImageNet weights in resources/, downloaded if absent; sha256-checked."""
-    path = RESOURCES / Path(ALEX_URL).name
-    if path.exists():
-        verify_sha256(path, ALEX_SHA256, str(path))
-        return path
     try:
-        return download(ALEX_URL, path, ALEX_SHA256)
+        return fetch(ALEX_URL, RESOURCES / Path(ALEX_URL).name, ALEX_SHA256)
     except PipelineError as err:
         raise PipelineError(f"lpips_net alex: {err}; place the file in {RESOURCES}/ or set "
                             f"evaluate.lpips_net: efficientnet_lite0 (uncalibrated, offline)") from None

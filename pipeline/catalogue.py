@@ -26,3 +26,8 @@ METRIC_REFERENCE: dict[str, str | None] = {
     "prdc": "backbone",
     "classes": "classifier",
 }
+
+
+def results(method: str, metrics: list[str]) -> list[str]:
+    """The aggregated results/<method>/<name>.json the report reads: the metrics, and probe for encoders."""
+    return [*metrics, *(["probe"] if method in ENCODERS else [])]

@@ -29,8 +29,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
-from pipeline import config
-from pipeline.catalogue import ENCODERS
+from pipeline import catalogue, config
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import atomic_path, load_json
 
@@ -40,16 +39,11 @@ NOT_COLUMNS = {"metric", "method", "dataset", "value", "std", "n_seeds", "mean",
 def load_results(params: dict, results: Path) -> dict[tuple[str, str], dict]:
     out = {}
     for method in params["study"]["methods"]:
-        for metric in params["evaluate"]["metrics"]:
-            path = results / method / f"{metric}.json"
+        for name in catalogue.results(method, params["evaluate"]["metrics"]):
+            path = results / method / f"{name}.json"
             if not path.exists():
                 raise PipelineError(f"report: missing {path}; run `snakemake {path}`")
-            out[method, metric] = load_json(path)
-    for method in (m for m in params["study"]["methods"] if m in ENCODERS):
-        path = results / method / "probe.json"
-        if not path.exists():
-            raise PipelineError(f"report: missing {path}; run `snakemake {path}`")
-        out[method, "probe"] = load_json(path)
+            out[method, name] = load_json(path)
     return out
 
 

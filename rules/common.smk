@@ -1,10 +1,9 @@
 # Shared names and helpers for the rules.
-from pipeline.catalogue import ENCODERS, METHOD_NEEDS, METRIC_REFERENCE
+from pipeline.catalogue import ENCODERS, METHOD_NEEDS, METRIC_REFERENCE, results
 
 METHODS = config["study"]["methods"]
 SEEDS = config["train"]["seeds"]
 METRICS = config["evaluate"]["metrics"]
-PROBED = [m for m in METHODS if m in ENCODERS]  # their encoders get probe.json (rule encoder_probe)
 
 # Extra inputs of instance-conditioned methods (TrainData fields -> files).
 NEEDS = {

@@ -1,7 +1,6 @@
 rule report:
     input:
-        expand("results/{method}/{metric}.json", method=METHODS, metric=METRICS),
-        expand("results/{method}/probe.json", method=PROBED),
+        [f"results/{method}/{name}.json" for method in METHODS for name in results(method, METRICS)],
     output:
         table="results/metrics.parquet",
         csv="results/metrics.csv",

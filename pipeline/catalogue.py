@@ -16,7 +16,7 @@ METHOD_NEEDS: dict[str, tuple[str, ...]] = {
     "p2gan": (),
     "bigbigan": (),
 }
-# methods with an encoder: the encoder_probe stage scores it
+# method classes with an encoder: the encoder_probe stage scores it
 ENCODERS: tuple[str, ...] = ("bigbigan",)
 # metric -> the results/reference/ folder it reads, if any
 METRIC_REFERENCE: dict[str, str | None] = {
@@ -28,6 +28,15 @@ METRIC_REFERENCE: dict[str, str | None] = {
 }
 
 
-def results(method: str, metrics: list[str]) -> list[str]:
-    """The aggregated results/<method>/<name>.json the report reads: the metrics, and probe for encoders."""
-    return [*metrics, *(["probe"] if method in ENCODERS else [])]
+def run_needs(params: dict, run: str) -> tuple[str, ...]:
+    """The extra inputs of a run (a key of params' ``methods:``), from its method class."""
+    return METHOD_NEEDS[params["methods"][run]["method"]]
+
+
+def has_encoder(params: dict, run: str) -> bool:
+    return params["methods"][run]["method"] in ENCODERS
+
+
+def results(params: dict, run: str) -> list[str]:
+    """The aggregated results/<run>/<name>.json the report reads: the metrics, and probe for encoders."""
+    return [*params["evaluate"]["metrics"], *(["probe"] if has_encoder(params, run) else [])]

@@ -32,6 +32,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{where}: unknown key {', '.join(map(repr, extra))} (allowed: {', '.join(allowed)})"
     if error.validator == "enum":
         return f"{where}: {error.instance!r} is not allowed (allowed: {', '.join(map(str, error.validator_value))})"
+    if error.validator == "unevaluatedProperties":
+        return f"{where}: {error.message} (see the keys of this run's method in pipeline/schema.yaml)"
     if error.validator == "required":
         return f"{where}: {error.message}"
     return f"{where}: {error.message}"
@@ -50,6 +52,12 @@ def validate(params: Any, source: str = DEFAULT_PARAMS) -> dict[str, Any]:
             f"{source}: study.methods names {', '.join(missing)} but methods: has no settings for it "
             f"(add a methods.{missing[0]} section)"
         )
+    for paper, spec in params["comparisons"].items():
+        unknown = [r for r in (*spec["methods"], spec["method"], spec["baseline"]) if r not in params["methods"]]
+        if unknown:
+            raise PipelineError(f"{source}: comparisons.{paper} names run {unknown[0]!r}, which methods: does not define")
+        if not {spec["method"], spec["baseline"]} <= set(spec["methods"]):
+            raise PipelineError(f"{source}: comparisons.{paper}.methods must list its method and its baseline")
     return params
 
 

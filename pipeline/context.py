@@ -50,19 +50,20 @@ def load_data(data_dir: Path, inputs: dict[str, Path], needs: tuple[str, ...], d
     )
 
 
-def build(name: str, hp: dict, train: dict, data: TrainData, dev: torch.device) -> Method:
-    return method_class(name)(hp, data, train["z_dim"], train["width"], dev, train["backbone"])
+def build(hp: dict, train: dict, data: TrainData, dev: torch.device) -> Method:
+    """The method class ``hp["method"]`` with a run's settings ``hp``."""
+    return method_class(hp["method"])(hp, data, train["z_dim"], train["width"], dev, train["backbone"])
 
 
-def restore(params: dict, method: str, run_dir: Path, data_dir: Path,
+def restore(params: dict, run: str, run_dir: Path, data_dir: Path,
             inputs: dict[str, Path]) -> tuple[Method, dict[str, Any]]:
-    """The trained method of ``run_dir``/checkpoint.pt in eval mode (EMA generator if kept), and its state."""
+    """The trained run of ``run_dir``/checkpoint.pt in eval mode (EMA generator if kept), and its state."""
     state = checkpoint.load(run_dir / "checkpoint.pt")
-    if state["method"] != method:
-        raise PipelineError(f"{run_dir}/checkpoint.pt holds method {state['method']!r}, not {method!r}")
+    if state.get("run") != run:
+        raise PipelineError(f"{run_dir}/checkpoint.pt holds run {state.get('run')!r}, not {run!r}; retrain it")
     dev = device(params["train"]["threads"])
-    data = load_data(data_dir, inputs, method_class(method).needs, dev)
-    m = build(method, state["hp"], state["train"], data, dev)
+    data = load_data(data_dir, inputs, method_class(state["hp"]["method"]).needs, dev)
+    m = build(state["hp"], state["train"], data, dev)
     m.nets.load_state_dict(state["nets"])
     if state["ema"] is not None:
         m.nets["G"].load_state_dict(state["ema"])

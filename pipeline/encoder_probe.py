@@ -25,7 +25,7 @@ def run(params: dict, method: str, run_dir: Path, data_dir: Path) -> dict:
     if not hasattr(m, "encode"):
         raise PipelineError(f"method {method!r} has no encoder to probe")
     torch.manual_seed(state["seed"])
-    untrained = context.build(method, state["hp"], state["train"], m.data, m.device)
+    untrained = context.build(state["hp"], state["train"], m.data, m.device)
     untrained.nets.eval()
     images, labels = m.data.images.cpu().numpy(), m.data.labels.cpu().numpy()
     fc, pc = params["features"], params["features"]["probe"]
@@ -42,7 +42,7 @@ def run(params: dict, method: str, run_dir: Path, data_dir: Path) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.encoder_probe", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
-    parser.add_argument("--method", required=True, help="a method with an encoder (bigbigan)")
+    parser.add_argument("--method", required=True, help="a run whose method has an encoder (bigbigan)")
     parser.add_argument("--run", type=Path, required=True, help="run folder with checkpoint.pt (probe.json goes there)")
     parser.add_argument("--data", type=Path, default=Path("data"), help="data stage folder (default: %(default)s)")
     args = parser.parse_args(argv)

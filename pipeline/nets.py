@@ -8,10 +8,12 @@ the generator maps its input linearly to 4x4 and doubles the size with pre-activ
 (norm, ReLU, nearest x2, conv, norm, ReLU, conv; 1x1 shortcut); the discriminator halves it with
 down blocks (ReLU, conv, ReLU, conv, average pool; 1x1 shortcut), never uses BatchNorm, and returns
 the ReLU'd sum over positions of its last maps. Each method attaches its own head to D's features.
-Conditioning plugs in through the generator's normalisation: plain BatchNorm, or :class:`ConditionalNorm` (conditional BN for IC-GAN, AdaIN-style posterior
-modules for P2GAN: the same operation, a normalised map scaled and shifted by linear functions of a
-vector). Discriminators may use spectral norm on every layer (hinge and P2GAN's D). Also shared: a
-projection head (conditional D scores) and an encoder (the discriminator's body with a linear head).
+Conditioning plugs in through the generator's normalisation: plain BatchNorm, or
+:class:`ConditionalNorm` (conditional BN for IC-GAN, AdaIN-style posterior modules for P2GAN: the
+same operation, a normalised map scaled and shifted by linear functions of a vector), with one
+condition for all blocks or one per block (:class:`HierGenerator`, BigGAN's hierarchical latent).
+Discriminators may use spectral norm on every layer, generators too (:func:`spectral_normalise`).
+Also shared: a projection head (conditional D scores).
 """
 from __future__ import annotations
 
@@ -59,6 +61,43 @@ class ConditionalNorm(nn.Module):
         return self.norm(x) * (1 + g) + b
 
 
+def per_block(cond: torch.Tensor | list[torch.Tensor] | None, blocks: int) -> list:
+    """A generator's condition for each of its ``blocks``: one tensor shared by all, or a list of one per block."""
+    if isinstance(cond, (list, tuple)):
+        if len(cond) != blocks:
+            raise ValueError(f"{len(cond)} per-block conditions for {blocks} blocks")
+        return list(cond)
+    return [cond] * blocks
+
+
+def spectral_normalise(module: nn.Module) -> nn.Module:
+    """Spectral norm on every convolution and linear layer of ``module`` (BigGAN's G), in place."""
+    layers = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    for layer in layers:
+        spectral_norm(layer)
+    return module
+
+
+class HierGenerator(nn.Module):
+    """BigGAN's hierarchical latent: z is split into ``blocks + 1`` equal chunks; the first is the
+    backbone's input, block i's conditional norms get ``[shared, chunk_i]`` (``shared``: an embedding
+    of the condition, or nothing for an unconditional G). ``z_dim`` is rounded down to a multiple of
+    the chunk count, as BigGAN does."""
+
+    def __init__(self, make: type[nn.Module], z_dim: int, shared_dim: int, width: int, resolution: int, channels: int):
+        super().__init__()
+        slots = n_blocks(resolution) + 1
+        self.chunk = z_dim // slots
+        if self.chunk < 1:
+            raise ValueError(f"z_dim {z_dim} is smaller than the {slots} chunks of a hierarchical latent")
+        self.z_dim = self.chunk * slots
+        self.net = make(self.chunk, width, resolution, channels, cond_dim=shared_dim + self.chunk)
+
+    def forward(self, z: torch.Tensor, shared: torch.Tensor | None = None) -> torch.Tensor:
+        first, *rest = z.split(self.chunk, 1)
+        return self.net(first, [c if shared is None else torch.cat([shared, c], 1) for c in rest])
+
+
 def _norm(channels: int, cond_dim: int) -> nn.Module:
     return ConditionalNorm(channels, cond_dim) if cond_dim else nn.BatchNorm2d(channels)
 
@@ -77,11 +116,11 @@ class Generator(nn.Module):
         self.out = nn.ConvTranspose2d(chans[-1], channels, 4, 2, 1)
         init_dcgan(self)
 
-    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | list[torch.Tensor] | None = None) -> torch.Tensor:
         x = z[:, :, None, None]
-        for conv, norm in zip(self.convs, self.norms):
+        for conv, norm, c in zip(self.convs, self.norms, per_block(cond, len(self.norms))):
             x = conv(x)
-            x = norm(x, cond) if self.cond_dim else norm(x)
+            x = norm(x, c) if self.cond_dim else norm(x)
             x = torch.relu(x)
         return torch.tanh(self.out(x))
 
@@ -142,10 +181,10 @@ class ResGenerator(nn.Module):
         self.blocks = nn.ModuleList(UpBlock(a, b, cond_dim) for a, b in zip(chans, chans[1:]))
         self.out = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh())
 
-    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | list[torch.Tensor] | None = None) -> torch.Tensor:
         x = self.fc(z).view(len(z), self.c0, 4, 4)
-        for block in self.blocks:
-            x = block(x, cond)
+        for block, c in zip(self.blocks, per_block(cond, len(self.blocks))):
+            x = block(x, c)
         return self.out(x)
 
 
@@ -201,15 +240,3 @@ class Projection(nn.Module):
 
     def forward(self, phi: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.psi(phi).squeeze(1) + (self.embed(cond) * phi).sum(1)
-
-
-class Encoder(nn.Module):
-    """image -> (B, out_dim): a discriminator body without spectral norm (``features``) and a linear head."""
-
-    def __init__(self, body: nn.Module, out_dim: int):
-        super().__init__()
-        self.features = body
-        self.head = linear(body.feat_dim, out_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))

@@ -6,7 +6,9 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
 - metrics.parquet and metrics.csv: one row per method and seed. Column ``<metric>`` is the metric's
   value, ``<metric>.<field>`` its other measurements and its protocol (name, backbone or net,
   input size, sample counts).
-- comparisons/<paper>.md and .csv for every paper under ``comparisons:``: mean +- std over seeds
+- comparisons/<paper>.md and .csv for every paper under ``comparisons:``: the settings in which its
+  method and baseline runs differ (computed from params.yaml; a difference that ``differs_in`` does
+  not declare marks every verdict of the page "unfair pair"), mean +- std over seeds
   (sample std) of the columns the paper's claims name, and per claim whether this run supports it.
   With two or more seeds per method the verdict uses the Welch 95% interval of the difference of
   means (supported / contradicted when the interval excludes 0 on the claimed / other side,
@@ -29,7 +31,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
-from pipeline import catalogue, config
+from pipeline import catalogue, config, pairs
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import atomic_path, load_json
 
@@ -39,7 +41,7 @@ NOT_COLUMNS = {"metric", "method", "dataset", "value", "std", "n_seeds", "mean",
 def load_results(params: dict, results: Path) -> dict[tuple[str, str], dict]:
     out = {}
     for method in params["study"]["methods"]:
-        for name in catalogue.results(method, params["evaluate"]["metrics"]):
+        for name in catalogue.results(params, method):
             path = results / method / f"{name}.json"
             if not path.exists():
                 raise PipelineError(f"report: missing {path}; run `snakemake {path}`")
@@ -130,7 +132,8 @@ def seed_values(df: pd.DataFrame, method: str, col: str) -> np.ndarray:
     return df.loc[df["method"] == method, col].dropna().to_numpy(float)
 
 
-def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: str) -> pd.DataFrame:
+def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: str,
+                 unfair: list[str]) -> pd.DataFrame:
     """One row per claim: both sides' mean and std, the verdict, and the paper's numbers if quoted."""
     rows = []
     for claim in spec["claims"]:
@@ -150,24 +153,42 @@ def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: s
             row.update(verdict=f"not run: add {spec['method'] if not len(a) else spec['baseline']} to study.methods")
         else:
             row.update(verdict(a, b, claim["direction"]))
+            if unfair and not against:
+                row["verdict"] = f"unfair pair (also differs in {', '.join(unfair)}): {row['verdict']}"
         row.update(paper_method=quoted.get(col, {}).get(spec["method"]),
                    paper_baseline=quoted.get(col, {}).get(spec["baseline"]), paper_label=label if col in quoted else None)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def comparison(name: str, spec: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+def pair_section(params: dict, spec: dict) -> tuple[list[str], list[str]]:
+    """The markdown lines stating how the pair differs, and the undeclared differences."""
+    runs = params["methods"]
+    diff = pairs.differences(runs[spec["method"]], runs[spec["baseline"]])
+    unfair = pairs.undeclared(params, spec)
+    lines = [f"Method and baseline differ only in these settings (params.yaml `methods:`; the `train:` section, "
+             f"data and metrics are shared):", "", f"| setting | {spec['method']} | {spec['baseline']} |",
+             "| --- | --- | --- |"]
+    lines += [f"| {k}{' (undeclared)' if k in unfair else ''} | {a} | {b} |" for k, (a, b) in diff.items()]
+    if unfair:
+        lines += ["", f"**Unfair pair**: it also differs in {', '.join(unfair)}, which `differs_in` does not declare "
+                      "as the paper's contribution; the verdicts below mix that change with the paper's."]
+    return lines + [""], unfair
+
+
+def comparison(name: str, spec: dict, df: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, str]:
     """The claims table (csv) and the markdown page of one paper."""
     columns = list(dict.fromkeys(c for claim in spec["claims"] for c in (claim["metric"], claim.get("against")) if c))
     paper = spec["paper"]
     quoted = paper_numbers(paper, df, columns)
     label = "paper's" + ("" if paper is None or paper["verified"] else ", unverified")
-    table = claims_table(name, spec, df, quoted, label)
+    differ, unfair = pair_section(params, spec)
+    table = claims_table(name, spec, df, quoted, label, unfair)
     shown = [c for c in columns if quoted.get(c)]
     lines = [f"# {name}: {spec['title']}", "",
              f"Claim: {spec['method']} gives " + ", ".join(
                  f"{c['direction']} {c['metric']} than " + (f"its own {c['against']}" if "against" in c else spec["baseline"])
-                 for c in spec["claims"]) + ".", "",
+                 for c in spec["claims"]) + ".", "", *differ,
              f"This run: dataset {df['dataset'].iloc[0]}; mean ± sample std over seeds.", "",
              "| method | " + " | ".join([header(df, c) for c in columns] + [f"{c} ({label})" for c in shown]) + " |",
              "| --- |" + " --- |" * (len(columns) + len(shown))]
@@ -228,7 +249,7 @@ def report(params: dict, results: Path) -> list[str]:
     summary = [f"report: {len(df)} rows ({df['method'].nunique()} methods) -> {results}/metrics.parquet",
                means.to_string(float_format=lambda x: f"{x:.4g}")]
     for name, spec in params["comparisons"].items():
-        table, page = comparison(name, spec, df)
+        table, page = comparison(name, spec, df, params)
         with atomic_path(results / "comparisons" / f"{name}.csv") as tmp:
             table.to_csv(tmp, index=False)
         with atomic_path(results / "comparisons" / f"{name}.md") as tmp:

@@ -31,7 +31,7 @@ def draw(params: dict, method: str, run_dir: Path, data_dir: Path,
         for start in tqdm(range(0, n, bs), desc=f"sample {method}", disable=None, leave=False):
             c = None if cond is None else cond[start:start + bs]
             out[start:start + bs] = to_uint8(m.generate(min(bs, n - start), c))
-    meta = {"method": method, "seed": state["seed"], "n": n, "step": state["step"],
+    meta = {"method": method, "method_class": state["hp"]["method"], "seed": state["seed"], "n": n, "step": state["step"],
             "generator": "ema" if state["ema"] is not None else "raw", **how}
     ids = np.full(n, -1, np.int64) if cond is None else cond.cpu().numpy().astype(np.int64)
     return out, ids, meta
@@ -40,7 +40,7 @@ def draw(params: dict, method: str, run_dir: Path, data_dir: Path,
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.sample", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
-    parser.add_argument("--method", required=True)
+    parser.add_argument("--method", required=True, help="a run named in params.yaml methods:")
     parser.add_argument("--run", type=Path, required=True, help="run folder with checkpoint.pt (outputs go there)")
     parser.add_argument("--data", type=Path, default=Path("data"))
     for need in ("features", "neighbours", "centres"):

@@ -1,4 +1,4 @@
-"""train stage: train one method for one seed; writes checkpoint.pt and train_log.csv in --out.
+"""train stage: train one run (a method with its settings) for one seed; writes checkpoint.pt and train_log.csv in --out.
 
 Uses CUDA when present (bf16 autocast), else the CPU with ``train.threads`` threads. A rerun after
 a kill resumes from the run folder's last partial checkpoint when the settings are unchanged.
@@ -16,21 +16,22 @@ from pipeline.io import load_json
 from pipeline.trainer import Trainer
 
 
-def run(params: dict, method: str, seed: int, data_dir: Path, out: Path, inputs: dict[str, Path]) -> Trainer:
-    train, hp = params["train"], params["methods"][method]
+def run(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inputs: dict[str, Path]) -> Trainer:
+    train, hp = params["train"], params["methods"][run_name]
     dev = context.device(train["threads"])
     torch.manual_seed(seed)
-    cls = context.method_class(method)
+    cls = context.method_class(hp["method"])
     data = context.load_data(data_dir, inputs, cls.needs, dev)
-    m = context.build(method, hp, train, data, dev)
+    m = context.build(hp, train, data, dev)
     meta = load_json(data_dir / "meta.json")
     defining = {k: v for k, v in train.items() if k not in ("checkpoint_every", "log_every", "threads", "seeds")}
     trainer = Trainer(
-        m, out, steps=train["steps"], batch_size=train["batch_size"], n_dis=train["n_dis"], ema=train["ema"],
+        m, out, steps=train["steps"], batch_size=train["batch_size"], n_dis=train["n_dis"],
+        ema=hp["ema"], ema_start=hp["ema_start"],
         checkpoint_every=train["checkpoint_every"], log_every=train["log_every"],
-        fingerprint=checkpoint.fingerprint(method, hp, defining, seed, meta["checksums_sha256"], meta["count"],
+        fingerprint=checkpoint.fingerprint(run_name, hp, defining, seed, meta["checksums_sha256"], meta["count"],
                                            meta["shape"], str(dev)),
-        meta={"hp": hp, "train": defining, "seed": seed, "device": str(dev)},
+        meta={"run": run_name, "hp": hp, "train": defining, "seed": seed, "device": str(dev)},
     )
     trainer.fit()
     return trainer
@@ -39,7 +40,7 @@ def run(params: dict, method: str, seed: int, data_dir: Path, out: Path, inputs:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
-    parser.add_argument("--method", required=True, help="a method named in params.yaml methods:")
+    parser.add_argument("--method", required=True, help="a run named in params.yaml methods: (its settings name its method)")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--data", type=Path, default=Path("data"), help="data stage folder (default: %(default)s)")
     parser.add_argument("--out", type=Path, required=True, help="run folder, e.g. results/gan/seed0")
@@ -47,9 +48,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(f"--{need}", type=Path, help=f"{need} file (instance-conditioned methods)")
     args = parser.parse_args(argv)
     params = config.load(args.params)
-    context.method_class(args.method)
     if args.method not in params["methods"]:
-        fail(f"{args.params}: no settings for method {args.method!r} under methods:")
+        fail(f"{args.params}: no run {args.method!r} under methods: (runs: {', '.join(params['methods'])})")
     inputs = {k: getattr(args, k) for k in ("features", "neighbours", "centres") if getattr(args, k)}
     t = run(params, args.method, args.seed, args.data, args.out, inputs)
     print(f"train: {args.method} seed {args.seed}: {t.step} steps in {t.elapsed:.1f} s -> {args.out}")

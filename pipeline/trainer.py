@@ -1,7 +1,8 @@
 """One training loop for every method.
 
 Per step: ``n_dis`` D steps then one G step (D's parameters frozen during it), an optional EMA of
-G, NaN/inf detection, a log row every ``log_every`` steps and a resume checkpoint every
+G (the run's ``ema`` decay from step ``ema_start``, a plain copy before it, over parameters and
+floating-point buffers, as BigGAN's ``ema`` class), NaN/inf detection, a log row every ``log_every`` steps and a resume checkpoint every
 ``checkpoint_every`` steps. Resuming restores networks, optimisers, EMA, the log and the RNG
 states, so on CPU a resumed run ends with exactly the weights of an uninterrupted one.
 
@@ -55,9 +56,10 @@ def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
 
 class Trainer:
     def __init__(self, method: Method, run_dir: Path, *, steps: int, batch_size: int, n_dis: int,
-                 ema: float, checkpoint_every: int, log_every: int, fingerprint: str, meta: dict):
+                 ema: float, ema_start: int, checkpoint_every: int, log_every: int, fingerprint: str, meta: dict):
         self.m, self.dir = method, Path(run_dir)
-        self.steps, self.batch_size, self.n_dis, self.ema_decay = steps, batch_size, n_dis, ema
+        self.steps, self.batch_size, self.n_dis = steps, batch_size, n_dis
+        self.ema_decay, self.ema_start = ema, ema_start
         self.checkpoint_every, self.log_every = checkpoint_every, log_every
         self.fingerprint, self.meta = fingerprint, meta
         self.opts = method.optimisers()
@@ -119,13 +121,19 @@ class Trainer:
         self.opts["g"].step()
         _set_requires_grad(m, m.d_nets, True)
         if self.ema is not None:
-            with torch.no_grad():
-                for pe, p in zip(self.ema.parameters(), m.nets["G"].parameters()):
-                    pe.lerp_(p, 1 - self.ema_decay)
-                for be, b in zip(self.ema.buffers(), m.nets["G"].buffers()):
-                    be.copy_(b)
+            self.update_ema()
         logs.update(logs_g)
         return logs
+
+    def update_ema(self) -> None:
+        decay = self.ema_decay if self.step >= self.ema_start else 0.0
+        g = self.m.nets["G"]
+        with torch.no_grad():
+            for e, x in zip([*self.ema.parameters(), *self.ema.buffers()], [*g.parameters(), *g.buffers()]):
+                if e.is_floating_point():
+                    e.lerp_(x, 1 - decay)
+                else:
+                    e.copy_(x)
 
     def fit(self) -> None:
         self.try_resume()

@@ -1,5 +1,5 @@
 # Shared names and helpers for the rules.
-from pipeline.catalogue import ENCODERS, METHOD_NEEDS, METRIC_REFERENCE, results
+from pipeline.catalogue import METRIC_REFERENCE, has_encoder, results, run_needs
 
 METHODS = config["study"]["methods"]
 SEEDS = config["train"]["seeds"]
@@ -14,23 +14,27 @@ NEEDS = {
 
 
 wildcard_constraints:
-    method="|".join(METHOD_NEEDS),
+    method="|".join(config["methods"]),  # a run: a key of methods:
     metric="|".join([*METRIC_REFERENCE, "probe"]),
     seed=r"\d+",
 
 
 def method_inputs(wildcards):
-    """The kNN-stage files a method needs, by option name."""
-    return {need: NEEDS[need] for need in METHOD_NEEDS[wildcards.method]}
+    """The kNN-stage files a run's method needs, by option name."""
+    return {need: NEEDS[need] for need in run_needs(config, wildcards.method)}
 
 
 def method_options(wildcards, input):
-    return " ".join(f"--{need} {input[need]}" for need in METHOD_NEEDS[wildcards.method])
+    return " ".join(f"--{need} {input[need]}" for need in run_needs(config, wildcards.method))
 
 
 def train_settings(wildcards):
     """The settings a run depends on: editing them reruns training and what follows."""
     return {"train": config["train"], "method": config["methods"][wildcards.method]}
+
+
+# runs whose method has an encoder (the encoder_probe rule)
+ENCODER_RUNS = [run for run in config["methods"] if has_encoder(config, run)]
 
 
 def metric_reference(wildcards):

@@ -50,7 +50,7 @@ rule encoder_probe:
     output:
         "results/{method}/seed{seed}/probe.json",
     wildcard_constraints:
-        method="|".join(ENCODERS),
+        method="|".join(ENCODER_RUNS) or "(?!)",  # (?!) matches nothing
     params:
         features=config["features"],
     log:

@@ -1,6 +1,6 @@
 rule report:
     input:
-        [f"results/{method}/{name}.json" for method in METHODS for name in results(method, METRICS)],
+        [f"results/{method}/{name}.json" for method in METHODS for name in results(config, method)],
     output:
         table="results/metrics.parquet",
         csv="results/metrics.csv",

@@ -20,7 +20,14 @@ def test_default_params_are_valid(default_params):
         (lambda p: p["train"].update(stepz=3), "train: unknown key 'stepz' (allowed: backbone, batch_size"),
         (lambda p: p["train"].update(steps="many"), "train.steps: 'many' is not of type 'integer'"),
         (lambda p: p["train"].update(steps=0), "train.steps: 0 is less than the minimum of 1"),
-        (lambda p: p["study"].update(methods=["gan", "vae"]), "study.methods.1: 'vae' is not allowed (allowed: gan"),
+        (lambda p: p["study"].update(methods=["gan", "vae"]), "study.methods names vae but methods: has no settings"),
+        (lambda p: p["methods"]["gan"].update(method="vae"), "methods.gan.method: 'vae' is not allowed (allowed: gan"),
+        (lambda p: p["methods"]["icgan"].update(sampling="all"), "methods.icgan.sampling: 'all' is not allowed"),
+        (lambda p: p["methods"]["msgan"].update(embed_dim=3), "methods.msgan: Unevaluated properties are not allowed "
+                                                              "('embed_dim' was unexpected)"),
+        (lambda p: p["methods"]["p2gan"].pop("ema"), "methods.p2gan: 'ema' is a required property"),
+        (lambda p: p["methods"].update({"My-Run": p["methods"]["gan"]}), "methods: 'My-Run' does not match"),
+        (lambda p: p["comparisons"]["msgan"].update(baseline="dcgan"), "comparisons.msgan names run 'dcgan', which"),
         (lambda p: p["dataset"].update(name="cifar"), "dataset.name: 'cifar' is not allowed (allowed: fashion_mnist"),
         (lambda p: p.update(extra={}), "(top level): unknown key 'extra'"),
         (lambda p: p["evaluate"].update(backbone="clip"), "evaluate.backbone: 'clip' is not allowed"),
@@ -37,8 +44,8 @@ def test_bad_params_name_the_key(default_params, edit, expected):
 
 def test_study_method_needs_settings(default_params):
     params = copy.deepcopy(default_params)
-    del params["methods"]["gan"]
-    with pytest.raises(PipelineError, match="add a methods.gan section"):
+    del params["methods"]["cgan"]
+    with pytest.raises(PipelineError, match="add a methods.cgan section"):
         config.validate(params)
 
 
@@ -63,4 +70,4 @@ def test_snakefile_validates_at_parse_time(tmp_path, tiny_params):
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=repo,
                           capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "error: params.yaml: study.methods.0: 'nosuch' is not allowed" in proc.stderr + proc.stdout
+    assert "error: params.yaml: study.methods names nosuch but methods: has no settings" in proc.stderr + proc.stdout

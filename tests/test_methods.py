@@ -20,7 +20,22 @@ from pipeline.methods.p2gan import gaussian_dis, latent_l1
 from pipeline.nets import BACKBONES, Projection
 from pipeline.trainer import PARTIAL, Trainer
 
-HP = config.load(Path(__file__).parents[1] / "params.yaml")["methods"]
+RUNS = config.load(Path(__file__).parents[1] / "params.yaml")["methods"]
+
+
+def settings(name: str) -> dict:
+    """params.yaml's settings for method class ``name``: the run of that name, else the first run of
+    that class; cgan (no default run) takes the msgan-class cgan run's settings without lambda_ms."""
+    if RUNS.get(name, {}).get("method") == name:
+        return RUNS[name]
+    for hp in RUNS.values():
+        if hp["method"] == name:
+            return hp
+    assert name == "cgan"
+    return {**{k: v for k, v in RUNS["cgan"].items() if k != "lambda_ms"}, "method": "cgan"}
+
+
+HP = {name: settings(name) for name in REGISTRY}
 N, RES, K_NB, N_CLASSES = 40, 16, 4, 3
 CPU = torch.device("cpu")
 
@@ -47,8 +62,8 @@ def make(name: str, data: TrainData, seed: int = 0, backbone: str = "dcgan", **h
 
 
 def trainer(m, run_dir: Path, steps: int = 2) -> Trainer:
-    return Trainer(m, run_dir, steps=steps, batch_size=6, n_dis=1, ema=0.0, checkpoint_every=2, log_every=1,
-                   fingerprint="test", meta={})
+    return Trainer(m, run_dir, steps=steps, batch_size=6, n_dis=1, ema=m.hp["ema"], ema_start=1, checkpoint_every=2,
+                   log_every=1, fingerprint="test", meta={})
 
 
 def image_ids(real: torch.Tensor) -> torch.Tensor:
@@ -159,18 +174,21 @@ def test_mode_seeking_term_by_hand():
     assert mode_seeking(f1, f2 / 4, z1, z2).item() == pytest.approx(1 / 0.25001, rel=1e-6)
 
 
-def test_msgan_g_loss_is_both_adversarial_terms_plus_lambda_ms_times_the_term(data):
+def test_msgan_runs_z1_and_z2_through_g_in_one_batch_and_g_reuses_the_d_step_fakes(data):
     m = make("msgan", data, lambda_ms=2.0)
     batch = m.draw(6)
-    torch.manual_seed(7)
-    loss, logs = m.g_loss(batch)
-    torch.manual_seed(7)
-    c = batch["label"]
-    z1, z2 = m.noise(6), m.noise(6)
-    f1, f2 = m.fake(z1, c), m.fake(z2, c)
+    calls = []
+    m.nets["G"].register_forward_hook(lambda mod, args, out: calls.append(len(out)))
+    m.d_loss(batch)
+    (f1, f2), (z1, z2), c = m.pair
+    assert calls == [12] and torch.equal(c, batch["label"])
+    loss, logs = m.g_loss(m.draw(6))
+    assert calls == [12], "the G step ran G again"
     adv = F.softplus(-m.score(f1, c)).mean() + F.softplus(-m.score(f2, c)).mean()
     assert logs["mode_seeking"] == pytest.approx(mode_seeking(f1, f2, z1, z2).item(), rel=1e-5)
     assert loss.item() == pytest.approx(adv.item() + 2.0 * logs["mode_seeking"], rel=1e-5)
+    with pytest.raises(RuntimeError, match="reuses the fakes"):
+        m.g_loss(batch)
 
 
 # --- icgan ------------------------------------------------------------------------------------
@@ -185,11 +203,39 @@ def test_icgan_real_batch_is_drawn_from_the_neighbours_of_its_instances(data):
     assert counts.min() > 2000 / K_NB * 0.8  # uniform over the neighbourhood
 
 
-def test_icgan_conditions_on_the_instance_features(data):
-    m = make("icgan", data)
-    cond, _ = m.sample_conditions(5)
-    assert cond.tolist() == [0, 5, 10, 0, 5]
+def test_icgan_samples_from_centres_or_from_distinct_uniform_instances(data):
+    m = make("icgan", data, sampling="centres")
+    cond, how = m.sample_conditions(5)
+    assert cond.tolist() == [0, 5, 10, 0, 5] and how["sampling"] == "centres"
     assert torch.equal(m.h(cond), data.features[cond])
+    m = make("icgan", data, sampling="instances")
+    cond, how = m.sample_conditions(30)
+    assert how["sampling"] == "instances" and len(set(cond.tolist())) == 30 and cond.max() < N
+
+
+def test_icgan_fakes_are_conditioned_on_separately_drawn_instances(data):
+    m = make("icgan", data)
+    torch.manual_seed(0)
+    batch = m.draw(500)
+    assert not torch.equal(batch["instance"], batch["fake_instance"])
+    assert torch.equal(m.fake_conditions(batch), batch["fake_instance"])
+
+
+def test_icgan_g_uses_per_block_z_chunks_after_the_instance_embedding(data):
+    m = make("icgan", data, hier_z=True)
+    m.nets.eval()  # fixed spectral-norm vectors: the embedding can be recomputed exactly
+    g = m.nets["G"].net  # HierGenerator: z_dim 8 over 16 px = 2 blocks + 1 -> chunks of 2, z_dim 6
+    assert m.z_dim == 6 and g.chunk == 2
+    seen = []
+    for norm in g.net.norms:
+        norm.register_forward_hook(lambda mod, args, out: seen.append(args[1]))
+    z, h = torch.randn(3, 6), data.features[:3]
+    with torch.no_grad():
+        m.nets["G"](z, h)
+        e = m.nets["G"].embed(h)
+    assert [c.shape[1] for c in seen] == [HP["icgan"]["embed_dim"] + 2] * 2
+    for k, c in enumerate(seen):
+        assert torch.equal(c, torch.cat([e, z[:, 2 * (k + 1): 2 * (k + 2)]], 1))
 
 
 def test_projection_head_by_hand():
@@ -266,14 +312,16 @@ def test_bigbigan_scores_pairs_with_three_terms_and_encodes(data):
     x, z = m.draw(5)["real"], m.noise(5)
     scores = m.scores(x, z)
     assert len(scores) == 3 and all(s.shape == (5,) for s in scores)
-    assert m.nets["E"](x).shape == (5, 8)
+    mu, sigma = m.nets["E"](x)
+    assert mu.shape == sigma.shape == (5, m.z_dim) and (sigma > 0).all()
     assert m.encode(x).shape == (5, m.nets["E"].features.feat_dim)
     torch.manual_seed(2)
     loss, _ = m.d_loss({"real": x})
     torch.manual_seed(2)
     z = m.noise(5)
     with torch.no_grad():
-        fake, ez = m.nets["G"](z), m.nets["E"](x)
+        fake = m.nets["G"](z)
+        ez = mu + torch.randn_like(mu) * sigma
     assert loss.item() == pytest.approx(hinge_terms(m.scores(x, ez), m.scores(fake, z))[0].item(), rel=1e-5)
 
 
@@ -291,5 +339,5 @@ def test_encoder_probe_scores_the_trained_encoder_and_its_initialisation(tmp_pat
         assert 0.1 < got[key] <= 1.0, key  # ten classes: above chance even at initialisation
     refused = run_stage("encoder_probe", "--params", params, "--method", "gan", "--run", run, "--data", digits_data,
                         check=False)
-    assert refused.returncode == 1 and "holds method 'bigbigan', not 'gan'" in refused.stderr
+    assert refused.returncode == 1 and "holds run 'bigbigan', not 'gan'" in refused.stderr
 

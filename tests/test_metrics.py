@@ -278,13 +278,27 @@ def test_report_on_a_fake_results_tree(tmp_path, tiny_params, capsys):
     assert "not run: add icgan to study.methods" in (tmp_path / "comparisons" / "icgan.md").read_text()
     assert (tmp_path / "plots" / "metrics.png").stat().st_size > 0
     assert "msgan: fid lower than cgan: supported" in capsys.readouterr().out
+    assert "| lambda_ms | 1.0 | 0.0 |" in page and "Unfair pair" not in page
+
+
+def test_report_flags_a_pair_that_differs_in_an_undeclared_setting(tmp_path, tiny_params):
+    tiny_params["study"]["methods"] = ["cgan", "msgan"]
+    tiny_params["evaluate"]["metrics"] = ["fid", "ndb"]
+    tiny_params["methods"]["msgan"]["lr_g"] = 0.001
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    fake_results(tmp_path, {"cgan": {0: 40.0, 1: 41.0, 2: 42.0}, "msgan": {0: 30.0, 1: 31.0, 2: 30.5}})
+    report.main(["--params", str(params), "--results", str(tmp_path)])
+    page = (tmp_path / "comparisons" / "msgan.md").read_text()
+    assert "| lr_g (undeclared) | 0.001 | 0.0002 |" in page and "**Unfair pair**: it also differs in lr_g" in page
+    verdicts = pd.read_csv(tmp_path / "comparisons" / "msgan.csv").set_index("metric")["verdict"]
+    assert verdicts["fid"].startswith("unfair pair (also differs in lr_g): supported")
 
 
 def test_encoder_claim_compares_the_methods_own_columns(tmp_path, tiny_params):
-    tiny_params["study"]["methods"] = ["gan", "bigbigan"]
+    tiny_params["study"]["methods"] = ["biggan", "bigbigan"]
     tiny_params["evaluate"]["metrics"] = ["fid", "ndb"]
     params = write_params(tiny_params, tmp_path / "params.yaml")
-    fake_results(tmp_path, {"gan": {0: 50.0}, "bigbigan": {0: 45.0, 1: 47.0}})
+    fake_results(tmp_path, {"biggan": {0: 50.0}, "bigbigan": {0: 45.0, 1: 47.0}})
     per_seed = {"0": {"value": 0.80, "random_init": 0.70}, "1": {"value": 0.82, "random_init": 0.71}}
     save_json(tmp_path / "bigbigan" / "probe.json", {
         "metric": "probe", "name": "linear_probe_accuracy", "method": "bigbigan", "dataset": "digits", "value": 0.81,
@@ -293,11 +307,11 @@ def test_encoder_claim_compares_the_methods_own_columns(tmp_path, tiny_params):
     claims = pd.read_csv(tmp_path / "comparisons" / "bigbigan.csv").set_index("metric")
     probe = claims.loc["probe"]
     assert probe["baseline"] == "probe.random_init" and probe["difference"] == pytest.approx(0.105)
-    assert probe["verdict"].startswith("supported") and claims.loc["fid", "baseline"] == "gan"
+    assert probe["verdict"].startswith("supported") and claims.loc["fid", "baseline"] == "biggan"
     page = (tmp_path / "comparisons" / "bigbigan.md").read_text()
     assert "higher probe than its own probe.random_init" in page and "| 0.81 ± 0.01414 |" in page
-    assert "| probe (linear_probe_accuracy) |" in page  # named although gan, the first row, has no probe
-    assert "| gan (baseline) | 50 (1 seed) | n/a | n/a |" in page
+    assert "| probe (linear_probe_accuracy) |" in page  # named although biggan, the first row, has no probe
+    assert "| biggan (baseline) | 50 (1 seed) | n/a | n/a |" in page
     summary = (tmp_path / "summary.txt").read_text()
     assert "bigbigan: probe higher than probe.random_init: supported" in summary
 

@@ -3,6 +3,13 @@
 A method builds its networks (``nets``: G, D and any others), says which of them each optimiser
 updates, draws a training batch, computes its D and G losses, and samples. The trainer
 (``pipeline.trainer``) owns the loop, optimisers, EMA, checkpoints and logging.
+
+``hp`` is a run's settings (``methods.<run>`` in params.yaml). Every run has the recipe keys that
+a fair comparison must hold equal: ``sn`` (spectral norm in D instead of BatchNorm), ``g_sn``
+(spectral norm on every layer of G, as BigGAN), ``ema``/``ema_start`` (EMA of G, read by the
+trainer), ``hflip`` (each real image flipped horizontally with probability 1/2) and the Adam
+settings. ``hier_z`` (methods with a plain noise input): BigGAN's hierarchical latent, one chunk
+of z per G block (:class:`pipeline.nets.HierGenerator`).
 """
 from __future__ import annotations
 
@@ -52,7 +59,10 @@ class Method(ABC):
         self.resolution, _, self.channels = data.shape
         # channels_last: faster convolutions on CPU (about 15% per step, measured) and CUDA; real
         # batches are already in that layout (to_float permutes N,H,W,C)
-        self.nets = nn.ModuleDict(self.build()).to(device, memory_format=torch.channels_last)
+        built = self.build()
+        if hp["g_sn"]:
+            nets.spectral_normalise(built["G"])
+        self.nets = nn.ModuleDict(built).to(device, memory_format=torch.channels_last)
 
     # --- what a method defines -------------------------------------------------------------
     @abstractmethod
@@ -72,9 +82,19 @@ class Method(ABC):
         return self.nets["G"](self.noise(n))
 
     # --- shared defaults -------------------------------------------------------------------
-    def generator(self, in_dim: int, cond_dim: int = 0) -> nn.Module:
-        """The ``train.backbone`` generator at the run's width and the data's shape."""
-        return nets.BACKBONES[self.backbone][0](in_dim, self.width, self.resolution, self.channels, cond_dim)
+    def generator(self, shared_dim: int = 0, extra_in: int = 0) -> nn.Module:
+        """The ``train.backbone`` generator at the run's width and the data's shape, called as
+        ``G(z, shared)``: z (B, z_dim + extra_in) and, when ``shared_dim``, a condition for every
+        conditional norm. With ``hier_z`` it is BigGAN's hierarchical latent (``z_dim`` becomes a
+        multiple of its chunk count; ``extra_in`` is not supported)."""
+        make = nets.BACKBONES[self.backbone][0]
+        if self.hp.get("hier_z"):
+            if extra_in:
+                raise ValueError("hier_z takes no extra input channels")
+            g = nets.HierGenerator(make, self.z_dim, shared_dim, self.width, self.resolution, self.channels)
+            self.z_dim = g.z_dim
+            return g
+        return make(self.z_dim + extra_in, self.width, self.resolution, self.channels, shared_dim)
 
     def discriminator(self, sn: bool, extra_channels: int = 0) -> nn.Module:
         """The ``train.backbone`` discriminator body (flat features, ``feat_dim`` wide)."""
@@ -87,7 +107,14 @@ class Method(ABC):
     def draw(self, batch_size: int) -> dict[str, torch.Tensor]:
         """A training batch: uniformly random real images with their labels."""
         idx = torch.randint(len(self.data.images), (batch_size,), device=self.data.images.device)
-        return {"real": self.data.real(idx).to(self.device), "label": self.data.labels[idx].to(self.device)}
+        return {"real": self.augment(self.data.real(idx).to(self.device)), "label": self.data.labels[idx].to(self.device)}
+
+    def augment(self, real: torch.Tensor) -> torch.Tensor:
+        """With ``hflip``, each real image (B, C, H, W) flipped horizontally with probability 1/2."""
+        if not self.hp["hflip"]:
+            return real
+        flip = torch.rand(len(real), device=real.device) < 0.5
+        return torch.where(flip[:, None, None, None], real.flip(3), real)
 
     def sample_conditions(self, n: int) -> tuple[torch.Tensor | None, dict[str, Any]]:
         """Condition ids for n evaluation samples (int64: class labels, instance or real-image indices;

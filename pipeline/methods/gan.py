@@ -1,9 +1,12 @@
 """gan: the unconditional baseline (``train.backbone`` networks; non-saturating BCE or hinge loss, ``loss``).
 
-``sn``: spectral norm on every D layer instead of BatchNorm (the BigGAN-style D of IC-GAN and
-BigBiGAN, for a baseline that differs from them only in what their papers add).
-Conditional subclasses (cgan, msgan, icgan) change ``conditions``, ``generate`` and ``score``; the
-D and G steps below then hold for them too.
+With the recipe keys of every run (``sn``, ``g_sn``, ``hier_z``, ``ema``, ``hflip``, Adam) it is
+both the DCGAN reference and the unconditional BigGAN-style baseline of IC-GAN and BigBiGAN
+(hinge, spectral norm in D and G, hierarchical z, EMA, flips; see params.yaml).
+Conditional subclasses (cgan, msgan, icgan) change ``conditions``, ``fake_conditions``,
+``generate`` and ``score``; lsgan changes the adversarial terms. The D and G steps below then hold
+for them too: D sees a real batch with its conditions and a fake batch generated from
+``fake_conditions``; G's loss scores a fresh fake batch.
 """
 from __future__ import annotations
 
@@ -17,11 +20,6 @@ from pipeline.nets import linear
 class GAN(Method):
     name = "gan"
     d_nets = ("D", "D_head")
-    loss_kind: str | None = None  # fixed by subclasses (lsgan, icgan); else read from hp["loss"]
-
-    @property
-    def loss(self) -> str:
-        return self.loss_kind or self.hp["loss"]
 
     def extra_inputs(self) -> int:
         """Channels added to G's z and to D's image (cgan: the one-hot label)."""
@@ -31,26 +29,38 @@ class GAN(Method):
         k = self.extra_inputs()
         d = self.discriminator(self.hp["sn"], extra_channels=k)
         return {
-            "G": self.generator(self.z_dim + k),
+            "G": self.generator(extra_in=k),
             "D": d,
             "D_head": linear(d.feat_dim, 1, sn=self.hp["sn"]),
         }
 
+    def d_adv(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """D's adversarial loss from the scores of a real and a fake batch."""
+        return losses.d_loss(self.hp["loss"], real, fake)
+
+    def g_adv(self, fake: torch.Tensor) -> torch.Tensor:
+        """G's adversarial loss from the scores of a fake batch."""
+        return losses.g_loss(self.hp["loss"], fake)
+
     def conditions(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """The condition ids of a training batch (None: unconditional)."""
+        """The condition ids of a training batch's real images (None: unconditional)."""
         return None
+
+    def fake_conditions(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The condition ids the batch's fakes are generated from (default: the real ones)."""
+        return self.conditions(batch)
 
     def score(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         return self.nets["D_head"](self.nets["D"](x)).squeeze(1)
 
     def d_loss(self, batch):
-        c = self.conditions(batch)
+        c, cf = self.conditions(batch), self.fake_conditions(batch)
         with torch.no_grad():
-            fake = self.generate(len(batch["real"]), c)
-        loss = losses.d_loss(self.loss, self.score(batch["real"], c), self.score(fake, c))
+            fake = self.generate(len(batch["real"]), cf)
+        loss = self.d_adv(self.score(batch["real"], c), self.score(fake, cf))
         return loss, {"d_loss": loss.item()}
 
     def g_loss(self, batch):
-        c = self.conditions(batch)
-        loss = losses.g_loss(self.loss, self.score(self.generate(len(batch["real"]), c), c))
+        c = self.fake_conditions(batch)
+        loss = self.g_adv(self.score(self.generate(len(batch["real"]), c), c))
         return loss, {"g_loss": loss.item()}

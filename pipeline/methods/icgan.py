@@ -1,12 +1,23 @@
-"""icgan: instance-conditioned GAN (Casanova et al., NeurIPS 2021; facebookresearch/ic_gan).
+"""icgan: instance-conditioned GAN (Casanova et al., NeurIPS 2021; facebookresearch/ic_gan, BigGAN_PyTorch).
 
-A training sample draws an instance i uniformly; the conditioning is its feature vector h_i (the
-features stage) and the real image shown to D is a uniformly random member of i's neighbourhood
-A_i (the knn stage; self excluded). G embeds h_i with a learned linear layer (``embed_dim``) and
-feeds it, concatenated with z as in the official code, to conditional BatchNorm in every block.
-D is the spectral-norm D body with a projection head on h_i; hinge loss. Evaluation samples
-cycle through the instances nearest the k-means centres of the features (the centres input).
-Condition ids are instance indices.
+Training (as train_fns.py and datasets_common.py): a real sample draws an instance i uniformly and
+shows D a uniformly random member of i's neighbourhood A_i (the knn stage; self excluded),
+conditioned on i's feature vector h_i (the features stage, L2-normalised); the fakes of the same
+step are generated from separately drawn instances j, h_j. G embeds h with a linear layer
+(``embed_dim``; SN with ``g_sn``, as ``shared_feat``); with ``hier_z`` (the official G) block k's
+conditional BatchNorm gets ``[embed(h), z_k]`` and z's first chunk is G's input; without it every
+norm gets ``embed(h)``. D is the backbone's D body with a projection head on h; ``loss``: hinge
+in the official code. EMA of G, spectral norm in G and horizontal flips of the real images are
+the run's recipe keys (base.Method), shared with the matched unconditional baseline.
+
+Evaluation conditions (``sampling``): ``centres``, the instances nearest the k-means centres of the
+features cycled in order (the official ImageNet protocol); ``instances``, distinct uniformly
+drawn training instances (the official protocol for COCO-Stuff and ImageNet-LT, small sets: the
+data's own mix). Condition ids are instance indices.
+
+Departures: the flipped-feature augmentation (``feature_augmentation``: h of the flipped image with
+probability 1/2) of the 64 px and COCO configs is not done; the EMA decay and start are scaled to
+this budget (official: 0.9999 from step 20,000); the conditional norms' linear maps have biases.
 """
 from __future__ import annotations
 
@@ -18,29 +29,28 @@ from pipeline.nets import Projection, linear
 
 
 class InstanceGenerator(nn.Module):
-    """(z, h) -> image: h embedded linearly, then [embed(h), z] drives every conditional norm."""
+    """(z, h) -> image: h embedded linearly, the embedding shared by every conditional norm."""
 
     def __init__(self, net: nn.Module, h_dim: int, embed_dim: int):
         super().__init__()
         self.embed = linear(h_dim, embed_dim)
-        self.net = net  # a generator whose cond_dim is embed_dim + z_dim
+        self.net = net  # called as net(z, shared): a HierGenerator or a generator with conditional norms
 
     def forward(self, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return self.net(z, torch.cat([self.embed(h), z], 1))
+        return self.net(z, self.embed(h))
 
 
 class ICGAN(GAN):
     name = "icgan"
     needs = ("features", "neighbours", "centres")
-    loss_kind = "hinge"
 
     def build(self):
-        h_dim = self.data.features.shape[1]
-        d, embed = self.discriminator(sn=True), self.hp["embed_dim"]
+        h_dim, embed = self.data.features.shape[1], self.hp["embed_dim"]
+        d = self.discriminator(self.hp["sn"])
         return {
-            "G": InstanceGenerator(self.generator(self.z_dim, cond_dim=embed + self.z_dim), h_dim, embed),
+            "G": InstanceGenerator(self.generator(shared_dim=embed), h_dim, embed),
             "D": d,
-            "D_head": Projection(d.feat_dim, h_dim),
+            "D_head": Projection(d.feat_dim, h_dim, sn=self.hp["sn"]),
         }
 
     def draw(self, batch_size):
@@ -48,13 +58,18 @@ class ICGAN(GAN):
         dev = d.neighbours.device
         inst = torch.randint(len(d.neighbours), (batch_size,), device=dev)
         nb = d.neighbours[inst, torch.randint(d.neighbours.shape[1], (batch_size,), device=dev)]
-        return {"real": d.real(nb).to(self.device), "instance": inst.to(self.device)}
+        other = torch.randint(len(d.neighbours), (batch_size,), device=dev)
+        return {"real": self.augment(d.real(nb).to(self.device)), "instance": inst.to(self.device),
+                "fake_instance": other.to(self.device)}
 
     def h(self, instances: torch.Tensor) -> torch.Tensor:
         return self.data.features[instances].to(self.device)
 
     def conditions(self, batch):
         return batch["instance"]
+
+    def fake_conditions(self, batch):
+        return batch["fake_instance"]
 
     def generate(self, n, cond):
         return self.nets["G"](self.noise(n), self.h(cond))
@@ -63,7 +78,13 @@ class ICGAN(GAN):
         return self.nets["D_head"](self.nets["D"](x), self.h(cond))
 
     def sample_conditions(self, n):
+        if self.hp["sampling"] == "instances":
+            total = len(self.data.features)
+            ids = (torch.randperm(total, device=self.device)[:n] if n <= total
+                   else torch.randint(total, (n,), device=self.device))
+            return ids, {"conditioning": "instance features of distinct uniformly drawn training instances",
+                         "sampling": "instances"}
         centres = self.data.centres.to(self.device)
         ids = centres[torch.arange(n, device=self.device) % len(centres)]
         return ids, {"conditioning": f"instance features of the {len(centres)} instances nearest the k-means "
-                                     "centres of the features, cycled in order"}
+                                     "centres of the features, cycled in order", "sampling": "centres"}

@@ -1,12 +1,20 @@
 """lsgan: least squares GAN (Mao et al. 2017), the loss P2GAN generalises to distributions.
 
-The gan baseline with ``losses`` kind ``ls``: targets a = 0 (fake), b = 1 (real), c = 1 (G).
+The gan baseline with least-squares terms and targets ``a`` (fake), ``b`` (real), ``c`` (what G
+asks for): 0/1/1 is LSGAN's usual coding; -1/1/0 (b - c = 1, b - a = 2) the one under which G
+minimises the Pearson chi^2 divergence, which P2GAN's priors generalise (its matched baseline).
 """
 from __future__ import annotations
 
+from pipeline import losses
 from pipeline.methods.gan import GAN
 
 
 class LSGAN(GAN):
     name = "lsgan"
-    loss_kind = "ls"
+
+    def d_adv(self, real, fake):
+        return losses.ls_d_loss(real, fake, self.hp["a"], self.hp["b"])
+
+    def g_adv(self, fake):
+        return losses.ls_g_loss(fake, self.hp["c"])

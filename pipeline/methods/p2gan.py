@@ -1,30 +1,44 @@
 """p2gan: Posterior Promoted GAN with a distribution discriminator (Zhang et al., CVPR 2021; seed 001,
 no public code). Choices the sources leave open are stated here and tested.
 
-D: the spectral-norm D body and two spectral-norm linear heads giving a d-dimensional Gaussian
-N(mu, diag sigma^2), d = ``posterior_dim``. The paper's heads have no activation; here
-sigma = softplus(head) so that it is a standard deviation (a negative sigma describes the same
-Gaussian as |sigma|, but the distance below would treat the two differently).
+D: the backbone's D body (spectral norm with ``sn``, as the seed's "SN on every layer") and two
+linear heads, without activation, giving a d-dimensional Gaussian N(mu, diag sigma^2),
+d = ``posterior_dim``. Departures from the seed, both measured (README, methods section):
+- the heads carry no spectral norm: with it, the real/fake gap in mu is capped by the gap in D's
+  features, and at this width D's loss stayed at 0.93 of its no-discrimination level while the
+  priors ask for a gap of 2 in every dimension (D did not discriminate);
+- sigma = softplus(head), so that it is a standard deviation (a negative sigma describes the same
+  Gaussian as |sigma|, but the distance below would treat the two differently).
 
 Squared difference to a prior P: the closed form ``Dis = 1/2 [(mu - mu_p)^2 + (sigma - sigma_p)^2]``,
 which is E_eps[1/2 (a - a_p)^2] for reparameterised samples a = mu + eps sigma, a_p = mu_p + eps sigma_p
 sharing eps (the seed's derivation): the exact expectation instead of a one-sample estimate. Mean
 over the d dimensions and the batch.
 
-Priors (``mu_a, sigma_a, mu_b, sigma_b``; the sources give no values): Pa = N(-1, 1) for fakes,
-Pb = N(1, 1) for reals, so Pc = N((mu_a+mu_b)/2, ((sigma_a+sigma_b)/2)^2) = N(0, 1). mu_b - mu_a = 2
-and mu_b - mu_c = 1 are LSGAN's a = -1, b = 1, c = 0, under which its G minimises the Pearson chi^2
-divergence (the condition of P2GAN's convergence argument); equal unit sigmas make Pc the standard
-normal, so the posterior of a real image is a unit-variance Gaussian like the noise.
+Priors (``mu_a, sigma_a, mu_b, sigma_b``; the sources give no values): Pa = N(mu_a, sigma_a^2) for
+fakes, Pb for reals, Pc = N((mu_a+mu_b)/2, ((sigma_a+sigma_b)/2)^2) for G. The means -1 and 1 make
+mu_b - mu_a = 2 and mu_b - mu_c = 1, LSGAN's a = -1, b = 1, c = 0, under which its G minimises the
+Pearson chi^2 divergence (the condition of P2GAN's convergence argument). The sigmas differ
+(params.yaml: 1 for fakes, 0.1 for reals): G's style input is a sample of a real image's posterior,
+and with equal unit sigmas that sample is almost all noise (the spread of mu across images was 0.1
+against sigma 1), so G's AdaIN input carried no information about the image; a narrow real
+posterior makes the sample mostly its image's mu. ``d_chance``, logged, is D's loss when it outputs
+the same Gaussian for every image (the best constant): D discriminates when ``d_loss`` is below it.
 
 L_D = Dis(D(x_r), Pb) + Dis(D(x_g), Pa); L_G = Dis(D(x_g), Pc) + lambda_z L_z, with
 L_z = mean(|mu_g - mu_r| + |sigma_g - sigma_r|): the L1 distance between the parameters of the
 posterior of a generated image and that of the real image x_r whose posterior sample generated it.
 G: noise eps and a posterior sample z ~ D(x_r) (reparameterised, no gradient into D); per-layer
 posterior modules are the linear scale/shift maps of ConditionalNorm (BN statistics, then the
-style's scale and shift: the paper's AdaIN). The pre-training step the seed mentions without
-details is not done. Evaluation samples draw their posteriors from uniformly random training
-images; condition ids are those images' indices.
+style's scale and shift: the paper's AdaIN). Logged: ``mu_spread``, the std of mu across the real
+batch (mean over dimensions), against ``sigma_real``, the mean sigma of reals: the posterior sample
+carries its image when the spread is large against sigma.
+
+Not done: the pre-training step the seed names twice ("reparameterisation and pre-training ... for
+stable training") but never describes; no public code exists to say what is pre-trained, on what,
+for how long, and inventing one would add a second, unstated difference to the LSGAN baseline.
+Evaluation samples draw their posteriors from uniformly random training images; condition ids
+are those images' indices.
 """
 from __future__ import annotations
 
@@ -51,13 +65,13 @@ class P2GAN(Method):
     d_nets = ("D", "D_mu", "D_sigma")
 
     def build(self):
-        d = self.discriminator(sn=True)
+        d = self.discriminator(self.hp["sn"])
         dim = self.hp["posterior_dim"]
         return {
-            "G": self.generator(self.z_dim, cond_dim=dim),
+            "G": self.generator(shared_dim=dim),
             "D": d,
-            "D_mu": linear(d.feat_dim, dim, sn=True),
-            "D_sigma": linear(d.feat_dim, dim, sn=True),
+            "D_mu": linear(d.feat_dim, dim),
+            "D_sigma": linear(d.feat_dim, dim),
         }
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,14 +92,21 @@ class P2GAN(Method):
             z = mu + torch.randn_like(mu) * sigma
         return self.nets["G"](self.noise(len(real)), z), (mu, sigma)
 
+    def chance(self) -> float:
+        """D's loss at the best constant output (mean of the two priors' mu and sigma): no discrimination."""
+        (ma, sa), (mb, sb) = self.prior("a"), self.prior("b")
+        return 0.25 * ((ma - mb) ** 2 + (sa - sb) ** 2)
+
     def d_loss(self, batch):
         real = batch["real"]
         with torch.no_grad():
             fake, _ = self.fake_from(real)
-        l_real = gaussian_dis(*self.posterior(real), *self.prior("b"))
-        l_fake = gaussian_dis(*self.posterior(fake), *self.prior("a"))
-        loss = l_real + l_fake
-        return loss, {"d_loss": loss.item()}
+        mu_r, sigma_r = self.posterior(real)
+        mu_f, sigma_f = self.posterior(fake)
+        loss = gaussian_dis(mu_r, sigma_r, *self.prior("b")) + gaussian_dis(mu_f, sigma_f, *self.prior("a"))
+        return loss, {"d_loss": loss.item(), "d_chance": self.chance(), "mu_real": mu_r.mean().item(),
+                      "mu_fake": mu_f.mean().item(), "sigma_real": sigma_r.mean().item(),
+                      "mu_spread": mu_r.std(0).mean().item()}
 
     def g_loss(self, batch):
         fake, (mu_r, sigma_r) = self.fake_from(batch["real"])

@@ -1,0 +1,26 @@
+"""The settings in which a comparison's method and baseline runs differ, computed from params.
+
+A comparison is fair when its pair differs only in the settings its paper contributes
+(``comparisons.<paper>.differs_in``); everything else (the ``train:`` section, the data, the
+metrics) is shared by construction. The report prints the differences on every comparison page
+and flags an undeclared one; tests/test_pairs.py checks that the default study has none.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+ABSENT = "(absent)"
+
+
+def differences(method: dict[str, Any], baseline: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Setting -> (method's value, baseline's value) for every key whose values differ or that one side lacks."""
+    keys = list(dict.fromkeys([*method, *baseline]))
+    return {k: (method.get(k, ABSENT), baseline.get(k, ABSENT)) for k in keys
+            if method.get(k, ABSENT) != baseline.get(k, ABSENT)}
+
+
+def undeclared(params: dict, spec: dict) -> list[str]:
+    """The settings in which ``spec``'s pair differs but which its ``differs_in`` does not declare."""
+    runs = params["methods"]
+    diff = differences(runs[spec["method"]], runs[spec["baseline"]])
+    return [k for k in diff if k not in spec["differs_in"]]

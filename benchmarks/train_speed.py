@@ -3,8 +3,9 @@ loop over the same networks, losses and optimisers; their ratio is the trainer's
 
     .venv/bin/python benchmarks/train_speed.py [--methods gan msgan] [--steps 30] [--backbone resnet] [--width 16] [--threads 1]
 
-Train settings (batch size, backbone, width, z_dim, n_dis, EMA, checkpoint and log intervals, threads) come from
-params.yaml unless overridden; images from data/ (the data stage). icgan's features, neighbours and
+``--methods`` names runs of params.yaml's ``methods:`` (default: every run). Train settings (batch
+size, backbone, width, z_dim, n_dis, checkpoint and log intervals, threads) come from params.yaml
+unless overridden, each run's recipe (EMA included) from its settings; images from data/ (the data stage). icgan's features, neighbours and
 centres are random stand-ins of the shapes the features and knn stages write by default (64-d
 features, k = 5, 1000 centres): a step's cost does not depend on their values. Each method is timed
 after two warm-up steps, ``--repeats`` times alternating the bare loop and the trainer (which also
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import config, context  # noqa: E402
-from pipeline.methods import REGISTRY, Method, TrainData  # noqa: E402
+from pipeline.methods import Method, TrainData  # noqa: E402
 from pipeline.trainer import Trainer  # noqa: E402
 
 FEATURE_DIM, K, CENTRES = 64, 5, 1000
@@ -41,8 +42,10 @@ def with_instance_inputs(data: TrainData) -> TrainData:
 
 
 def bare_loop(m: Method, steps: int, batch_size: int, n_dis: int) -> None:
-    """The same D and G steps as the trainer, with nothing else: no checks, logs, EMA or checkpoints."""
+    """The same D and G steps and EMA as the trainer, with nothing else: no checks, logs or checkpoints."""
     opts = m.optimisers()
+    g, decay = m.nets["G"], m.hp["ema"]
+    ema = [t.detach().clone() for t in (*g.parameters(), *g.buffers())] if decay else []
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if m.device.type == "cuda" else nullcontext()
 
     def update(opt: torch.optim.Optimizer, loss_fn) -> None:
@@ -60,6 +63,9 @@ def bare_loop(m: Method, steps: int, batch_size: int, n_dis: int) -> None:
         update(opts["g"], m.g_loss)
         for name in m.d_nets:
             m.nets[name].requires_grad_(True)
+        with torch.no_grad():
+            for e, x in zip(ema, (*g.parameters(), *g.buffers())):
+                e.lerp_(x, 1 - decay) if e.is_floating_point() else e.copy_(x)
 
 
 def timed(fn, dev: torch.device) -> float:
@@ -74,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--data", type=Path, default=Path("data"), help="data stage folder (default: %(default)s)")
-    parser.add_argument("--methods", nargs="+", choices=sorted(REGISTRY), default=list(REGISTRY))
+    parser.add_argument("--methods", nargs="+", help="runs of params.yaml methods: (default: all)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per loop (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="timings per loop; the best counts (default: %(default)s)")
     parser.add_argument("--backbone", choices=["dcgan", "resnet"], help="override train.backbone")
@@ -83,6 +89,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="override train.threads")
     args = parser.parse_args()
     params = config.load(args.params)
+    runs = args.methods or list(params["methods"])
+    unknown = [r for r in runs if r not in params["methods"]]
+    if unknown:
+        parser.error(f"unknown run {unknown[0]!r} (runs: {', '.join(params['methods'])})")
     overrides = {"backbone": args.backbone, "width": args.width, "batch_size": args.batch_size, "threads": args.threads}
     train = {**params["train"], **{k: v for k, v in overrides.items() if v}}
     dev = context.device(train["threads"])
@@ -95,16 +105,17 @@ def main() -> None:
 
     def build(name: str) -> Method:
         torch.manual_seed(0)
-        return context.build(name, params["methods"][name], train, data, dev)
+        return context.build(params["methods"][name], train, data, dev)
 
     def trainer_run(name: str) -> float:
         with tempfile.TemporaryDirectory() as tmp:
-            t = Trainer(build(name), Path(tmp), steps=args.steps, batch_size=bs, n_dis=n_dis, ema=train["ema"],
+            m = build(name)
+            t = Trainer(m, Path(tmp), steps=args.steps, batch_size=bs, n_dis=n_dis, ema=m.hp["ema"], ema_start=0,
                         checkpoint_every=train["checkpoint_every"], log_every=train["log_every"],
                         fingerprint="benchmark", meta={})
             return timed(t.fit, dev)
 
-    for name in args.methods:
+    for name in runs:
         bare_loop(build(name), 2, bs, n_dis)  # warm-up: kernel selection, allocator
         bare, full = float("inf"), float("inf")
         for _ in range(args.repeats):

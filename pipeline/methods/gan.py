@@ -6,7 +6,8 @@ both the DCGAN reference and the unconditional BigGAN-style baseline of IC-GAN a
 Conditional subclasses (cgan, msgan, icgan) change ``conditions``, ``fake_conditions``,
 ``generate`` and ``score``; lsgan changes the adversarial terms. The D and G steps below then hold
 for them too: D sees a real batch with its conditions and a fake batch generated from
-``fake_conditions``; G's loss scores a fresh fake batch.
+``fake_conditions``; G's loss scores a fresh fake batch. Logged: ``d_acc``, the fraction of the
+D step's reals and fakes whose scores fall on their side of ``d_threshold``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ import torch
 from pipeline import losses
 from pipeline.methods.base import Method
 from pipeline.nets import linear
+
+
+def d_accuracy(real: torch.Tensor, fake: torch.Tensor, threshold: float) -> float:
+    """The fraction of a real and a fake batch that D's scores put on the right side of ``threshold``."""
+    return 0.5 * ((real > threshold).float().mean() + (fake < threshold).float().mean()).item()
 
 
 class GAN(Method):
@@ -38,6 +44,10 @@ class GAN(Method):
         """D's adversarial loss from the scores of a real and a fake batch."""
         return losses.d_loss(self.hp["loss"], real, fake)
 
+    def d_threshold(self) -> float:
+        """The score above which D calls an image real (for the logged accuracy ``d_acc``)."""
+        return 0.0
+
     def g_adv(self, fake: torch.Tensor) -> torch.Tensor:
         """G's adversarial loss from the scores of a fake batch."""
         return losses.g_loss(self.hp["loss"], fake)
@@ -57,8 +67,9 @@ class GAN(Method):
         c, cf = self.conditions(batch), self.fake_conditions(batch)
         with torch.no_grad():
             fake = self.generate(len(batch["real"]), cf)
-        loss = self.d_adv(self.score(batch["real"], c), self.score(fake, cf))
-        return loss, {"d_loss": loss.item()}
+        real_s, fake_s = self.score(batch["real"], c), self.score(fake, cf)
+        loss = self.d_adv(real_s, fake_s)
+        return loss, {"d_loss": loss.item(), "d_acc": d_accuracy(real_s, fake_s, self.d_threshold())}
 
     def g_loss(self, batch):
         c = self.fake_conditions(batch)

@@ -16,5 +16,8 @@ class LSGAN(GAN):
     def d_adv(self, real, fake):
         return losses.ls_d_loss(real, fake, self.hp["a"], self.hp["b"])
 
+    def d_threshold(self):
+        return (self.hp["a"] + self.hp["b"]) / 2
+
     def g_adv(self, fake):
         return losses.ls_g_loss(fake, self.hp["c"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from pipeline.methods.cgan import CGAN
+from pipeline.methods.gan import d_accuracy
 
 EPS = 1e-5
 
@@ -33,8 +34,9 @@ class MSGAN(CGAN):
         fakes = self.fake(z, c.repeat(2))  # kept with G's graph for the G step
         self.pair = fakes.chunk(2), z.chunk(2), c
         real = self.score(batch["real"], c)
-        loss = sum(self.d_adv(real, self.score(f.detach(), c)) for f in fakes.chunk(2))
-        return loss, {"d_loss": loss.item()}
+        scores = [self.score(f.detach(), c) for f in fakes.chunk(2)]
+        loss = sum(self.d_adv(real, s) for s in scores)
+        return loss, {"d_loss": loss.item(), "d_acc": d_accuracy(real, torch.cat(scores), self.d_threshold())}
 
     def g_loss(self, batch):
         if getattr(self, "pair", None) is None:

@@ -16,7 +16,7 @@ from pipeline.errors import PipelineError, run_cli
 from pipeline.io import load_json, save_json
 
 
-PROTOCOL = {"seed", "input_size", "k", "alpha"}  # and every n_* count: settings, not measurements
+PROTOCOL = {"seed", "input_size", "k", "alpha", "sqrtm_offset"}  # and every n_* count: settings, not measurements
 
 
 def is_measurement(key: str, value: object) -> bool:

@@ -92,12 +92,12 @@ def stages(params: dict, cores: int = 2) -> dict:
                      f"{RUN_DIR}/samples.png"],
         }
     out["evaluate"] = {
-        "matrix": {"method": methods, "seed": seeds, "metric": metrics},
-        "cmd": _cmd("evaluate", [f"{RUN_DIR}/${{item.metric}}.json"], cores),
+        "matrix": {"method": methods, "seed": seeds},
+        "cmd": _cmd("evaluate", [f"{RUN_DIR}/{metrics[0]}.json"], cores),
         "deps": [f"{RUN_DIR}/samples.npy", f"{RUN_DIR}/samples.json",
                  *[f"results/reference/{r}" for r in references], *_code("evaluate.py", "metrics")],
         "params": ["evaluate", "train.threads"],
-        "outs": [f"{RUN_DIR}/${{item.metric}}.json"],
+        "outs": [f"{RUN_DIR}/{m}.json" for m in metrics],
     }
     out["aggregate"] = {
         "matrix": {"method": methods, "metric": metrics},

@@ -1,7 +1,9 @@
-"""evaluate stage: one metric on one run's samples; writes <run>/<metric>.json.
+"""evaluate stage: metrics of one run's samples, in one process; writes <run>/<metric>.json for each.
 
-The json holds the metric's values and its protocol: name (FID only with pytorch-fid's Inception
-weights), backbone and input size, sample counts, method and seed.
+Embed once, score many: the samples are embedded by the backbone at most once, and every metric
+in that feature space (fid, prdc) reads the same features. Each json holds the metric's values and
+its protocol: name (FID only with pytorch-fid's Inception weights), backbone and input size,
+sample counts, method and seed.
 """
 from __future__ import annotations
 
@@ -46,9 +48,15 @@ class EvalContext:
     def backbone(self) -> backbones.Backbone:
         return self._backbone
 
+    @cached_property
+    def _features(self) -> np.ndarray:
+        return np.concatenate(list(backbones.feature_batches(
+            self._backbone, self.samples, self.params["evaluate"]["batch_size"], self.device, desc="sample features")))
+
     def sample_features(self) -> Iterator[np.ndarray]:
-        return backbones.feature_batches(self._backbone, self.samples, self.params["evaluate"]["batch_size"],
-                                         self.device, desc="sample features")
+        """The samples' backbone features in batches, computed on the first call and reused."""
+        bs = self.params["evaluate"]["batch_size"]
+        return (self._features[i:i + bs] for i in range(0, len(self._features), bs))
 
 
 def load_run(params: dict, run: Path, data_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -62,29 +70,31 @@ def load_run(params: dict, run: Path, data_shape: tuple[int, ...]) -> tuple[np.n
     return samples[:n], conditions[:n]
 
 
-def evaluate(params: dict, metric: str, run: Path, data: Path, reference: Path) -> dict:
+def evaluate(params: dict, metrics: list[str], run: Path, data: Path, reference: Path) -> dict[str, dict]:
+    """metric -> its result on the run's samples, all from one context (shared features)."""
     meta = load_json(data / "meta.json")
     samples, conditions = load_run(params, run, tuple(meta["shape"]))
     run_meta = load_json(run / "samples.json")
     ctx = EvalContext(params, samples, conditions, reference, run_meta["seed"])
-    result = REGISTRY[metric].compute(ctx)
-    return {"metric": metric, **result, "method": run_meta["method"], "seed": run_meta["seed"],
-            "dataset": meta["dataset"]}
+    return {metric: {"metric": metric, **REGISTRY[metric].compute(ctx), "method": run_meta["method"],
+                     "seed": run_meta["seed"], "dataset": meta["dataset"]} for metric in metrics}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.evaluate", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
-    parser.add_argument("--metric", required=True, choices=sorted(REGISTRY))
+    parser.add_argument("--metric", required=True, nargs="+", choices=sorted(REGISTRY),
+                        help="one or more metrics, computed in this order from shared features")
     parser.add_argument("--run", type=Path, required=True, help="run folder with samples.npy, e.g. results/gan/seed0")
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--reference", type=Path, default=Path("results/reference"))
     args = parser.parse_args(argv)
     params = config.load(args.params)
     torch.set_num_threads(params["train"]["threads"])
-    result = evaluate(params, args.metric, args.run, args.data, args.reference)
-    save_json(args.run / f"{args.metric}.json", result)
-    print(f"evaluate: {args.run} {result['name']} = {result['value']:.4f}")
+    results = evaluate(params, list(dict.fromkeys(args.metric)), args.run, args.data, args.reference)
+    for metric, result in results.items():  # written only once every metric succeeded
+        save_json(args.run / f"{metric}.json", result)
+        print(f"evaluate: {args.run} {result['name']} = {result['value']:.4f}")
 
 
 if __name__ == "__main__":

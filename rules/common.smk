@@ -36,8 +36,3 @@ def train_settings(wildcards):
 # runs whose method has an encoder (the encoder_probe rule)
 ENCODER_RUNS = [run for run in config["methods"] if has_encoder(config, run)]
 
-
-def metric_reference(wildcards):
-    """The results/reference/ folder a metric reads, if any."""
-    name = METRIC_REFERENCE[wildcards.metric]
-    return [f"results/reference/{name}"] if name else []

@@ -20,17 +20,16 @@ rule reference:
 
 rule evaluate:
     input:
-        metric_reference,
+        references=[f"results/reference/{name}" for name in sorted({METRIC_REFERENCE[m] for m in METRICS} - {None})],
         samples="results/{method}/seed{seed}/samples.npy",
         meta="results/{method}/seed{seed}/samples.json",
     output:
-        "results/{method}/seed{seed}/{metric}.json",
-    wildcard_constraints:
-        metric="|".join(METRIC_REFERENCE),
+        # every metric of a run and seed in one job: the samples are embedded once (pipeline/evaluate.py)
+        expand("results/{{method}}/seed{{seed}}/{metric}.json", metric=METRICS),
     params:
         evaluate=config["evaluate"],
     log:
-        "logs/evaluate/{method}_seed{seed}_{metric}.log",
+        "logs/evaluate/{method}_seed{seed}.log",
     threads: config["train"]["threads"]
     resources:
         mem_mb=8000,
@@ -38,7 +37,7 @@ rule evaluate:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.evaluate --params params.yaml --metric {wildcards.metric}"
+        "python -m pipeline.evaluate --params params.yaml --metric {METRICS}"
         " --run results/{wildcards.method}/seed{wildcards.seed} --data data > {log} 2>&1"
 
 

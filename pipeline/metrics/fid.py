@@ -14,6 +14,8 @@ than 1e-3 is an error.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import linalg
 
@@ -54,16 +56,25 @@ def check_count(n: int, dim: int, what: str) -> None:
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
                      eps: float = 1e-6) -> float:
+    return frechet_with_offset(mu1, sigma1, mu2, sigma2, eps)[0]
+
+
+def frechet_with_offset(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                        eps: float = 1e-6) -> tuple[float, float]:
+    """The distance and the diagonal offset its square root needed (0.0 or ``eps``)."""
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(len(sigma1)) * eps
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    with warnings.catch_warnings():  # scipy's "Matrix is singular" on a finite result: pytorch-fid's disp=False
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1 @ sigma2)
+        offset = 0.0
+        if not np.isfinite(covmean).all():
+            offset = eps
+            covmean = linalg.sqrtm((sigma1 + np.eye(len(sigma1)) * eps) @ (sigma2 + np.eye(len(sigma2)) * eps))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise PipelineError(f"fid: imaginary component {np.abs(covmean.imag).max():.3g} in sqrtm")
         covmean = covmean.real
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean)), offset
 
 
 def label(backbone: str) -> str:
@@ -79,6 +90,6 @@ def compute(ctx) -> dict:
     for batch in ctx.sample_features():
         running.update(batch)
     mu, sigma = running.result()
-    value = frechet_distance(stats["mu"], stats["sigma"], mu, sigma)
-    return {"name": label(backbone.name), "value": value, "backbone": backbone.name,
+    value, offset = frechet_with_offset(stats["mu"], stats["sigma"], mu, sigma)
+    return {"name": label(backbone.name), "value": value, "sqrtm_offset": offset, "backbone": backbone.name,
             "input_size": backbone.input_size, "n_real": int(stats["n"]), "n_fake": running.n}

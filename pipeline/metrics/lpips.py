@@ -19,7 +19,7 @@ upsampled.
 Protocol: ``value`` is the mean over ``evaluate.lpips_pairs`` random pairs of distinct samples.
 For conditional samples (condition ids not -1) ``per_condition`` is MSGAN's protocol: in each of
 up to ``lpips_conditions`` conditions with two or more samples, the mean over
-``lpips_pairs_per_condition`` random pairs within it, averaged over the conditions (null when
+``lpips_pairs_per_condition`` random pairs within it (all its distinct pairs when it has fewer), averaged over the conditions (null when
 unconditional or when no condition has two samples). Pairs are drawn with the run's seed.
 Cost: O(pairs), two net passes per pair; the N^2 / 2 pairs of all samples are never formed.
 """
@@ -126,7 +126,14 @@ def condition_pairs(conditions: np.ndarray, n_conditions: int, per_condition: in
     ids, counts = np.unique(conditions[conditions != -1], return_counts=True)
     ids = ids[counts >= 2]
     chosen = np.sort(rng.choice(ids, min(len(ids), n_conditions), replace=False)) if len(ids) else ids
-    return [random_pairs(np.flatnonzero(conditions == c), per_condition, rng) for c in chosen]
+    groups = []
+    for c in chosen:
+        members = np.flatnonzero(conditions == c)
+        if len(members) * (len(members) - 1) // 2 <= per_condition:  # few samples: each distinct pair once
+            groups.append(members[np.stack(np.triu_indices(len(members), 1), 1)])
+        else:
+            groups.append(random_pairs(members, per_condition, rng))
+    return groups
 
 
 def pair_distances(dist: Distance, images: np.ndarray, pairs: np.ndarray, size: int, batch_size: int,
@@ -151,9 +158,10 @@ def compute(ctx) -> dict:
     label, net = load_net(ev["lpips_net"], ctx.device)
     d = pair_distances(net, ctx.samples, np.concatenate([overall, *groups]), ev["lpips_input_size"],
                        ev["batch_size"], ctx.device)
-    per_group = np.split(d[len(overall):], len(groups)) if groups else []
+    per_group = np.split(d[len(overall):], np.cumsum([len(g) for g in groups])[:-1]) if groups else []
     return {"name": label, "value": float(d[:len(overall)].mean()),
             "per_condition": float(np.mean([g.mean() for g in per_group])) if groups else None,
             "net": ev["lpips_net"], "calibrated": ev["lpips_net"] == "alex", "input_size": ev["lpips_input_size"],
             "resize": "bilinear, align_corners=False", "n_pairs": len(overall), "n_conditions": len(groups),
-            "n_pairs_per_condition": ev["lpips_pairs_per_condition"] if groups else 0, "n_fake": n}
+            "n_pairs_per_condition": ev["lpips_pairs_per_condition"] if groups else 0,
+            "n_condition_pairs": int(sum(len(g) for g in groups)), "n_fake": n}

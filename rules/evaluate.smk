@@ -28,6 +28,7 @@ rule evaluate:
         expand("results/{{method}}/seed{{seed}}/{metric}.json", metric=METRICS),
     params:
         evaluate=config["evaluate"],
+        metrics=" ".join(METRICS),
     log:
         "logs/evaluate/{method}_seed{seed}.log",
     threads: config["train"]["threads"]
@@ -37,7 +38,7 @@ rule evaluate:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.evaluate --params params.yaml --metric {METRICS}"
+        "python -m pipeline.evaluate --params params.yaml --metric {params.metrics}"
         " --run results/{wildcards.method}/seed{wildcards.seed} --data data > {log} 2>&1"
 
 

@@ -46,7 +46,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_params, digits_da
         assert torch.equal(tensor, b["nets"][name]), name
     assert not (killed / PARTIAL).exists()
     log = (killed / "train_log.csv").read_text().splitlines()
-    assert log[0].startswith("step,d_loss,g_loss") and len(log) == 1 + 300 // tiny_params["train"]["log_every"]
+    assert log[0].startswith("step,d_loss,d_acc,g_loss") and len(log) == 1 + 300 // tiny_params["train"]["log_every"]
 
 
 def test_changed_settings_do_not_resume(tmp_path, tiny_params, digits_data):

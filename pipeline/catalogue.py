@@ -28,6 +28,58 @@ METRIC_REFERENCE: dict[str, str | None] = {
 }
 
 
+# The params.yaml keys each stage reads, declared once: the Snakemake rules' ``params:`` (which rerun
+# a job when a value changes) and dvcgen's DVC ``params:`` both come from here. "{run}" stands for the
+# run's name. Thread counts and log/checkpoint intervals are left out: they do not change results
+# meant to be compared, so changing them reruns nothing.
+STAGE_KEYS: dict[str, list[str]] = {
+    "data": ["dataset"],
+    "features": ["features"],
+    "knn": ["knn"],
+    "train": ["train.steps", "train.batch_size", "train.n_dis", "train.z_dim", "train.backbone", "train.width",
+              "methods.{run}"],
+    "sample": ["sample"],
+    "reference_backbone": ["evaluate.backbone", "evaluate.input_size", "evaluate.n_real", "evaluate.batch_size"],
+    "reference_ndb": ["evaluate.ndb_bins", "evaluate.ndb_n_train", "evaluate.ndb_whiten"],
+    "reference_classifier": ["evaluate.classifier_steps", "evaluate.classifier_batch_size",
+                             "evaluate.classifier_holdout", "evaluate.batch_size"],
+    "evaluate": ["evaluate.metrics", "evaluate.n_fake"],  # and METRIC_KEYS of the metrics measured
+    "encoder_probe": ["features.probe", "features.seed", "features.batch_size"],
+    "report": ["comparisons", "study.methods", "evaluate.metrics", "methods"],
+}
+
+# the evaluate.* keys each metric reads when it scores samples
+BACKBONE_KEYS = ["evaluate.backbone", "evaluate.input_size", "evaluate.batch_size"]
+METRIC_KEYS: dict[str, list[str]] = {
+    "fid": BACKBONE_KEYS,
+    "lpips": ["evaluate.batch_size", "evaluate.lpips_net", "evaluate.lpips_input_size", "evaluate.lpips_pairs",
+              "evaluate.lpips_conditions", "evaluate.lpips_pairs_per_condition"],
+    "ndb": ["evaluate.ndb_alpha"],
+    "prdc": [*BACKBONE_KEYS, "evaluate.prdc_k"],
+    "classes": ["evaluate.batch_size"],
+}
+
+
+def stage_keys(stage: str, run: str | None = None, metrics: list[str] = ()) -> list[str]:
+    """The params.yaml keys ``stage`` reads, "{run}" filled in with ``run`` (or left for dvcgen);
+    for evaluate, with the keys of ``metrics``."""
+    keys = [k.replace("{run}", run) if run else k for k in STAGE_KEYS[stage]]
+    if stage == "evaluate":
+        keys += [k for m in metrics for k in METRIC_KEYS[m]]
+    return list(dict.fromkeys(keys))
+
+
+def stage_params(params: dict, stage: str, run: str | None = None) -> dict:
+    """key -> value of the keys ``stage`` reads: what a Snakemake rule's ``params:`` holds."""
+    out = {}
+    for key in stage_keys(stage, run, params["evaluate"]["metrics"]):
+        value = params
+        for part in key.split("."):
+            value = value[part]
+        out[key] = value
+    return out
+
+
 def run_needs(params: dict, run: str) -> tuple[str, ...]:
     """The extra inputs of a run (a key of params' ``methods:``), from its method class."""
     return METHOD_NEEDS[params["methods"][run]["method"]]

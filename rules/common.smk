@@ -1,5 +1,5 @@
 # Shared names and helpers for the rules.
-from pipeline.catalogue import METRIC_REFERENCE, has_encoder, results, run_needs
+from pipeline.catalogue import METRIC_REFERENCE, has_encoder, results, run_needs, stage_params
 
 METHODS = config["study"]["methods"]
 SEEDS = config["train"]["seeds"]
@@ -29,8 +29,8 @@ def method_options(wildcards, input):
 
 
 def train_settings(wildcards):
-    """The settings a run depends on: editing them reruns training and what follows."""
-    return {"train": config["train"], "method": config["methods"][wildcards.method]}
+    """The settings a run's training reads (pipeline/catalogue.py): editing them reruns it and what follows."""
+    return stage_params(config, "train", wildcards.method)
 
 
 # runs whose method has an encoder (the encoder_probe rule)

@@ -4,7 +4,7 @@ rule data:
         labels="data/labels.npy",
         meta="data/meta.json",
     params:
-        dataset=config["dataset"],
+        settings=stage_params(config, "data"),
     log:
         "logs/data.log",
     resources:

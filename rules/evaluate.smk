@@ -5,7 +5,7 @@ rule reference:
     output:
         directory("results/reference/{name}"),
     params:
-        evaluate=config["evaluate"],
+        settings=lambda w: stage_params(config, f"reference_{w.name}"),
     log:
         "logs/reference/{name}.log",
     threads: config["train"]["threads"]
@@ -27,7 +27,7 @@ rule evaluate:
         # every metric of a run and seed in one job: the samples are embedded once (pipeline/evaluate.py)
         expand("results/{{method}}/seed{{seed}}/{metric}.json", metric=METRICS),
     params:
-        evaluate=config["evaluate"],
+        settings=stage_params(config, "evaluate"),
         metrics=" ".join(METRICS),
     log:
         "logs/evaluate/{method}_seed{seed}.log",
@@ -52,7 +52,7 @@ rule encoder_probe:
     wildcard_constraints:
         method="|".join(ENCODER_RUNS) or "(?!)",  # (?!) matches nothing
     params:
-        features=config["features"],
+        settings=stage_params(config, "encoder_probe"),
     log:
         "logs/encoder_probe/{method}_seed{seed}.log",
     threads: config["train"]["threads"]

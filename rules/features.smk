@@ -14,7 +14,7 @@ rule features:
         probe="results/features/probe.json",
         **FEATURE_EXTRAS,
     params:
-        features=config["features"],
+        settings=stage_params(config, "features"),
     log:
         "logs/features.log",
     threads: config["train"]["threads"]

@@ -7,7 +7,7 @@ rule knn:
         centres="results/knn/centres.parquet",
         report="results/knn/knn.json",
     params:
-        knn=config["knn"],
+        settings=stage_params(config, "knn"),
     log:
         "logs/knn.log",
     threads: config["train"]["threads"]

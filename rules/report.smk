@@ -8,7 +8,7 @@ rule report:
         summary="results/summary.txt",
         comparisons=expand("results/comparisons/{paper}.{ext}", paper=config["comparisons"], ext=["md", "csv"]),
     params:
-        comparisons=config["comparisons"],
+        settings=stage_params(config, "report"),
     log:
         "logs/report.log",
     resources:

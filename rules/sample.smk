@@ -9,7 +9,7 @@ rule sample:
         meta="results/{method}/seed{seed}/samples.json",
         grid="results/{method}/seed{seed}/samples.png",
     params:
-        sample=config["sample"],
+        settings=stage_params(config, "sample"),
         options=method_options,
     log:
         "logs/sample/{method}_seed{seed}.log",

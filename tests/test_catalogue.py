@@ -16,3 +16,14 @@ def test_encoders_are_the_methods_that_encode():
 
 def test_metrics_and_their_references():
     assert catalogue.METRIC_REFERENCE == {name: module.reference for name, module in METRICS.items()}
+
+
+def test_every_declared_stage_key_exists_in_the_default_params(default_params):
+    from pipeline.metrics import REGISTRY as METRICS
+
+    assert set(catalogue.METRIC_KEYS) == set(METRICS)
+    for stage in catalogue.STAGE_KEYS:
+        got = catalogue.stage_params(default_params, stage, "icgan")
+        assert got and all(v is not None or k.endswith("n_train") or k.endswith("max_images") for k, v in got.items())
+    assert "train.threads" not in catalogue.stage_keys("train", "icgan") and "methods.icgan" in catalogue.stage_keys(
+        "train", "icgan")

@@ -11,11 +11,12 @@ configfile: "params.yaml"
 
 
 sys.path.insert(0, workflow.basedir)
-from pipeline.config import validate
+from pipeline.config import RESOLVED, resolve_workflow
 from pipeline.errors import PipelineError
 
+# params.yaml merged with --configfile and --config, validated, and written to RESOLVED for the stages
 try:
-    validate(config, "params.yaml")
+    resolve_workflow(config, workflow.config_settings.config, workflow.config_settings.configfiles)
 except PipelineError as err:
     sys.exit(f"error: {err}")
 

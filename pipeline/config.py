@@ -1,7 +1,12 @@
-"""Load and validate params.yaml against pipeline/schema.yaml.
+"""Load and validate params.yaml against pipeline/schema.yaml; resolve the workflow's configuration.
 
 Validation runs when the Snakefile is parsed and when any stage starts, so a misspelt key, a wrong
 type or an unknown method stops before any work, with one line naming the key and what is allowed.
+
+The Snakefile merges params.yaml with ``--configfile`` files and ``--config`` values, as Snakemake
+does, gives ``--config`` values their YAML types back (Snakemake parses nested ones as strings),
+validates the result, naming the source of a bad value, and writes it to ``RESOLVED``: every rule
+passes that file to its stage, so the stages run with what Snakemake resolved.
 """
 from __future__ import annotations
 
@@ -9,14 +14,16 @@ import argparse
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
 
 import jsonschema
 import yaml
 
 from pipeline.errors import PipelineError
+from pipeline.io import atomic_path
 
 DEFAULT_PARAMS = "params.yaml"
+RESOLVED = Path(".snakemake/ganbench/params.yaml")  # the configuration Snakemake resolved, for the stages
 
 
 @cache
@@ -39,13 +46,17 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
-def validate(params: Any, source: str = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Return ``params`` if it satisfies the schema and cross-key rules, else raise PipelineError."""
+def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS) -> dict[str, Any]:
+    """Return ``params`` if it satisfies the schema and cross-key rules, else raise PipelineError.
+
+    ``source`` names where the values came from, or maps a key path to that name."""
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(params), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
-        raise PipelineError(f"{source}: {_describe(best)}")
+        where = source(tuple(best.absolute_path)) if callable(source) else source
+        raise PipelineError(f"{where}: {_describe(best)}")
+    source = source(()) if callable(source) else source
     missing = [m for m in params["study"]["methods"] if m not in params["methods"]]
     if missing:
         raise PipelineError(
@@ -59,6 +70,64 @@ def validate(params: Any, source: str = DEFAULT_PARAMS) -> dict[str, Any]:
         if not {spec["method"], spec["baseline"]} <= set(spec["methods"]):
             raise PipelineError(f"{source}: comparisons.{paper}.methods must list its method and its baseline")
     return params
+
+
+def typed(value: Any) -> Any:
+    """A ``--config`` value with its YAML types: Snakemake reads nested values as strings."""
+    if isinstance(value, Mapping):
+        return {k: typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    if isinstance(value, str):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    return value
+
+
+def _sets(tree: Any, path: tuple, prefix: tuple) -> bool:
+    """Does ``tree`` give the value at ``path``: a value at ``path``, or a leaf at ``prefix`` replacing it?"""
+    for part in prefix:
+        if not isinstance(tree, Mapping) or part not in tree:
+            return False
+        tree = tree[part]
+    return prefix == path or not isinstance(tree, Mapping)
+
+
+def resolve_workflow(config: dict, overrides: Mapping, configfiles: Sequence[Path],
+                     out: Path = RESOLVED) -> dict:
+    """Re-type ``config``'s ``--config`` values in place, validate it and write it to ``out``.
+
+    A validation error names the source of the bad value: ``--config``, a ``--configfile``, or params.yaml."""
+    overrides = typed(dict(overrides))
+    _merge(config, overrides)
+    files = [(Path(f), yaml.safe_load(Path(f).read_text()) or {}) for f in configfiles]
+
+    def source(path: tuple) -> str:
+        for prefix in (path[:i] for i in range(len(path), 0, -1)):
+            if _sets(overrides, path, prefix):
+                return "--config"
+            for name, tree in reversed(files):
+                if _sets(tree, path, prefix):
+                    return f"--configfile {name}"
+        return "--config / --configfile / params.yaml" if overrides or files else DEFAULT_PARAMS
+
+    validate(config, source)
+    text = yaml.safe_dump(config, sort_keys=False)
+    if not out.exists() or out.read_text() != text:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as tmp:
+            tmp.write_text(text)
+    return config
+
+
+def _merge(base: dict, update: Mapping) -> None:
+    for k, v in update.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
 
 
 def load(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:

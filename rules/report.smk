@@ -8,6 +8,7 @@ rule report:
         summary="results/summary.txt",
         comparisons=expand("results/comparisons/{paper}.{ext}", paper=config["comparisons"], ext=["md", "csv"]),
     params:
+        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=stage_params(config, "report"),
     log:
         "logs/report.log",
@@ -17,4 +18,4 @@ rule report:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.report --params params.yaml --results results > {log} 2>&1"
+        "python -m pipeline.report --params {params.config} --results results > {log} 2>&1"

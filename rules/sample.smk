@@ -9,6 +9,7 @@ rule sample:
         meta="results/{method}/seed{seed}/samples.json",
         grid="results/{method}/seed{seed}/samples.png",
     params:
+        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=stage_params(config, "sample"),
         options=method_options,
     log:
@@ -21,5 +22,5 @@ rule sample:
     conda:
         "../envs/pipeline-gpu.yaml"
     shell:
-        "python -m pipeline.sample --params params.yaml --method {wildcards.method}"
+        "python -m pipeline.sample --params {params.config} --method {wildcards.method}"
         " --run results/{wildcards.method}/seed{wildcards.seed} --data data {params.options} > {log} 2>&1"

@@ -8,6 +8,7 @@ rule train:
         checkpoint="results/{method}/seed{seed}/checkpoint.pt",
         log_csv="results/{method}/seed{seed}/train_log.csv",
     params:
+        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=train_settings,
         options=method_options,
     log:
@@ -20,5 +21,5 @@ rule train:
     conda:
         "../envs/pipeline-gpu.yaml"
     shell:
-        "python -m pipeline.train --params params.yaml --method {wildcards.method} --seed {wildcards.seed}"
+        "python -m pipeline.train --params {params.config} --method {wildcards.method} --seed {wildcards.seed}"
         " --data data --out results/{wildcards.method}/seed{wildcards.seed} {params.options} > {log} 2>&1"

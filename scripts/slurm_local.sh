@@ -3,7 +3,7 @@
 #
 #   bash scripts/slurm_local.sh start    # install (Debian packages) if missing, configure, start; idempotent
 #   bash scripts/slurm_local.sh status   # exit 0 when the controller answers and the node takes jobs
-#   bash scripts/slurm_local.sh stop     # stop the daemons this script started, by PID
+#   bash scripts/slurm_local.sh stop     # stop the daemons this script started, by PID; restore slurm.conf
 #
 # munged, slurmctld and slurmd run as daemons with PID files; no systemd needed. The cluster has
 # one node (this host, `hostname -s`), one partition `debug` (the default), no GPUs (no GRES) and no
@@ -19,6 +19,7 @@ set -euo pipefail
 
 CONF=/etc/slurm/slurm.conf
 MARK="# Written by ganbench scripts/slurm_local.sh"
+BACKUP=$CONF.ganbench-saved              # the machine's own slurm.conf while ours is in place
 RUN=/run/ganbench-slurm                 # our PID files; a daemon is ours when its PID file is here
 LOGDIR=/var/log/slurm
 STATE=/var/lib/slurm
@@ -146,6 +147,15 @@ cmd_stop() {
     fi
   fi
   stop_daemons slurmd slurmctld munged
+  restore_conf
+}
+
+restore_conf() {
+  # Leave the machine's SLURM configuration as it was: with our slurm.conf in place, every SLURM
+  # client (Snakemake's SLURM executor plugin at import, for one) waits on a controller that is gone.
+  if [ -e "$CONF" ] && head -n1 "$CONF" | grep -qF "$MARK"; then
+    if [ -e "$BACKUP" ]; then mv "$BACKUP" "$CONF"; log "restored the machine's $CONF"; else rm -f "$CONF"; log "removed $CONF"; fi
+  fi
 }
 
 cmd_status() {
@@ -199,6 +209,8 @@ cmd_start() {
     return 0
   fi
   if [ "$(cat "$CONF" 2>/dev/null)" != "$want" ]; then
+    # A forced replacement keeps the machine's own config, which stop puts back.
+    if [ -e "$CONF" ] && ! head -n1 "$CONF" | grep -qF "$MARK" && [ ! -e "$BACKUP" ]; then cp -p "$CONF" "$BACKUP"; fi
     printf '%s\n' "$want" > "$CONF"
     # A changed config: restart the SLURM daemons so that they read it.
     stop_daemons slurmd slurmctld

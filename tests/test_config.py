@@ -71,3 +71,19 @@ def test_snakefile_validates_at_parse_time(tmp_path, tiny_params):
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "error: params.yaml: study.methods names nosuch but methods: has no settings" in proc.stderr + proc.stdout
+
+
+def test_workflow_config_is_typed_validated_with_its_source_and_written(tmp_path, default_params):
+    params = copy.deepcopy(default_params)
+    out = tmp_path / "resolved.yaml"
+    config.resolve_workflow(params, {"train": {"steps": "7", "seeds": "[0, 4]"}, "sample": "{n: 3000}"}, [], out)
+    assert params["train"]["steps"] == 7 and params["train"]["seeds"] == [0, 4] and params["sample"]["n"] == 3000
+    assert config.load(out) == params
+    other = tmp_path / "o.yaml"
+    write_params({"train": {"batch_size": "x"}}, other)
+    bad = copy.deepcopy(default_params)
+    bad["train"]["batch_size"] = "x"
+    with pytest.raises(PipelineError, match=r"^--configfile .*o.yaml: train.batch_size: 'x' is not of type"):
+        config.resolve_workflow(bad, {"train": {"steps": "7"}}, [other], out)
+    with pytest.raises(PipelineError, match=r"^--config: train.width: 'wide' is not of type"):
+        config.resolve_workflow(copy.deepcopy(default_params), {"train": {"width": "wide"}}, [other], out)

@@ -59,6 +59,19 @@ def planned_jobs(repo: Path, target: str) -> dict[str, int]:
     return {rule: int(n) for rule, n in rows if rule != "total"}
 
 
+@pytest.mark.parametrize("how", ["--config", "--configfile"])
+def test_overrides_reach_the_stages(repo, tmp_path, how):
+    copy = Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))
+    (tmp_path / "o.yaml").write_text("train: {steps: 9}\n")
+    args = ["--config", "train={steps: 9}"] if how == "--config" else ["--configfile", str(tmp_path / "o.yaml")]
+    sh(copy, "snakemake", "--cores", "1", "results/gan/seed0/checkpoint.pt", *args)
+    log = (copy / "results/gan/seed0/train_log.csv").read_text().splitlines()
+    assert log[-1].startswith("9,")  # the last logged step: params.yaml says 6
+    bad = subprocess.run(["snakemake", "-n", "--cores", "1", "--config", "train={steps: many}"], cwd=copy,
+                         capture_output=True, text=True, env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
+    assert bad.returncode != 0 and "error: --config: train.steps: 'many' is not of type 'integer'" in bad.stderr
+
+
 @pytest.mark.parametrize("edit, expected", [
     (lambda p: None, {}),
     (lambda p: p["train"].update(log_every=3, checkpoint_every=4, threads=2), {}),

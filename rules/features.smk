@@ -19,6 +19,7 @@ rule features:
     log:
         "logs/features.log",
     threads: config["train"]["threads"]
+    priority: 10  # before the trainings: icgan's training waits on it (the study's critical path)
     resources:
         mem_mb=8000,
         runtime=60,

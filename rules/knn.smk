@@ -12,6 +12,7 @@ rule knn:
     log:
         "logs/knn.log",
     threads: config["train"]["threads"]
+    priority: 10  # before the trainings: icgan's training waits on it (the study's critical path)
     resources:
         mem_mb=8000,  # about 2 N D float32 bytes plus the batch's k + 1 results: raise for ImageNet-sized N
         runtime=60,

@@ -2,7 +2,7 @@
 
 Per step: ``n_dis`` D steps then one G step (D's parameters frozen during it), an optional EMA of
 G (the run's ``ema`` decay from step ``ema_start``, a plain copy before it, over parameters and
-floating-point buffers, as BigGAN's ``ema`` class), NaN/inf detection, a log row every ``log_every`` steps and a resume checkpoint every
+BatchNorm buffers; spectral norm's vectors by the copy's own power iteration), NaN/inf detection, a log row every ``log_every`` steps and a resume checkpoint every
 ``checkpoint_every`` steps. Resuming restores networks, optimisers, EMA, the log and the RNG
 states, so on CPU a resumed run ends with exactly the weights of an uninterrupted one.
 
@@ -21,6 +21,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from pipeline import checkpoint
@@ -126,14 +127,21 @@ class Trainer:
         return logs
 
     def update_ema(self) -> None:
+        """Average G's parameters and BatchNorm buffers into the EMA copy. Spectral norm's power-iteration
+        vectors are not averaged (an average of unit vectors is not a unit vector, and sampling in eval
+        mode divides by u^T W v): the copy runs its own power iteration on its averaged weights."""
         decay = self.ema_decay if self.step >= self.ema_start else 0.0
         g = self.m.nets["G"]
         with torch.no_grad():
-            for e, x in zip([*self.ema.parameters(), *self.ema.buffers()], [*g.parameters(), *g.buffers()]):
-                if e.is_floating_point():
-                    e.lerp_(x, 1 - decay)
-                else:
-                    e.copy_(x)
+            for e, x in zip(self.ema.parameters(), g.parameters()):
+                e.lerp_(x, 1 - decay)
+            for (name, e), x in zip(self.ema.named_buffers(), g.buffers()):
+                if name.endswith(("._u", "._v")):
+                    continue
+                e.lerp_(x, 1 - decay) if e.is_floating_point() else e.copy_(x)
+            for module in self.ema.modules():
+                if parametrize.is_parametrized(module, "weight"):
+                    module.weight  # noqa: B018  (in training mode, one power iteration on the averaged weight)
 
     def fit(self) -> None:
         self.try_resume()

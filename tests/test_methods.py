@@ -341,3 +341,22 @@ def test_encoder_probe_scores_the_trained_encoder_and_its_initialisation(tmp_pat
                         check=False)
     assert refused.returncode == 1 and "holds run 'bigbigan', not 'gan'" in refused.stderr
 
+
+
+def test_ema_of_a_spectral_norm_generator_keeps_unit_spectral_norms(data, tmp_path):
+    """Sampling uses the EMA copy in eval mode, where spectral norm divides by u^T W v from stored vectors:
+    the copy's own power iteration must keep them right for its averaged weights (averaging the live
+    G's vectors did not: samples saturated)."""
+    m = make("gan", data, g_sn=True, hier_z=True, ema=0.9)
+    t = Trainer(m, tmp_path, steps=60, batch_size=6, n_dis=1, ema=0.9, ema_start=0, checkpoint_every=100,
+                log_every=10, fingerprint="test", meta={})
+    t.fit()
+    t.ema.eval()
+    vectors = {k: v for k, v in t.ema.named_buffers() if k.endswith(("._u", "._v"))}
+    assert vectors and all(v.norm().item() == pytest.approx(1.0, abs=1e-4) for v in vectors.values())
+    layers = [mod for mod in t.ema.modules() if torch.nn.utils.parametrize.is_parametrized(mod, "weight")]
+    assert layers
+    for mod in layers:
+        w = mod.weight.detach()  # eval mode: the stored vectors' estimate
+        w = w.transpose(0, 1) if isinstance(mod, torch.nn.ConvTranspose2d) else w
+        assert torch.linalg.matrix_norm(w.flatten(1), ord=2).item() == pytest.approx(1.0, abs=0.05)

@@ -15,6 +15,7 @@ of the repeats is reported, as timeit does, since other load on the machine only
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import tempfile
 import time
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import config, context  # noqa: E402
 from pipeline.methods import Method, TrainData  # noqa: E402
-from pipeline.trainer import Trainer  # noqa: E402
+from pipeline.trainer import Trainer, update_ema  # noqa: E402
 
 FEATURE_DIM, K, CENTRES = 64, 5, 1000
 
@@ -45,7 +46,7 @@ def bare_loop(m: Method, steps: int, batch_size: int, n_dis: int) -> None:
     """The same D and G steps and EMA as the trainer, with nothing else: no checks, logs or checkpoints."""
     opts = m.optimisers()
     g, decay = m.nets["G"], m.hp["ema"]
-    ema = [t.detach().clone() for t in (*g.parameters(), *g.buffers())] if decay else []
+    ema = copy.deepcopy(g).requires_grad_(False) if decay else None
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if m.device.type == "cuda" else nullcontext()
 
     def update(opt: torch.optim.Optimizer, loss_fn) -> None:
@@ -63,9 +64,8 @@ def bare_loop(m: Method, steps: int, batch_size: int, n_dis: int) -> None:
         update(opts["g"], m.g_loss)
         for name in m.d_nets:
             m.nets[name].requires_grad_(True)
-        with torch.no_grad():
-            for e, x in zip(ema, (*g.parameters(), *g.buffers())):
-                e.lerp_(x, 1 - decay) if e.is_floating_point() else e.copy_(x)
+        if ema is not None:
+            update_ema(ema, g, decay)
 
 
 def timed(fn, dev: torch.device) -> float:

@@ -11,7 +11,6 @@ import argparse
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -53,10 +52,9 @@ class EvalContext:
         return np.concatenate(list(backbones.feature_batches(
             self._backbone, self.samples, self.params["evaluate"]["batch_size"], self.device, desc="sample features")))
 
-    def sample_features(self) -> Iterator[np.ndarray]:
-        """The samples' backbone features in batches, computed on the first call and reused."""
-        bs = self.params["evaluate"]["batch_size"]
-        return (self._features[i:i + bs] for i in range(0, len(self._features), bs))
+    def sample_features(self) -> np.ndarray:
+        """The samples' backbone features (N, dim), computed on the first call and reused."""
+        return self._features
 
 
 def load_run(params: dict, run: Path, data_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

@@ -47,6 +47,22 @@ def _check_finite(logs: dict[str, float], loss: torch.Tensor, step: int, method:
         )
 
 
+def update_ema(ema: torch.nn.Module, g: torch.nn.Module, decay: float) -> None:
+    """Average G's parameters and BatchNorm buffers into its EMA copy (in training mode). Spectral
+    norm's power-iteration vectors are not averaged (an average of unit vectors is not a unit vector,
+    and sampling in eval mode divides by u^T W v): the copy runs its own power iteration on its
+    averaged weights."""
+    with torch.no_grad():
+        for e, x in zip(ema.parameters(), g.parameters()):
+            e.lerp_(x, 1 - decay)
+        for (name, e), x in zip(ema.named_buffers(), g.buffers()):
+            if not name.endswith(("._u", "._v")):
+                e.lerp_(x, 1 - decay) if e.is_floating_point() else e.copy_(x)
+        for module in ema.modules():
+            if parametrize.is_parametrized(module, "weight"):
+                module.weight  # noqa: B018  (in training mode: one power iteration on the averaged weight)
+
+
 def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
     keys = list(dict.fromkeys(k for row in rows for k in row))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
@@ -127,21 +143,7 @@ class Trainer:
         return logs
 
     def update_ema(self) -> None:
-        """Average G's parameters and BatchNorm buffers into the EMA copy. Spectral norm's power-iteration
-        vectors are not averaged (an average of unit vectors is not a unit vector, and sampling in eval
-        mode divides by u^T W v): the copy runs its own power iteration on its averaged weights."""
-        decay = self.ema_decay if self.step >= self.ema_start else 0.0
-        g = self.m.nets["G"]
-        with torch.no_grad():
-            for e, x in zip(self.ema.parameters(), g.parameters()):
-                e.lerp_(x, 1 - decay)
-            for (name, e), x in zip(self.ema.named_buffers(), g.buffers()):
-                if name.endswith(("._u", "._v")):
-                    continue
-                e.lerp_(x, 1 - decay) if e.is_floating_point() else e.copy_(x)
-            for module in self.ema.modules():
-                if parametrize.is_parametrized(module, "weight"):
-                    module.weight  # noqa: B018  (in training mode, one power iteration on the averaged weight)
+        update_ema(self.ema, self.m.nets["G"], self.ema_decay if self.step >= self.ema_start else 0.0)
 
     def fit(self) -> None:
         self.try_resume()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+from torch.nn.functional import softplus
 
 from pipeline import losses
 from pipeline.methods.base import Method
@@ -52,7 +52,7 @@ class Encoder(nn.Module):
         if not self.stochastic:
             return out, None
         mu, pre = out.split(self.z_dim, 1)
-        return mu, F.softplus(pre)
+        return mu, softplus(pre)
 
 
 class BigBiGAN(Method):

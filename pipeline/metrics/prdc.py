@@ -66,7 +66,7 @@ def compute(ctx) -> dict:
     if real.shape[1] != backbone.dim:
         raise PipelineError(f"prdc: reference features are {real.shape[1]}-d but {backbone.name} gives "
                             f"{backbone.dim}-d; rebuild results/reference/backbone")
-    fake = np.concatenate(list(ctx.sample_features()))
+    fake = ctx.sample_features()
     k = ctx.params["evaluate"]["prdc_k"]
     scores = prdc(real, fake, k)
     return {"name": f"PRDC-precision_{backbone.name}", "value": scores.pop("precision"), **scores, "k": k,

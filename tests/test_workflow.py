@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,18 +92,26 @@ def test_a_change_reruns_exactly_what_reads_it(repo, tmp_path, edit, expected):
     assert "Nothing to be done" in sh(repo, "snakemake", "--cores", "2", "results/gan/fid.json")
 
 
-def test_dvc_repro_then_experiment(repo):
+def test_dvc_shares_the_main_commands_state_then_experiment(repo):
+    """scripts/run.sh (the README's main command) leaves DVC in step; an experiment reruns what it changes."""
+    (repo / ".venv").symlink_to(BIN.parent, target_is_directory=True)  # set-up finds it in place
+    out = sh(repo, "bash", "scripts/run.sh")
+    assert "dvc.lock" not in out and "gan" in (repo / "results/summary.txt").read_text()
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
+    start = time.perf_counter()
     out = sh(repo, "dvc", "repro")
-    assert "Running stage 'train@gan-0'" in out
-    assert "Data and pipelines are up to date" in sh(repo, "dvc", "repro")
-    sh(repo, "git", "add", "-A")
+    assert "Running stage" not in out and "Data and pipelines are up to date" in out
+    assert time.perf_counter() - start < 60
+    assert "results/gan/fid.json" in sh(repo, "dvc", "metrics", "show")
+    sh(repo, "git", "add", "dvc.lock")
     sh(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline")
 
     out = sh(repo, "dvc", "exp", "run", "-S", "train.steps=9")
     assert "Stage 'data' didn't change, skipping" in out
     assert "Stage 'reference_backbone' didn't change, skipping" in out
-    for stage in ("train@gan-0", "sample@gan-0", "evaluate@gan-0", "aggregate@gan-fid"):
+    for stage in ("train@gan-0", "sample@gan-0", "evaluate@gan-0", "aggregate@gan-fid", "report"):
         assert f"Running stage '{stage}'" in out
+    assert (repo / "results/gan/seed0/train_log.csv").read_text().splitlines()[-1].startswith("9,")
 
     diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json"))
     change = diff["results/gan/fid.json"]["value"]

@@ -2,6 +2,7 @@
 loop over the same networks, losses and optimisers; their ratio is the trainer's overhead.
 
     .venv/bin/python benchmarks/train_speed.py [--methods gan msgan] [--steps 30] [--backbone resnet] [--width 16] [--threads 1]
+    .venv/bin/python benchmarks/train_speed.py --against HEAD~1     # before (a git revision) and after, in one run
 
 ``--methods`` names runs of params.yaml's ``methods:`` (default: every run). Train settings (batch
 size, backbone, width, z_dim, n_dis, checkpoint and log intervals, threads) come from params.yaml
@@ -11,11 +12,18 @@ features, k = 5, 1000 centres): a step's cost does not depend on their values. E
 after two warm-up steps, ``--repeats`` times alternating the bare loop and the trainer (which also
 writes its log and final checkpoint), each on a freshly built method with the same seed; the best
 of the repeats is reported, as timeit does, since other load on the machine only ever slows a run.
+
+``--against REV`` measures a code change: it exports git revision REV to a temporary folder and,
+method by method and repeat by repeat, alternates that revision's copy of this script with the
+working tree's (each one repeat, same data, same options), then prints both trainers' img/s and
+their ratio (after / before).
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +40,7 @@ from pipeline.methods import Method, TrainData  # noqa: E402
 from pipeline.trainer import Trainer, update_ema  # noqa: E402
 
 FEATURE_DIM, K, CENTRES = 64, 5, 1000
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def with_instance_inputs(data: TrainData) -> TrainData:
@@ -76,6 +85,32 @@ def timed(fn, dev: torch.device) -> float:
     return time.perf_counter() - t0
 
 
+def trainer_img_s(tree: Path, run: str, options: list[str]) -> float:
+    """The trainer img/s that ``tree``'s copy of this script reports for one run (one repeat)."""
+    out = subprocess.run([sys.executable, "benchmarks/train_speed.py", "--methods", run, "--repeats", "1", *options],
+                         cwd=tree, capture_output=True, text=True, check=True).stdout
+    return float(re.search(rf"^{re.escape(run)}\s+(\d+)", out, flags=re.M).group(1))
+
+
+def against(rev: str, args: argparse.Namespace, runs: list[str]) -> None:
+    """Print before (revision ``rev``) and after (the working tree) img/s per run, alternating."""
+    options = ["--steps", str(args.steps), "--data", str(args.data.resolve()), "--params", str(Path(args.params).resolve())]
+    options += [f"--{k.replace('_', '-')}={v}" for k in ("backbone", "width", "batch_size", "threads")
+                if (v := getattr(args, k))]
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        print(f"{rev} ({subprocess.run(['git', 'rev-parse', '--short', rev], cwd=ROOT, capture_output=True, text=True).stdout.strip()}) "
+              f"against the working tree, {args.repeats} alternating repeats, {' '.join(options)}")
+        print(f"{'method':<10} {'before img/s':>13} {'after img/s':>12} {'after/before':>13}")
+        for run in runs:
+            before = after = 0.0
+            for _ in range(args.repeats):
+                before = max(before, trainer_img_s(Path(tmp), run, options))
+                after = max(after, trainer_img_s(ROOT, run, options))
+            print(f"{run:<10} {before:>13.0f} {after:>12.0f} {after / before:>13.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
@@ -87,12 +122,15 @@ def main() -> None:
     parser.add_argument("--width", type=int, help="override train.width")
     parser.add_argument("--batch-size", type=int, help="override train.batch_size")
     parser.add_argument("--threads", type=int, help="override train.threads")
+    parser.add_argument("--against", metavar="REV", help="compare with git revision REV (before) in one run")
     args = parser.parse_args()
     params = config.load(args.params)
     runs = args.methods or list(params["methods"])
     unknown = [r for r in runs if r not in params["methods"]]
     if unknown:
         parser.error(f"unknown run {unknown[0]!r} (runs: {', '.join(params['methods'])})")
+    if args.against:
+        return against(args.against, args, runs)
     overrides = {"backbone": args.backbone, "width": args.width, "batch_size": args.batch_size, "threads": args.threads}
     train = {**params["train"], **{k: v for k, v in overrides.items() if v}}
     dev = context.device(train["threads"])

@@ -296,6 +296,23 @@ def test_p2gan_samples_from_posteriors_of_real_images(data):
 
 
 # --- bigbigan ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["gan", "icgan"])
+@pytest.mark.parametrize("sn", [True, False])
+def test_d_scores_reals_and_fakes_in_one_pass_with_spectral_norm_else_two(data, name, sn):
+    m = make(name, data, sn=sn)
+    m.nets.eval()  # fixed spectral-norm vectors and BatchNorm statistics: passes must agree exactly
+    batch = m.draw(5)
+    c, cf = m.conditions(batch), m.fake_conditions(batch)
+    fake = m.generate(5, cf)
+    calls = []
+    hook = m.nets["D"].register_forward_hook(lambda mod, inp, out: calls.append(len(inp[0])))
+    real_s, fake_s = m.score_both(batch["real"], c, fake, cf)
+    hook.remove()
+    assert calls == ([10] if sn else [5, 5])
+    torch.testing.assert_close(real_s, m.score(batch["real"], c))
+    torch.testing.assert_close(fake_s, m.score(fake, cf))
+
+
 def test_bigbigan_hinge_terms_by_hand():
     real = [torch.tensor([0.5, 2.0]), torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 1.0])]
     fake = [torch.tensor([-2.0, 0.0]), torch.tensor([0.5, -0.5]), torch.tensor([3.0, -1.0])]

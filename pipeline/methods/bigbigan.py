@@ -8,7 +8,8 @@ reparameterised; ``deterministic`` (BiGAN) gives E(x) = mu. D scores the pairs (
 unary H(z) (an MLP on z and a linear head) and joint J (an MLP on F's and H's features).
 Hinge losses summed over the three scores (``loss``: hinge is the only one BigBiGAN defines):
 L_D = sum_k mean relu(1 - s_k(x, E(x))) + mean relu(1 + s_k(G(z), z)),
-L_EG = sum_k mean s_k(x, E(x)) - mean s_k(G(z), z); G and E are updated together.
+L_EG = sum_k mean s_k(x, E(x)) - mean s_k(G(z), z); G and E are updated together. With spectral
+norm (no BatchNorm in D) both pairs are scored in one pass, as in BigGAN's code.
 G is the run's generator (BigGAN's, with ``hier_z``, ``g_sn`` and EMA: the seed says BigBiGAN uses
 BigGAN's G, D and training techniques), shared with the matched unconditional baseline.
 ``encode`` gives E's body features (sum-pooled for ``resnet``, flat 4x4 maps for ``dcgan``), the
@@ -84,17 +85,25 @@ class BigBiGAN(Method):
         mu, sigma = self.nets["E"](x)
         return mu if sigma is None else mu + torch.randn_like(mu) * sigma
 
+    def scores_both(self, real: torch.Tensor, ez: torch.Tensor, fake: torch.Tensor,
+                    z: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The scores of (x, E(x)) and (G(z), z): one pass over both with spectral norm, else two."""
+        if not self.hp["sn"]:
+            return self.scores(real, ez), self.scores(fake, z)
+        both = self.scores(torch.cat([real, fake]), torch.cat([ez, z]))
+        return [s[:len(real)] for s in both], [s[len(real):] for s in both]
+
     def d_loss(self, batch):
         real = batch["real"]
         with torch.no_grad():
             z = self.noise(len(real))
             fake, ez = self.nets["G"](z), self.encode_z(real)
-        loss, _ = hinge_terms(self.scores(real, ez), self.scores(fake, z))
+        loss, _ = hinge_terms(*self.scores_both(real, ez, fake, z))
         return loss, {"d_loss": loss.item()}
 
     def g_loss(self, batch):
         real, z = batch["real"], self.noise(len(batch["real"]))
-        _, loss = hinge_terms(self.scores(real, self.encode_z(real)), self.scores(self.nets["G"](z), z))
+        _, loss = hinge_terms(*self.scores_both(real, self.encode_z(real), self.nets["G"](z), z))
         return loss, {"g_loss": loss.item()}
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,10 @@ both the DCGAN reference and the unconditional BigGAN-style baseline of IC-GAN a
 Conditional subclasses (cgan, msgan, icgan) change ``conditions``, ``fake_conditions``,
 ``generate`` and ``score``; lsgan changes the adversarial terms. The D and G steps below then hold
 for them too: D sees a real batch with its conditions and a fake batch generated from
-``fake_conditions``; G's loss scores a fresh fake batch. Logged: ``d_acc``, the fraction of the
+``fake_conditions``; G's loss scores a fresh fake batch. A spectral-norm D (no BatchNorm) scores
+the real and the fake batch in one pass over both, as BigGAN's code does (one power iteration per
+step; the scores equal two passes'); a BatchNorm D scores them in two passes, as DCGAN's code does
+(per-batch statistics). Logged: ``d_acc``, the fraction of the
 D step's reals and fakes whose scores fall on their side of ``d_threshold``.
 """
 from __future__ import annotations
@@ -63,11 +66,19 @@ class GAN(Method):
     def score(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         return self.nets["D_head"](self.nets["D"](x)).squeeze(1)
 
+    def score_both(self, real: torch.Tensor, c: torch.Tensor | None, fake: torch.Tensor,
+                   cf: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's scores of a real and a fake batch: one pass over both with spectral norm, else two."""
+        if not self.hp["sn"]:
+            return self.score(real, c), self.score(fake, cf)
+        both = self.score(torch.cat([real, fake]), None if c is None else torch.cat([c, cf]))
+        return both[:len(real)], both[len(real):]
+
     def d_loss(self, batch):
         c, cf = self.conditions(batch), self.fake_conditions(batch)
         with torch.no_grad():
             fake = self.generate(len(batch["real"]), cf)
-        real_s, fake_s = self.score(batch["real"], c), self.score(fake, cf)
+        real_s, fake_s = self.score_both(batch["real"], c, fake, cf)
         loss = self.d_adv(real_s, fake_s)
         return loss, {"d_loss": loss.item(), "d_acc": d_accuracy(real_s, fake_s, self.d_threshold())}
 

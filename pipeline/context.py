@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import threadpoolctl
 import torch
 
 from pipeline import checkpoint
@@ -13,11 +14,17 @@ from pipeline.io import load_json, load_npy
 from pipeline.methods import REGISTRY, Method, TrainData
 
 
+def limit_threads(threads: int) -> None:
+    """At most ``threads`` CPU threads for torch and for numpy's and scipy's BLAS (the job's share)."""
+    torch.set_num_threads(threads)
+    threadpoolctl.threadpool_limits(threads)
+
+
 def device(threads: int) -> torch.device:
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True
         return torch.device("cuda")
-    torch.set_num_threads(threads)
+    limit_threads(threads)
     return torch.device("cpu")
 
 

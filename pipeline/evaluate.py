@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import backbones, config
+from pipeline import backbones, config, context
 from pipeline.errors import PipelineError, run_cli
 from pipeline.images import check_images
 from pipeline.io import load_json, load_npy, save_json
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference", type=Path, default=Path("results/reference"))
     args = parser.parse_args(argv)
     params = config.load(args.params)
-    torch.set_num_threads(params["train"]["threads"])
+    context.limit_threads(params["train"]["threads"])
     results = evaluate(params, list(dict.fromkeys(args.metric)), args.run, args.data, args.reference)
     for metric, result in results.items():  # written only once every metric succeeded
         save_json(args.run / f"{metric}.json", result)

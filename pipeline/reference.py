@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pipeline import backbones, config
+from pipeline import backbones, config, context
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import load_npy, save_json, save_npy, save_npz
 from pipeline.metrics import classes, ndb
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="e.g. results/reference/backbone")
     args = parser.parse_args(argv)
     params = config.load(args.params)
-    torch.set_num_threads(params["train"]["threads"])
+    context.limit_threads(params["train"]["threads"])
     meta = BUILDERS[args.name](params, load_npy(args.data / "images.npy"), load_npy(args.data / "labels.npy"), args.out)
     meta = {"name": args.name, "dataset": params["dataset"]["name"], "subset_seed": SUBSET_SEED, **meta}
     save_json(args.out / "reference.json", meta)

@@ -41,6 +41,7 @@ PROVIDERS = {
     "yaml": {"pyyaml"},
     "jsonschema": {"jsonschema"},
     "tqdm": {"tqdm"},
+    "threadpoolctl": {"threadpoolctl"},
     "matplotlib": {"matplotlib", "matplotlib-base"},
     "PIL": {"pillow"},
     "torch": {"pytorch", "pytorch-gpu", "pytorch-cpu", "torch"},

@@ -84,6 +84,7 @@ class UncalibratedLPIPS(nn.Module):
         self.net = net
 
     def maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = x.contiguous(memory_format=torch.channels_last)  # as the net (pipeline.backbones)
         x = self.net._swish(self.net._bn0(self.net._conv_stem(x)))
         out = []
         for i, block in enumerate(self.net._blocks[:TAPS[-1] + 1]):

@@ -3,7 +3,8 @@
 Measured numbers get mean, std (sample std, null with one seed) and per-seed values (settings such
 as sample counts, ``k`` or ``input_size`` are not averaged); ``value`` and
 ``std`` at the top level are the headline metric's, so ``dvc metrics show`` reads well. Fields
-that are the same for every seed (name, backbone, sample counts) are copied.
+that are the same for every seed (name, backbone, sample counts) are copied. The inputs must be one
+metric of one method, one file per seed (distinct seeds), each with a finite ``value``.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import PipelineError, run_cli
-from pipeline.io import load_json, save_json
+from pipeline.io import load_json_object, save_json
 
 
 PROTOCOL = {"seed", "input_size", "k", "alpha", "sqrtm_offset"}  # and every n_* count: settings, not measurements
@@ -22,6 +23,22 @@ PROTOCOL = {"seed", "input_size", "k", "alpha", "sqrtm_offset"}  # and every n_*
 def is_measurement(key: str, value: object) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
             and key not in PROTOCOL and not key.startswith("n_"))
+
+
+def check_inputs(per_seed: list[dict], paths: list[Path]) -> None:
+    """One metric of one method, distinct seeds, finite headline values."""
+    for key in ("metric", "method"):
+        found = {r[key] for r in per_seed}
+        if len(found) > 1:
+            raise PipelineError(f"aggregate: the inputs mix {key}s {', '.join(sorted(map(str, found)))}; give one "
+                                f"{key}'s per-seed files")
+    seen: dict = {}
+    for r, path in zip(per_seed, paths):
+        if r["seed"] in seen:
+            raise PipelineError(f"aggregate: {path} and {seen[r['seed']]} are both seed {r['seed']}; give each seed once")
+        seen[r["seed"]] = path
+        if not is_measurement("value", r["value"]):
+            raise PipelineError(f"aggregate: {path}: value {r['value']!r} is not a number; rerun its evaluation")
 
 
 def aggregate(per_seed: list[dict]) -> dict:
@@ -48,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("inputs", nargs="+", type=Path, help="per-seed jsons, e.g. results/gan/seed0/fid.json")
     parser.add_argument("--out", type=Path, required=True, help="e.g. results/gan/fid.json")
     args = parser.parse_args(argv)
-    result = aggregate([load_json(p) for p in args.inputs])
+    per_seed = [load_json_object(p, ("metric", "method", "seed", "value")) for p in args.inputs]
+    check_inputs(per_seed, args.inputs)
+    result = aggregate(per_seed)
     save_json(args.out, result)
     print(f"aggregate: {args.out}: {result.get('name', '')} {result['value']} over {result['n_seeds']} seed(s)")
 

@@ -17,6 +17,7 @@ from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 
 FORMAT = 1
+KEYS = ("method", "fingerprint", "step", "nets", "opts", "ema", "rng", "log", "elapsed")  # the trainer's
 
 
 def fingerprint(*parts: Any) -> str:
@@ -28,7 +29,8 @@ def save(path: str | Path, state: dict[str, Any]) -> None:
         torch.save({"format": FORMAT, **state}, tmp)
 
 
-def load(path: str | Path) -> dict[str, Any]:
+def load(path: str | Path, keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A checkpoint with the trainer's keys and ``keys`` (e.g. the train stage's run, hp, train, seed)."""
     path = Path(path)
     if not path.exists():
         raise PipelineError(f"{path}: no checkpoint; run the train stage first")
@@ -38,4 +40,7 @@ def load(path: str | Path) -> dict[str, Any]:
         raise PipelineError(f"{path}: unreadable checkpoint ({type(err).__name__}); delete it and retrain") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise PipelineError(f"{path}: not a ganbench checkpoint of format {FORMAT}")
+    lacking = [k for k in (*KEYS, *keys) if k not in state]
+    if lacking:
+        raise PipelineError(f"{path}: checkpoint lacks {', '.join(lacking)}; delete it and retrain")
     return state

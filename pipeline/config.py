@@ -2,6 +2,9 @@
 
 Validation runs when the Snakefile is parsed and when any stage starts, so a misspelt key, a wrong
 type or an unknown method stops before any work, with one line naming the key and what is allowed.
+Stricter than YAML and JSON Schema: a key given twice in one mapping is refused (YAML keeps the
+last silently), an integer setting must be written as an integer (``32``, not ``32.0``), and NaN or
+infinity is refused wherever a number is meant.
 
 The Snakefile merges params.yaml with ``--configfile`` files and ``--config`` values, as Snakemake
 does, gives ``--config`` values their YAML types back (Snakemake parses nested ones as strings),
@@ -11,6 +14,7 @@ passes that file to its stage, so the stages run with what Snakemake resolved.
 from __future__ import annotations
 
 import argparse
+import math
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -29,6 +33,57 @@ RESOLVED = Path(".snakemake/ganbench/params.yaml")  # the configuration Snakemak
 @cache
 def schema() -> dict[str, Any]:
     return yaml.safe_load(files("pipeline").joinpath("schema.yaml").read_text())
+
+
+def _strict_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping (line {key_node.start_mark.line + 1})",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _UniqueKeyLoader.construct_mapping)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file, with duplicate keys refused; errors name the file."""
+    path = Path(path)
+    try:
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: no such params file") from None
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise PipelineError(f"{path}: not valid YAML ({' '.join(problem.split())})") from None
+
+
+def _non_finite(tree: Any, path: tuple = ()) -> tuple | None:
+    """The key path of the first NaN or infinite number in ``tree``, if any."""
+    if isinstance(tree, float) and not math.isfinite(tree):
+        return path
+    items = tree.items() if isinstance(tree, Mapping) else enumerate(tree) if isinstance(tree, list) else ()
+    for key, value in items:
+        found = _non_finite(value, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -50,7 +105,11 @@ def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS)
     """Return ``params`` if it satisfies the schema and cross-key rules, else raise PipelineError.
 
     ``source`` names where the values came from, or maps a key path to that name."""
-    validator = jsonschema.Draft202012Validator(schema())
+    bad = _non_finite(params)
+    if bad is not None:
+        where = source(bad) if callable(source) else source
+        raise PipelineError(f"{where}: {'.'.join(map(str, bad))}: {_get(params, bad)} is not a finite number")
+    validator = _Validator(schema())
     errors = sorted(validator.iter_errors(params), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
@@ -70,6 +129,12 @@ def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS)
         if not {spec["method"], spec["baseline"]} <= set(spec["methods"]):
             raise PipelineError(f"{source}: comparisons.{paper}.methods must list its method and its baseline")
     return params
+
+
+def _get(tree: Any, path: tuple) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
 
 
 def typed(value: Any) -> Any:
@@ -102,7 +167,8 @@ def resolve_workflow(config: dict, overrides: Mapping, configfiles: Sequence[Pat
     A validation error names the source of the bad value: ``--config``, a ``--configfile``, or params.yaml."""
     overrides = typed(dict(overrides))
     _merge(config, overrides)
-    files = [(Path(f), yaml.safe_load(Path(f).read_text()) or {}) for f in configfiles]
+    read_yaml(DEFAULT_PARAMS)  # Snakemake read it already, but keeps the last of a duplicated key
+    files = [(Path(f), read_yaml(f) or {}) for f in configfiles]
 
     def source(path: tuple) -> str:
         for prefix in (path[:i] for i in range(len(path), 0, -1)):
@@ -132,14 +198,7 @@ def _merge(base: dict, update: Mapping) -> None:
 
 def load(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     """Read and validate a params file."""
-    path = Path(path)
-    try:
-        params = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: no such params file") from None
-    except yaml.YAMLError as err:
-        raise PipelineError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    return validate(params, str(path))
+    return validate(read_yaml(path), str(path))
 
 
 def add_params_argument(parser: argparse.ArgumentParser) -> None:

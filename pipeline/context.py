@@ -10,7 +10,7 @@ import torch
 
 from pipeline import checkpoint
 from pipeline.errors import PipelineError
-from pipeline.io import load_json, load_npy
+from pipeline.io import load_json_object, load_npy
 from pipeline.methods import REGISTRY, Method, TrainData
 
 
@@ -37,11 +37,12 @@ def method_class(name: str) -> type[Method]:
 
 def load_data(data_dir: Path, inputs: dict[str, Path], needs: tuple[str, ...], dev: torch.device) -> TrainData:
     """Load data/ (and the extra inputs a method needs) onto ``dev``."""
+    if not data_dir.is_dir():
+        raise PipelineError(f"{data_dir}: no such data folder; run the data stage (snakemake data/images.npy)")
+    meta = load_json_object(data_dir / "meta.json", ("shape", "classes", "count"))
     images = load_npy(data_dir / "images.npy")
     labels = load_npy(data_dir / "labels.npy")
-    meta = load_json(data_dir / "meta.json")
-    if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
-        raise PipelineError(f"{data_dir}: images.npy must be uint8 N,H,W,C with one label each")
+    check_data(images, labels, meta, data_dir)
     extra: dict[str, Any] = {}
     for need in needs:
         if need not in inputs:
@@ -57,6 +58,23 @@ def load_data(data_dir: Path, inputs: dict[str, Path], needs: tuple[str, ...], d
     )
 
 
+def check_data(images: np.ndarray, labels: np.ndarray, meta: dict, data_dir: Path) -> None:
+    """images.npy and labels.npy against meta.json: dtype, shape, count and label range."""
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise PipelineError(f"{data_dir}/images.npy: {images.dtype} of shape {images.shape}, expected uint8 N,H,W,C; "
+                            f"rerun the data stage")
+    if list(images.shape[1:]) != list(meta["shape"]) or len(images) != meta["count"]:
+        raise PipelineError(f"{data_dir}/images.npy: {len(images)} images of {list(images.shape[1:])}, but meta.json "
+                            f"says {meta['count']} of {meta['shape']}; rerun the data stage")
+    if labels.ndim != 1 or len(labels) != len(images) or labels.dtype.kind not in "iu":
+        raise PipelineError(f"{data_dir}/labels.npy: expected {len(images)} integer labels, found {labels.dtype} "
+                            f"{labels.shape}; rerun the data stage")
+    k = len(meta["classes"])
+    if len(labels) and (labels.min() < 0 or labels.max() >= k):
+        raise PipelineError(f"{data_dir}/labels.npy: labels {labels.min()}..{labels.max()} outside the {k} classes "
+                            f"0..{k - 1} of meta.json; rerun the data stage")
+
+
 def build(hp: dict, train: dict, data: TrainData, dev: torch.device) -> Method:
     """The method class ``hp["method"]`` with a run's settings ``hp``."""
     return method_class(hp["method"])(hp, data, train["z_dim"], train["width"], dev, train["backbone"])
@@ -65,14 +83,18 @@ def build(hp: dict, train: dict, data: TrainData, dev: torch.device) -> Method:
 def restore(params: dict, run: str, run_dir: Path, data_dir: Path,
             inputs: dict[str, Path]) -> tuple[Method, dict[str, Any]]:
     """The trained run of ``run_dir``/checkpoint.pt in eval mode (EMA generator if kept), and its state."""
-    state = checkpoint.load(run_dir / "checkpoint.pt")
+    state = checkpoint.load(run_dir / "checkpoint.pt", ("run", "hp", "train", "seed"))
     if state.get("run") != run:
         raise PipelineError(f"{run_dir}/checkpoint.pt holds run {state.get('run')!r}, not {run!r}; retrain it")
     dev = device(params["train"]["threads"])
     data = load_data(data_dir, inputs, method_class(state["hp"]["method"]).needs, dev)
     m = build(state["hp"], state["train"], data, dev)
-    m.nets.load_state_dict(state["nets"])
-    if state["ema"] is not None:
-        m.nets["G"].load_state_dict(state["ema"])
+    try:
+        m.nets.load_state_dict(state["nets"])
+        if state["ema"] is not None:
+            m.nets["G"].load_state_dict(state["ema"])
+    except RuntimeError:  # parameter shapes differ: other data shape or backbone
+        raise PipelineError(f"{run_dir}/checkpoint.pt: its networks do not fit the data of {data_dir} "
+                            f"({list(data.images.shape[1:])} images); retrain on this data") from None
     m.nets.eval()
     return m, state

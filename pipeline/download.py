@@ -54,6 +54,8 @@ def _stream(url: str, dest: Path, timeout: float) -> None:
         raise PipelineError(f"{url}: cannot download ({err.reason}); are you offline?") from None
     except TimeoutError:
         raise PipelineError(f"{url}: timed out after {timeout:g} s") from None
+    except (http.client.HTTPException, ConnectionError) as err:  # e.g. the server closed without answering
+        raise PipelineError(f"{url}: no valid answer ({type(err).__name__}: {err}); try again later") from None
     if expected is not None and got != expected:
         raise PipelineError(f"{url}: truncated download ({got} of {expected} bytes)")
 

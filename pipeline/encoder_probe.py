@@ -35,7 +35,7 @@ def run(params: dict, method: str, run_dir: Path, data_dir: Path) -> dict:
     initial = probe_net(untrained.encode, *args, f"{method} encoder at init")
     return {"metric": "probe", "name": "linear_probe_accuracy", "value": trained["linear_probe_accuracy"],
             "knn": trained["knn_accuracy"], "random_init": initial["linear_probe_accuracy"],
-            "random_init_knn": initial["knn_accuracy"], "k": pc["k"], "n_train": len(train), "n_test": len(test),
+            "random_init_knn": initial["knn_accuracy"], "k": min(pc["k"], len(train)), "n_train": len(train), "n_test": len(test),
             "method": method, "seed": state["seed"], "dataset": load_json(data_dir / "meta.json")["dataset"]}
 
 

@@ -1,11 +1,15 @@
 """One error type for every expected failure, and the entry-point wrapper that reports it.
 
 A stage raises :class:`PipelineError` with a message that names the cause and what to do; the
-wrapper prints it as one line on stderr and exits with status 1. Unexpected exceptions keep their
-traceback: they are bugs, not bad input.
+wrapper prints it as one line on stderr and exits with status 1. Operating-system errors (a full
+disk, a permission, a missing folder) are reported the same way, naming the file. SIGTERM is
+handled like SIGINT: the stage unwinds (temporary files are removed, no output is half written),
+prints one line and exits 143 (130 for SIGINT). Other exceptions keep their traceback: they are
+bugs, not bad input.
 """
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Callable, NoReturn
 
@@ -18,13 +22,35 @@ def fail(message: str) -> NoReturn:
     raise PipelineError(message)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup runs as for KeyboardInterrupt."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def run_cli(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
-    """Run a stage's ``main`` and turn :class:`PipelineError` into ``error: ...`` and exit 1."""
+    """Run a stage's ``main``; report expected failures as one ``error: ...`` line and a non-zero exit."""
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         main(argv)
     except PipelineError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{one_line(err.strerror or err)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print("error: interrupted (SIGINT); rerun to resume", file=sys.stderr)
         sys.exit(130)
+    except Terminated:
+        print("error: terminated (SIGTERM); rerun to resume", file=sys.stderr)
+        sys.exit(143)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -18,7 +18,7 @@ import torch
 from pipeline import backbones, config, context
 from pipeline.errors import PipelineError, run_cli
 from pipeline.images import check_images
-from pipeline.io import load_json, load_npy, save_json
+from pipeline.io import load_json_object, load_npy, save_json
 from pipeline.metrics import REGISTRY
 
 
@@ -60,22 +60,32 @@ class EvalContext:
 def load_run(params: dict, run: Path, data_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     samples = load_npy(run / "samples.npy")
     check_images(samples, data_shape, f"{run}/samples.npy")
-    conditions = load_npy(run / "conditions.npy") if (run / "conditions.npy").exists() else np.full(len(samples), -1)
     n = params["evaluate"]["n_fake"]
     if len(samples) < n:
         raise PipelineError(f"{run}/samples.npy has {len(samples)} samples but evaluate.n_fake is {n}; "
                             f"raise sample.n or lower evaluate.n_fake")
+    conditions = load_npy(run / "conditions.npy") if (run / "conditions.npy").exists() else np.full(len(samples), -1)
+    if conditions.shape != (len(samples),) or conditions.dtype.kind not in "iu":
+        raise PipelineError(f"{run}/conditions.npy: {conditions.dtype} {conditions.shape}, expected one integer "
+                            f"per sample ({len(samples)}); rerun the sample stage")
     return samples[:n], conditions[:n]
 
 
 def evaluate(params: dict, metrics: list[str], run: Path, data: Path, reference: Path) -> dict[str, dict]:
     """metric -> its result on the run's samples, all from one context (shared features)."""
-    meta = load_json(data / "meta.json")
+    meta = load_json_object(data / "meta.json", ("shape", "dataset"))
     samples, conditions = load_run(params, run, tuple(meta["shape"]))
-    run_meta = load_json(run / "samples.json")
+    run_meta = load_json_object(run / "samples.json", ("method", "seed"))
     ctx = EvalContext(params, samples, conditions, reference, run_meta["seed"])
-    return {metric: {"metric": metric, **REGISTRY[metric].compute(ctx), "method": run_meta["method"],
-                     "seed": run_meta["seed"], "dataset": meta["dataset"]} for metric in metrics}
+    results = {}
+    for metric in metrics:
+        result = REGISTRY[metric].compute(ctx)
+        if not np.isfinite(result["value"]):
+            raise PipelineError(f"{metric}: {result['value']} on {run}/samples.npy (a failed measurement; "
+                                f"look at the samples in {run}/samples.png); nothing written")
+        results[metric] = {"metric": metric, **result, "method": run_meta["method"], "seed": run_meta["seed"],
+                           "dataset": meta["dataset"]}
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:

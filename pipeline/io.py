@@ -1,7 +1,9 @@
-"""Atomic output writing: every file appears complete or not at all.
+"""Atomic output writing, and input reading that fails with one line naming the file.
 
 Each writer writes to a temporary file beside the target and renames it into place, so a killed
-stage never leaves a truncated output that Snakemake or DVC would take as finished.
+stage never leaves a truncated output that Snakemake or DVC would take as finished; the temporary
+files a SIGKILL leaves behind (``.<name>.*.tmp``) are removed when the target is next written.
+JSON is strict both ways: NaN and infinities are neither written nor read.
 """
 from __future__ import annotations
 
@@ -9,10 +11,13 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from pipeline.errors import PipelineError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -23,6 +28,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it to ``target`` if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a killed writer
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -39,17 +46,68 @@ def save_npy(target: str | Path, array: np.ndarray) -> None:
         np.save(fh, array, allow_pickle=False)
 
 
+def missing(path: Path) -> PipelineError:
+    return PipelineError(f"{path}: no such file; run the stage that writes it (snakemake {path})")
+
+
+def unreadable(path: Path, err: BaseException, kind: str) -> PipelineError:
+    detail = " ".join(str(err).split())[:120] or type(err).__name__
+    return PipelineError(f"{path}: unreadable {kind} ({detail}); delete it and rerun the stage that writes it")
+
+
 def load_npy(path: str | Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    """A .npy array (no pickled objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise missing(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as err:  # truncated, object dtype, not an npy file
+        raise unreadable(path, err, ".npy array") from None
+
+
+def load_npz(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The named arrays of a .npz archive (no pickled objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise missing(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {k: archive[k] for k in keys}
+    except (ValueError, EOFError, OSError, KeyError, zipfile.BadZipFile) as err:
+        raise unreadable(path, err, ".npz archive") from None
 
 
 def save_json(target: str | Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)  # ValueError on NaN: a bug upstream
     with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(text + "\n")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def load_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A strict JSON document (NaN, Infinity are refused)."""
+    path = Path(path)
+    if not path.is_file():
+        raise missing(path)
+    try:
+        return json.loads(path.read_text(), parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise unreadable(path, err, "JSON") from None
+
+
+def load_json_object(path: str | Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON object that has at least ``keys``."""
+    obj = load_json(path)
+    if not isinstance(obj, dict):
+        raise PipelineError(f"{path}: expected a JSON object, found {type(obj).__name__}; rerun the stage that writes it")
+    lacking = [k for k in keys if k not in obj]
+    if lacking:
+        raise PipelineError(f"{path}: lacks {', '.join(lacking)}; rerun the stage that writes it")
+    return obj
 
 
 def save_npz(target: str | Path, **arrays: np.ndarray) -> None:

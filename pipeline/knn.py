@@ -7,7 +7,8 @@ is measured on ``recall_queries`` random instances. Queries run in batches of ``
 and ask for k + 1 results: the instance itself is dropped wherever it appears, or the last result
 when ties with exact duplicates pushed it out. Cost: exact O(N^2 D); IVF about O(N D (nlist + N nprobe / nlist)).
 
-Outputs in --out (rows are instances in the order of data/images.npy and features.npy):
+Outputs in --out (rows are instances in the order of data/images.npy and features.npy), written
+only once everything is computed, and all three or none (a failed write removes the others):
 
 neighbours.parquet
     index         int64                          the instance, 0..N-1 in order
@@ -123,6 +124,8 @@ def run(params: dict, features_path: Path, data_dir: Path, out: Path) -> dict:
     n, k = len(features), cfg["k"]
     if k >= n:
         raise PipelineError(f"knn.k = {k} must be less than the {n} instances (the instance itself is excluded)")
+    if cfg["centres"] > n:
+        raise PipelineError(f"knn.centres = {cfg['centres']} is more than the {n} instances")
     report: dict = {"n": n, "dim": features.shape[1], "k": k, "index": cfg["index"], "seconds": {}}
     t = time.perf_counter()
     if cfg["index"] == "ivf":
@@ -139,14 +142,20 @@ def run(params: dict, features_path: Path, data_dir: Path, out: Path) -> dict:
         queries = np.random.default_rng(cfg["seed"]).choice(n, min(cfg["recall_queries"], n), replace=False)
         report.update(recall_at_k=round(recall_at_k(features, sim, queries, k), 4), recall_queries=len(queries))
     report["purity"], report["purity_chance"] = (round(v, 4) for v in purity(idx, labels))
-    write_neighbours(out / "neighbours.parquet", idx, sim)
 
     t = time.perf_counter()
     chosen, similarity, size = centres(features, cfg["centres"], cfg["iterations"], cfg["seed"])
     report["seconds"]["kmeans"] = round(time.perf_counter() - t, 2)
     report.update(centres=cfg["centres"], iterations=cfg["iterations"], centre_similarity_mean=round(float(similarity.mean()), 4))
-    write_centres(out / "centres.parquet", chosen, similarity, size)
-    save_json(out / "knn.json", report)
+    outputs = [out / name for name in ("neighbours.parquet", "centres.parquet", "knn.json")]
+    try:  # the three describe one run: all of them or none
+        write_neighbours(outputs[0], idx, sim)
+        write_centres(outputs[1], chosen, similarity, size)
+        save_json(outputs[2], report)
+    except BaseException:
+        for path in outputs:
+            path.unlink(missing_ok=True)
+        raise
     return report
 
 

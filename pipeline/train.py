@@ -12,7 +12,7 @@ import torch
 
 from pipeline import checkpoint, config, context
 from pipeline.errors import fail, run_cli
-from pipeline.io import load_json
+from pipeline.io import load_json_object
 from pipeline.trainer import Trainer
 
 
@@ -22,8 +22,11 @@ def run(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, input
     torch.manual_seed(seed)
     cls = context.method_class(hp["method"])
     data = context.load_data(data_dir, inputs, cls.needs, dev)
+    if len(data.images) < max(2, train["batch_size"]):
+        fail(f"{data_dir}: {len(data.images)} training images; train needs at least train.batch_size "
+             f"({train['batch_size']}) and 2")
     m = context.build(hp, train, data, dev)
-    meta = load_json(data_dir / "meta.json")
+    meta = load_json_object(data_dir / "meta.json", ("checksums_sha256", "count", "shape"))
     defining = {k: v for k, v in train.items() if k not in ("checkpoint_every", "log_every", "threads", "seeds")}
     trainer = Trainer(
         m, out, steps=train["steps"], batch_size=train["batch_size"], n_dis=train["n_dis"],

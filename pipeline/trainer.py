@@ -8,7 +8,9 @@ states, so on CPU a resumed run ends with exactly the weights of an uninterrupte
 
 Files in the run folder: ``checkpoint.partial.pt`` while training (not a declared output, so
 Snakemake does not delete it when a killed job is rerun), then ``checkpoint.pt`` and
-``train_log.csv`` at the end; the partial file is removed once the final one is written.
+``train_log.csv`` at the end; the partial file is removed once the final one is written. An
+unreadable partial checkpoint (truncated by a full disk, say) is set aside as
+``checkpoint.partial.pt.unreadable`` and training starts afresh, so an automatic retry succeeds.
 """
 from __future__ import annotations
 
@@ -101,7 +103,13 @@ class Trainer:
         path = self.dir / PARTIAL
         if not path.exists():
             return False
-        state = checkpoint.load(path)
+        try:
+            state = checkpoint.load(path)
+        except PipelineError as err:
+            aside = path.with_name(path.name + ".unreadable")
+            path.replace(aside)
+            print(f"train: {err.args[0].split(';')[0]}; set aside as {aside}, starting afresh", file=sys.stderr)
+            return False
         if state.get("fingerprint") != self.fingerprint:
             print(f"train: {path} is from other settings; starting afresh", file=sys.stderr)
             return False

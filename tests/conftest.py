@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,44 @@ def tiny(params: dict) -> dict:
     p["sample"].update(n=1300, grid=16, batch_size=650)
     p["evaluate"].update(metrics=["fid"], n_real=1300, n_fake=1300, batch_size=650, input_size=32)
     return p
+
+
+def processes_in(folder: Path) -> list[tuple[int, str]]:
+    """(pid, command line) of every process, other than this one, working in ``folder`` or below it."""
+    folder, found = Path(folder).resolve(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # gone, or another user's
+            continue
+        if cwd == folder or folder in cwd.parents:
+            found.append((int(entry.name), cmd))
+    return found
+
+
+def end_processes(folder: Path, grace: float = 30) -> list[tuple[int, str]]:
+    """Wait up to ``grace`` s for the processes working in ``folder`` to end, then SIGKILL the rest;
+    return those that had to be killed."""
+    deadline = time.monotonic() + grace
+    while (left := processes_in(folder)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid, _ in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_outlives_the_tests(tmp_path_factory):
+    """At the end of the run no process started by a test still works in the tests' folders."""
+    yield
+    left = end_processes(tmp_path_factory.getbasetemp(), grace=10)
+    assert not left, f"tests left processes running (now killed): {left}"
 
 
 @pytest.fixture(autouse=True)

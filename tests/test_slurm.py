@@ -26,7 +26,7 @@ import torch
 import yaml
 from snakemake.profiles import ProfileConfigFileParser
 
-from conftest import ROOT, copy_repo, tiny, write_params
+from conftest import ROOT, copy_repo, end_processes, tiny, write_params
 
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 PROFILE_CI = ROOT / "profiles" / "slurm-ci" / "config.yaml"
@@ -200,10 +200,19 @@ def slurm_jobs(wd: Path) -> list[dict[str, str]]:
     return sorted(jobs, key=lambda j: int(j["id"]))
 
 
+ACTIVE = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING")
+
+
 def cancel_leftovers(wd: Path) -> None:
-    ids = [j["id"] for j in slurm_jobs(wd) if j["state"] in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING")]
+    """Cancel this workflow's unfinished jobs, wait for them to leave the queue, and end every
+    process still working in ``wd`` (a cancelled job's step can outlive the job's end)."""
+    ids = [j["id"] for j in slurm_jobs(wd) if j["state"] in ACTIVE]
     if ids:
         subprocess.run(["scancel", *ids], check=False)
+    deadline = time.monotonic() + 60
+    while any(j["state"] in ACTIVE for j in slurm_jobs(wd)) and time.monotonic() < deadline:
+        time.sleep(1)
+    end_processes(wd)
 
 
 def tail(path: Path, n: int = 60) -> str:

@@ -10,11 +10,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from pipeline.errors import PipelineError
 from pipeline.methods.gan import GAN
 
 
 class CGAN(GAN):
     name = "cgan"
+
+    def build(self):
+        empty = torch.nonzero(torch.bincount(self.data.labels.cpu(), minlength=self.data.n_classes) == 0).flatten()
+        if len(empty):
+            raise PipelineError(f"{self.name}: class(es) {empty.tolist()} have no training image; a class-conditional "
+                                f"method needs at least one image of each of the {self.data.n_classes} classes")
+        return super().build()
 
     def extra_inputs(self):
         return self.data.n_classes

@@ -14,6 +14,7 @@ method it labels every sample:
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,10 @@ from tqdm import tqdm
 
 from pipeline.errors import PipelineError
 from pipeline.images import to_float
-from pipeline.io import atomic_path, load_json
+from pipeline.io import atomic_path, load_json, unreadable
 
 reference = "classifier"
+MIN_HELD_OUT = 100  # images on each side of the split: an accuracy from fewer is too coarse to report
 WIDTH = 16
 LR = 3e-3  # Adam, cosine-annealed to 0 over evaluate.classifier_steps
 SEED = 0
@@ -68,7 +70,11 @@ def build_reference(params: dict, images: np.ndarray, labels: np.ndarray, out: P
                             f"KL against the real class histogram is undefined")
     rng = np.random.default_rng(SEED)
     order = rng.permutation(len(images))
-    n_test = max(1, round(ev["classifier_holdout"] * len(images)))
+    n_test = round(ev["classifier_holdout"] * len(images))
+    if n_test < MIN_HELD_OUT or len(images) - n_test < MIN_HELD_OUT:
+        raise PipelineError(f"classifier: evaluate.classifier_holdout {ev['classifier_holdout']} of {len(images)} images "
+                            f"holds out {n_test} and trains on {len(images) - n_test}; each needs at least "
+                            f"{MIN_HELD_OUT}")
     test, train = order[:n_test], order[n_test:]
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(SEED)
@@ -98,7 +104,10 @@ def compute(ctx) -> dict:
         raise PipelineError(f"classes: samples have {ctx.samples.shape[-1]} channels but the classifier "
                             f"{meta['channels']}; rebuild results/reference/classifier for this dataset")
     model = Classifier(meta["channels"], meta["n_classes"], meta["width"]).to(ctx.device)
-    model.load_state_dict(torch.load(ref / "weights.pt", map_location=ctx.device, weights_only=True))
+    try:
+        model.load_state_dict(torch.load(ref / "weights.pt", map_location=ctx.device, weights_only=True))
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
+        raise unreadable(ref / "weights.pt", err, "classifier weights") from None
     predicted = predict(model, ctx.samples, ctx.params["evaluate"]["batch_size"], ctx.device)
     stats = class_stats(predicted, np.asarray(meta["real_proportions"]))
     return {"name": "classes_covered", **stats, "n_classes": meta["n_classes"],

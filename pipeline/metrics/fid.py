@@ -21,6 +21,7 @@ import numpy as np
 from scipy import linalg
 
 from pipeline.errors import PipelineError
+from pipeline.io import load_npz
 
 reference = "backbone"
 
@@ -84,7 +85,7 @@ def label(backbone: str) -> str:
 
 def compute(ctx) -> dict:
     ref = ctx.reference_dir("backbone")
-    stats = np.load(ref / "stats.npz", allow_pickle=False)
+    stats = load_npz(ref / "stats.npz", ("mu", "sigma", "n"))
     backbone = ctx.backbone()
     check_count(len(ctx.samples), backbone.dim, "generated")
     running = RunningStats(backbone.dim)

@@ -151,8 +151,9 @@ def pair_distances(dist: Distance, images: np.ndarray, pairs: np.ndarray, size: 
 def compute(ctx) -> dict:
     ev = ctx.params["evaluate"]
     n = len(ctx.samples)
-    if n < 2:
-        raise PipelineError(f"lpips: needs at least 2 samples, got {n}")
+    if n * (n - 1) // 2 < ev["lpips_pairs"]:
+        raise PipelineError(f"lpips: {n} samples have {n * (n - 1) // 2} distinct pairs, fewer than evaluate.lpips_pairs "
+                            f"({ev['lpips_pairs']}); raise evaluate.n_fake or lower lpips_pairs")
     rng = np.random.default_rng(ctx.seed)
     overall = random_pairs(np.arange(n), ev["lpips_pairs"], rng)
     groups = condition_pairs(ctx.conditions, ev["lpips_conditions"], ev["lpips_pairs_per_condition"], rng)

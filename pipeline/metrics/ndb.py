@@ -27,7 +27,7 @@ import numpy as np
 from scipy.stats import norm
 
 from pipeline.errors import PipelineError
-from pipeline.io import save_npz
+from pipeline.io import load_npz, save_npz
 
 reference = "ndb"
 ITERATIONS = 100
@@ -131,6 +131,5 @@ def build_reference(params: dict, images: np.ndarray, labels: np.ndarray, out: P
 
 
 def compute(ctx) -> dict:
-    with np.load(ctx.reference_dir("ndb") / "bins.npz", allow_pickle=False) as f:
-        bins = dict(f)
+    bins = load_npz(ctx.reference_dir("ndb") / "bins.npz", ("centres", "proportions", "mean", "std", "dims", "n"))
     return {"name": "NDB", **score(bins, flatten(ctx.samples), ctx.params["evaluate"]["ndb_alpha"]), "space": "pixels"}

@@ -1,0 +1,468 @@
+"""A battery of bad inputs, one edit each, against a small finished study (digits at 8 px).
+
+Every case runs one stage's command line in this process on a copy of the study with one thing
+broken, and asserts what the README promises: exit status 1, exactly one line on stderr, starting
+``error:`` and naming the cause, and no new or changed file anywhere in the copy. The signal and
+kill cases run the train stage as a process.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import PYTHON, ROOT, tiny, write_params
+from pipeline import aggregate, data, encoder_probe, evaluate, knn, reference, report, sample, train
+from pipeline.errors import run_cli
+from pipeline.trainer import PARTIAL
+
+STAGES = {"data": data, "train": train, "sample": sample, "evaluate": evaluate, "reference": reference,
+          "aggregate": aggregate, "report": report, "knn": knn, "encoder_probe": encoder_probe}
+RUN = "results/gan/seed0"
+ARGS = {  # each stage's command line in the study, as the rules give it
+    "data": ["--params", "params.yaml", "--out", "data"],
+    "train": ["--params", "params.yaml", "--method", "gan", "--seed", "0", "--data", "data", "--out", RUN],
+    "train_cgan": ["--params", "params.yaml", "--method", "cgan", "--seed", "0", "--data", "data", "--out",
+                   "results/cgan/seed0"],
+    "sample": ["--params", "params.yaml", "--method", "gan", "--run", RUN, "--data", "data"],
+    "evaluate": ["--params", "params.yaml", "--metric", "fid", "--run", RUN, "--data", "data"],
+    "reference": ["--params", "params.yaml", "--name", "backbone", "--data", "data", "--out",
+                  "results/reference/backbone"],
+    "aggregate": [f"{RUN}/fid.json", "--out", "results/gan/fid.json"],
+    "report": ["--params", "params.yaml", "--results", "results"],
+    "knn": ["--params", "params.yaml", "--features", "results/features/features.npy", "--data", "data",
+            "--out", "results/knn"],
+    "encoder_probe": ["--params", "params.yaml", "--method", "gan", "--run", RUN, "--data", "data"],
+    "train_unknown": ["--params", "params.yaml", "--method", "nosuch", "--seed", "0", "--out", "results/x/seed0"],
+    "sample_cgan": ["--params", "params.yaml", "--method", "cgan", "--run", "results/cgan/seed0"],
+    "evaluate_lpips": ["--params", "params.yaml", "--metric", "lpips", "--run", RUN],
+    "reference_classifier": ["--params", "params.yaml", "--name", "classifier", "--out", "results/reference/classifier"],
+    "aggregate_twice": [f"{RUN}/fid.json", f"{RUN}/fid.json", "--out", "results/gan/fid.json"],
+    "aggregate_mixed": [f"{RUN}/fid.json", f"{RUN}/ndb.json", "--out", "results/gan/fid.json"],
+}
+STAGE_OF = {"train_cgan": "train", "train_unknown": "train", "sample_cgan": "sample", "evaluate_lpips": "evaluate",
+            "reference_classifier": "reference", "aggregate_twice": "aggregate",
+            "aggregate_mixed": "aggregate"}  # command -> its stage
+
+
+def study_params(default: dict) -> dict:
+    p = tiny(default)
+    p["dataset"]["resolution"] = 8
+    p["study"]["methods"] = ["gan"]
+    p["train"].update(steps=20, checkpoint_every=10, log_every=10)
+    p["evaluate"].update(classifier_steps=5)
+    return p
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, default_params) -> Path:
+    """data/, a trained and sampled gan (seed 0), the backbone reference, fid per seed and aggregated."""
+    root = tmp_path_factory.mktemp("bad_inputs") / "study"
+    root.mkdir()
+    write_params(study_params(default_params), root / "params.yaml")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        for stage in ("data", "train", "sample", "reference", "evaluate", "aggregate"):
+            STAGES[stage].main(ARGS[stage])
+        features = np.random.default_rng(0).normal(size=(len(np.load("data/labels.npy")), 16)).astype(np.float32)
+        features /= np.linalg.norm(features, axis=1, keepdims=True)
+        Path("results/features").mkdir(parents=True)
+        np.save("results/features/features.npy", features)
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# --- edits: each breaks one thing in the copy (cwd) -----------------------------------------------
+
+def set_params(**changes: Callable[[dict], None]) -> Callable[[], None]:
+    def edit() -> None:
+        p = yaml.safe_load(Path("params.yaml").read_text())
+        for change in changes.values():
+            change(p)
+        write_params(p, Path("params.yaml"))
+    return edit
+
+
+def param(path: str, value) -> Callable[[], None]:
+    """Set params.yaml's ``a.b.c`` to ``value``."""
+    *parents, key = path.split(".")
+
+    def change(p: dict) -> None:
+        for k in parents:
+            p = p[k]
+        p[key] = value
+    return set_params(change=change)
+
+
+def drop_param(path: str) -> Callable[[], None]:
+    *parents, key = path.split(".")
+
+    def change(p: dict) -> None:
+        for k in parents:
+            p = p[k]
+        del p[key]
+    return set_params(change=change)
+
+
+def text_edit(old: str, new: str, path: str = "params.yaml") -> Callable[[], None]:
+    def edit() -> None:
+        text = Path(path).read_text()
+        assert old in text, old
+        Path(path).write_text(text.replace(old, new, 1))
+    return edit
+
+
+def truncate(path: str, keep: float = 0.5) -> Callable[[], None]:
+    def edit() -> None:
+        data = Path(path).read_bytes()
+        Path(path).write_bytes(data[:int(len(data) * keep)])
+    return edit
+
+
+def write_bytes(path: str, content: bytes) -> Callable[[], None]:
+    return lambda: Path(path).write_bytes(content)
+
+
+def remove(path: str) -> Callable[[], None]:
+    def edit() -> None:
+        p = Path(path)
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return edit
+
+
+def save_array(path: str, make: Callable[[np.ndarray], np.ndarray], source: str | None = None) -> Callable[[], None]:
+    """Replace ``path`` with ``make`` of the array in ``source`` (default: ``path`` itself)."""
+    def edit() -> None:
+        array = make(np.load(source or path))
+        with open(path, "wb") as fh:
+            np.save(fh, array, allow_pickle=array.dtype == object)
+    return edit
+
+
+def json_edit(path: str, change: Callable[[dict], object]) -> Callable[[], None]:
+    """Rewrite the JSON object in ``path`` after ``change`` mutated it."""
+    def edit() -> None:
+        obj = json.loads(Path(path).read_text())
+        change(obj)
+        Path(path).write_text(json.dumps(obj))
+    return edit
+
+
+def torch_save(path: str, obj) -> Callable[[], None]:
+    return lambda: torch.save(obj, path)
+
+
+def both(*edits: Callable[[], None]) -> Callable[[], None]:
+    def edit() -> None:
+        for e in edits:
+            e()
+    return edit
+
+
+def relabel_meta(**changes) -> Callable[[], None]:
+    return json_edit("data/meta.json", lambda m: m.update(changes))
+
+
+def data_subset(rows: slice | np.ndarray) -> Callable[[], None]:
+    """Keep some images (labels and meta.json's count follow)."""
+    def edit() -> None:
+        images, labels = np.load("data/images.npy")[rows], np.load("data/labels.npy")[rows]
+        np.save("data/images.npy", images)
+        np.save("data/labels.npy", labels)
+        json_edit("data/meta.json", lambda m: m.update(count=len(images)))()
+    return edit
+
+
+def upscale_data(edit_meta: bool) -> Callable[[], None]:
+    def edit() -> None:
+        images = np.load("data/images.npy").repeat(2, axis=1).repeat(2, axis=2)
+        np.save("data/images.npy", images)
+        if edit_meta:
+            json_edit("data/meta.json", lambda m: m.update(shape=list(images.shape[1:])))()
+    return edit
+
+
+CASES = [
+    # --- params.yaml, validated by every stage before any work (run here through data and train)
+    ("params-unknown-top-key", "data", param("colour", "red"), "unknown key 'colour'"),
+    ("params-misspelt-key", "train", text_edit("  steps: 20", "  stpes: 20"), "stpes"),
+    ("params-string-for-int", "train", param("train.steps", "many"), "train.steps: 'many' is not of type 'integer'"),
+    ("params-bool-for-int", "train", param("train.steps", True), "train.steps: True is not of type 'integer'"),
+    ("params-whole-float-batch", "train", param("train.batch_size", 16.0), "train.batch_size: 16.0 is not of type 'integer'"),
+    ("params-whole-float-width", "train", param("train.width", 8.0), "train.width: 8.0 is not of type 'integer'"),
+    ("params-whole-float-sample-n", "sample", param("sample.n", 1300.0), "sample.n: 1300.0 is not of type 'integer'"),
+    ("params-nan-lr", "train", text_edit("lr_g: 0.0002", "lr_g: .nan"), "lr_g: nan is not a finite number"),
+    ("params-inf-lr", "train", text_edit("lr_d: 0.0002", "lr_d: .inf"), "lr_d: inf is not a finite number"),
+    ("params-duplicate-key", "train", text_edit("  steps: 20\n", "  steps: 20\n  steps: 7\n"), "'steps' appears twice"),
+    ("params-duplicate-section", "data", lambda: Path("params.yaml").write_text(
+        Path("params.yaml").read_text() + "knn:\n  k: 3\n"), "'knn' appears twice"),
+    ("params-negative-steps", "train", param("train.steps", -5), "train.steps: -5 is less than the minimum"),
+    ("params-unknown-method-class", "train", param("methods.gan.method", "wgan"), "methods.gan"),
+    ("params-study-names-undefined-run", "data", param("study.methods", ["gan", "nosuch"]), "nosuch"),
+    ("params-comparison-names-undefined-run", "data", param("comparisons.msgan.baseline", "nosuch"), "nosuch"),
+    ("params-other-class-key", "train", param("methods.gan.lambda_ms", 1.0), "lambda_ms"),
+    ("params-missing-key", "train", drop_param("train.n_dis"), "'n_dis' is a required property"),
+    ("params-bad-enum", "data", param("knn.index", "hnsw"), "'hnsw' is not allowed"),
+    ("params-unknown-metric", "data", param("evaluate.metrics", ["fid", "is"]), "evaluate.metrics"),
+    ("params-invalid-yaml", "data", lambda: Path("params.yaml").write_text("train: [steps: 1\n"), "not valid YAML"),
+    ("params-file-missing", "data", remove("params.yaml"), "params.yaml: no such params file"),
+    ("params-unknown-dataset", "data", param("dataset.name", "imagenet"), "'imagenet' is not allowed"),
+    # --- train: data/ against meta.json, counts, labels
+    ("train-no-data-folder", "train", remove("data"), "data: no such data folder"),
+    ("train-images-truncated", "train", truncate("data/images.npy"), "data/images.npy: unreadable .npy"),
+    ("train-images-object-dtype", "train", save_array("data/images.npy", lambda a: a.astype(object)),
+     "data/images.npy: unreadable .npy"),
+    ("train-images-float", "train", save_array("data/images.npy", lambda a: a.astype(np.float32)),
+     "images.npy: float32"),
+    ("train-images-not-meta-shape", "train", upscale_data(edit_meta=False), "meta.json says"),
+    ("train-images-not-meta-count", "train", relabel_meta(count=5), "meta.json says 5"),
+    ("train-images-missing", "train", remove("data/images.npy"), "data/images.npy: no such file"),
+    ("train-labels-count", "train", save_array("data/labels.npy", lambda a: a[:-3]), "labels.npy: expected"),
+    ("train-labels-99", "train_cgan", save_array("data/labels.npy", lambda a: np.where(a == 3, 99, a)),
+     "labels 0..99 outside the 10 classes"),
+    ("train-labels-negative", "train_cgan", save_array("data/labels.npy", lambda a: np.where(a == 3, -1, a)),
+     "labels -1..9 outside"),
+    ("train-labels-float", "train", save_array("data/labels.npy", lambda a: a.astype(np.float64)),
+     "labels.npy: expected"),
+    ("train-meta-missing", "train", remove("data/meta.json"), "data/meta.json: no such file"),
+    ("train-meta-invalid", "train", write_bytes("data/meta.json", b"{not json"), "data/meta.json: unreadable JSON"),
+    ("train-meta-lacks-keys", "train", json_edit("data/meta.json", lambda m: m.pop("shape")), "lacks shape"),
+    ("train-meta-not-object", "train", write_bytes("data/meta.json", b"[1, 2]"), "expected a JSON object"),
+    ("train-one-image", "train", data_subset(slice(0, 1)), "1 training images"),
+    ("train-fewer-than-a-batch", "train", data_subset(slice(0, 10)), "at least train.batch_size (16)"),
+    ("train-cgan-empty-classes", "train_cgan", lambda: data_subset(np.flatnonzero(np.load("data/labels.npy") < 4))(),
+     "class(es) [4, 5, 6, 7, 8, 9] have no training image"),
+    ("train-unknown-run", "train_unknown", lambda: None, "no run 'nosuch' under methods:"),
+    # --- sample: checkpoints
+    ("sample-no-checkpoint", "sample", remove(f"{RUN}/checkpoint.pt"), "no checkpoint; run the train stage"),
+    ("sample-truncated-checkpoint", "sample", truncate(f"{RUN}/checkpoint.pt"), "unreadable checkpoint"),
+    ("sample-text-checkpoint", "sample", write_bytes(f"{RUN}/checkpoint.pt", b"hello"), "unreadable checkpoint"),
+    ("sample-checkpoint-without-keys", "sample", torch_save(f"{RUN}/checkpoint.pt", {"format": 1}),
+     "checkpoint lacks method, fingerprint"),
+    ("sample-checkpoint-other-format", "sample", torch_save(f"{RUN}/checkpoint.pt", {"weights": torch.zeros(2)}),
+     "not a ganbench checkpoint"),
+    ("sample-checkpoint-other-run", "sample_cgan", lambda: shutil.copytree(RUN, "results/cgan/seed0"),
+     "holds run 'gan', not 'cgan'"),
+    ("sample-checkpoint-other-resolution", "sample", upscale_data(edit_meta=True), "do not fit the data"),
+    # --- evaluate: samples, conditions, references
+    ("evaluate-samples-missing", "evaluate", remove(f"{RUN}/samples.npy"), "samples.npy: no such file"),
+    ("evaluate-samples-truncated", "evaluate", truncate(f"{RUN}/samples.npy"), "samples.npy: unreadable .npy"),
+    ("evaluate-samples-object", "evaluate", save_array(f"{RUN}/samples.npy", lambda a: a.astype(object)),
+     "samples.npy: unreadable .npy"),
+    ("evaluate-samples-wrong-shape", "evaluate",
+     save_array(f"{RUN}/samples.npy", lambda a: a.repeat(2, axis=1).repeat(2, axis=2)), "samples.npy"),
+    ("evaluate-too-few-samples", "evaluate", save_array(f"{RUN}/samples.npy", lambda a: a[:100]),
+     "has 100 samples but evaluate.n_fake is 1300"),
+    ("evaluate-conditions-short", "evaluate", lambda: np.save(f"{RUN}/conditions.npy", np.zeros(15, np.int64)),
+     "conditions.npy"),
+    ("evaluate-samples-json-missing", "evaluate", remove(f"{RUN}/samples.json"), "samples.json: no such file"),
+    ("evaluate-samples-json-invalid", "evaluate", write_bytes(f"{RUN}/samples.json", b"{"), "samples.json: unreadable JSON"),
+    ("evaluate-samples-json-lacks-seed", "evaluate", json_edit(f"{RUN}/samples.json", lambda m: m.pop("seed")),
+     "lacks seed"),
+    ("evaluate-reference-missing", "evaluate", remove("results/reference/backbone"), "missing reference"),
+    ("evaluate-stats-truncated", "evaluate", truncate("results/reference/backbone/stats.npz"),
+     "stats.npz: unreadable .npz"),
+    ("evaluate-stats-lacks-mu", "evaluate",
+     lambda: np.savez("results/reference/backbone/stats.npz", sigma=np.eye(2), n=np.array(5)), "stats.npz: unreadable"),
+    ("evaluate-lpips-too-few-pairs", "evaluate_lpips", both(
+        save_array(f"{RUN}/samples.npy", lambda a: a[:40]), save_array(f"{RUN}/conditions.npy", lambda a: a[:40]),
+        param("evaluate.n_fake", 40)),
+     "40 samples have 780 distinct pairs, fewer than evaluate.lpips_pairs (1000)"),
+    ("evaluate-data-meta-missing", "evaluate", remove("data/meta.json"), "data/meta.json: no such file"),
+    # --- reference
+    ("reference-no-data", "reference", remove("data"), "no such file"),
+    ("reference-holdout-too-large", "reference_classifier", param("evaluate.classifier_holdout", 0.9999),
+     "trains on 0; each needs at least 100"),
+    ("reference-images-truncated", "reference", truncate("data/images.npy"), "images.npy: unreadable .npy"),
+    # --- aggregate
+    ("aggregate-mixed-metrics", "aggregate_mixed", lambda: Path(f"{RUN}/ndb.json").write_text(
+        json.dumps({**json.loads(Path(f"{RUN}/fid.json").read_text()), "metric": "ndb", "seed": 1})),
+     "mix metrics fid, ndb"),
+    ("aggregate-same-seed-twice", "aggregate_twice", lambda: None, "both seed 0"),
+    ("aggregate-malformed-json", "aggregate", write_bytes(f"{RUN}/fid.json", b'{"value": 1,'), "unreadable JSON"),
+    ("aggregate-nan-token", "aggregate", text_edit('"value": ', '"value": NaN, "x": ', f"{RUN}/fid.json"),
+     "NaN is not JSON"),
+    ("aggregate-lacks-value", "aggregate", json_edit(f"{RUN}/fid.json", lambda m: m.pop("value")), "lacks value"),
+    ("aggregate-input-missing", "aggregate", remove(f"{RUN}/fid.json"), "fid.json: no such file"),
+    ("aggregate-value-not-number", "aggregate", json_edit(f"{RUN}/fid.json", lambda m: m.update(value="12")),
+     "is not a number"),
+    # --- report
+    ("report-malformed-result", "report", write_bytes("results/gan/fid.json", b"[}"), "unreadable JSON"),
+    ("report-nan-result", "report", text_edit('"value": ', '"value": NaN, "y": ', "results/gan/fid.json"),
+     "NaN is not JSON"),
+    # --- knn
+    ("knn-features-missing", "knn", remove("results/features/features.npy"), "features.npy"),
+    ("knn-k-too-large", "knn", param("knn.k", 5000), "knn.k = 5000 must be less than"),
+    ("knn-centres-too-many", "knn", param("knn.centres", 5000), "knn.centres = 5000 is more than"),
+    ("knn-features-wrong-rows", "knn", save_array("results/features/features.npy", lambda a: a[:-1]), "features"),
+    # --- encoder_probe
+    ("encoder-probe-no-encoder", "encoder_probe", lambda: None, "has no encoder to probe"),
+]
+
+
+BATTERY = CASES
+
+
+@pytest.fixture
+def copy(study, tmp_path, monkeypatch) -> Path:
+    root = Path(shutil.copytree(study, tmp_path / "study"))
+    monkeypatch.chdir(root)
+    return root
+
+
+def run_stage(command: str, capsys) -> tuple[int, list[str]]:
+    capsys.readouterr()
+    module = STAGES[STAGE_OF.get(command, command)]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(module.main, ARGS[command])
+        pytest.fail("the stage succeeded")
+    lines = capsys.readouterr().err.splitlines()
+    return exit_info.value.code, [line for line in lines if line.strip()]
+
+
+@pytest.mark.parametrize("name, command, edit, expect", BATTERY, ids=[case[0] for case in BATTERY])
+def test_bad_input_gives_one_error_line_and_no_output(copy, capsys, name, command, edit, expect):
+    edit()
+    before = snapshot(copy)
+    code, lines = run_stage(command, capsys)
+    assert code == 1
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert expect in lines[0], lines[0]
+    assert snapshot(copy) == before, "the failed stage left new or changed files"
+
+
+def test_the_battery_covers_every_stage_with_at_least_60_cases():
+    assert len(BATTERY) >= 60 and len({c[0] for c in BATTERY}) == len(BATTERY)
+    assert {STAGE_OF.get(c[1], c[1]) for c in BATTERY} == set(STAGES)
+
+
+def test_an_os_error_is_one_line_naming_the_file(capsys):
+    def full_disk(argv):
+        raise OSError(28, "No space left on device", "results/gan/seed0/.checkpoint.pt.x.tmp")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(full_disk, [])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == "error: results/gan/seed0/.checkpoint.pt.x.tmp: No space left on device\n"
+
+
+# --- downloads that end badly -----------------------------------------------------------------------
+
+def test_a_server_that_closes_without_answering_is_one_error_line(copy, capsys):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def close_every_connection() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(1024)
+            conn.close()
+
+    threading.Thread(target=close_every_connection, daemon=True).start()
+    param("dataset.name", "fashion_mnist")()
+    before = snapshot(copy)
+    port = listener.getsockname()[1]
+    ARGS["data_remote"] = ARGS["data"] + ["--local-dir", str(copy / "none"), "--url", f"http://127.0.0.1:{port}/"]
+    STAGE_OF["data_remote"] = "data"
+    try:
+        code, lines = run_stage("data_remote", capsys)
+    finally:
+        listener.close()
+    assert code == 1 and len(lines) == 1 and "no valid answer (RemoteDisconnected" in lines[0], lines
+    assert snapshot(copy) == before
+
+
+# --- processes: signals, kills, leftovers --------------------------------------------------------------
+
+def train_process(root: Path, steps: int) -> subprocess.Popen:
+    param("train.steps", steps)()
+    set_params(change=lambda p: p["train"].update(checkpoint_every=10, log_every=10))()
+    return subprocess.Popen([PYTHON, "-m", "pipeline.train", *ARGS["train"]], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"no {path}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                             (signal.SIGINT, 130, "interrupted (SIGINT)")])
+def test_a_signal_stops_training_with_one_line_and_a_resumable_checkpoint(copy, sig, code, word):
+    shutil.rmtree(RUN)
+    proc = train_process(copy, steps=100_000)
+    try:
+        wait_for(copy / RUN / PARTIAL, proc)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code
+    assert err.strip().splitlines()[-1] == f"error: {word}; rerun to resume"
+    left = sorted(p.name for p in (copy / RUN).iterdir())
+    assert left == [PARTIAL], left  # no final outputs, no temporary files
+
+
+def test_stale_temporary_files_of_a_killed_write_are_removed_on_the_next_run(copy):
+    stale = [copy / RUN / f".{PARTIAL}.abc123.tmp", copy / RUN / ".checkpoint.pt.def456.tmp"]
+    for path in stale:
+        path.write_bytes(b"")
+    (copy / RUN / "checkpoint.pt").unlink()
+    proc = train_process(copy, steps=20)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert not any(p.exists() for p in stale)
+    assert not list((copy / RUN).glob(".*.tmp"))
+
+
+def test_an_unreadable_partial_checkpoint_is_set_aside_and_training_starts_afresh(copy):
+    (copy / RUN / "checkpoint.pt").unlink()
+    (copy / RUN / PARTIAL).write_bytes(b"\x80\x02truncated")
+    proc = train_process(copy, steps=20)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    aside = copy / RUN / f"{PARTIAL}.unreadable"
+    assert aside.read_bytes() == b"\x80\x02truncated"
+    assert f"set aside as {RUN}/{PARTIAL}.unreadable, starting afresh" in err
+    assert torch.load(copy / RUN / "checkpoint.pt", weights_only=True)["step"] == 20
+
+
+def test_snakemake_refuses_a_duplicated_key_in_params_yaml(tmp_path):
+    from conftest import copy_repo
+
+    repo = copy_repo(tmp_path / "repo")
+    text = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(text.replace("  steps: 2400\n", "  steps: 2400\n  steps: 10\n", 1))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=repo, capture_output=True,
+                          text=True)
+    assert proc.returncode != 0
+    assert "error: params.yaml: not valid YAML (key 'steps' appears twice in one mapping (line" in proc.stderr

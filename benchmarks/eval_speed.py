@@ -147,7 +147,7 @@ def ndb_speed(params: dict, train: np.ndarray, fake: np.ndarray) -> None:
         bins = ndb.fit(x, k, ev["ndb_whiten"], cluster=cluster)
         fit_s = time.perf_counter() - t
         t = time.perf_counter()
-        got = ndb.score(bins, y, alpha)
+        got = ndb.score(bins, y, alpha, k)
         timings[label] = fit_s
         print(f"    {label:38s} fit {fit_s:6.2f} s, score {time.perf_counter() - t:.2f} s: NDB {got['value']} "
               f"(NDB/K {got['ndb_k']:.2f}), JSD {got['jsd']:.4f}")

@@ -21,10 +21,12 @@ ENCODERS: tuple[str, ...] = ("bigbigan",)
 # metric -> the results/reference/ folder it reads, if any
 METRIC_REFERENCE: dict[str, str | None] = {
     "fid": "backbone",
+    "kid": "backbone",
     "lpips": None,
     "ndb": "ndb",
     "prdc": "backbone",
     "classes": "classifier",
+    "inception_score": "classifier",
 }
 
 
@@ -39,7 +41,8 @@ STAGE_KEYS: dict[str, list[str]] = {
     "train": ["train.steps", "train.batch_size", "train.n_dis", "train.z_dim", "train.backbone", "train.width",
               "methods.{run}"],
     "sample": ["sample"],
-    "reference_backbone": ["evaluate.backbone", "evaluate.input_size", "evaluate.n_real", "evaluate.batch_size"],
+    "reference_backbone": ["evaluate.backbone", "evaluate.input_size", "evaluate.resize", "evaluate.n_real",
+                           "evaluate.batch_size"],
     "reference_ndb": ["evaluate.ndb_bins", "evaluate.ndb_n_train", "evaluate.ndb_whiten"],
     "reference_classifier": ["evaluate.classifier_steps", "evaluate.classifier_batch_size",
                              "evaluate.classifier_holdout", "evaluate.batch_size"],
@@ -49,14 +52,16 @@ STAGE_KEYS: dict[str, list[str]] = {
 }
 
 # the evaluate.* keys each metric reads when it scores samples
-BACKBONE_KEYS = ["evaluate.backbone", "evaluate.input_size", "evaluate.batch_size"]
+BACKBONE_KEYS = ["evaluate.backbone", "evaluate.input_size", "evaluate.resize", "evaluate.batch_size"]
 METRIC_KEYS: dict[str, list[str]] = {
     "fid": BACKBONE_KEYS,
+    "kid": [*BACKBONE_KEYS, "evaluate.kid_subsets", "evaluate.kid_subset_size"],
     "lpips": ["evaluate.batch_size", "evaluate.lpips_net", "evaluate.lpips_input_size", "evaluate.lpips_pairs",
               "evaluate.lpips_conditions", "evaluate.lpips_pairs_per_condition"],
-    "ndb": ["evaluate.ndb_alpha"],
+    "ndb": ["evaluate.ndb_alpha", "evaluate.ndb_bins", "evaluate.ndb_whiten"],
     "prdc": [*BACKBONE_KEYS, "evaluate.prdc_k"],
     "classes": ["evaluate.batch_size"],
+    "inception_score": ["evaluate.batch_size", "evaluate.is_splits"],
 }
 
 

@@ -66,8 +66,9 @@ def verify_sha256(path: Path, sha256: str, what: str) -> None:
         raise PipelineError(f"{what}: checksum mismatch (sha256 {actual[:16]}..., expected {sha256[:16]}...)")
 
 
-def download(url: str, dest: str | Path, sha256: str, *, gunzip: bool = False, timeout: float = 60) -> Path:
-    """Download ``url`` to ``dest``, optionally gunzipped; ``sha256`` is of the file as stored."""
+def download(url: str, dest: str | Path, sha256: str | None, *, gunzip: bool = False, timeout: float = 60) -> Path:
+    """Download ``url`` to ``dest``, optionally gunzipped; ``sha256`` is of the file as stored (None:
+    the caller verifies and records it, as for weights whose checksum is pinned on first use)."""
     dest = Path(dest)
     with atomic_path(dest) as tmp:
         if gunzip:
@@ -79,7 +80,8 @@ def download(url: str, dest: str | Path, sha256: str, *, gunzip: bool = False, t
                 raw.unlink(missing_ok=True)
         else:
             _stream(url, tmp, timeout)
-        verify_sha256(tmp, sha256, url)
+        if sha256 is not None:
+            verify_sha256(tmp, sha256, url)
     return dest
 
 

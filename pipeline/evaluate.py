@@ -32,6 +32,7 @@ class EvalContext:
     reference_root: Path
     seed: int
     device: torch.device = field(default_factory=lambda: torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    cache: dict = field(default_factory=dict)  # what several metrics share, e.g. the classifier's outputs
 
     def reference_dir(self, name: str) -> Path:
         path = self.reference_root / name
@@ -42,7 +43,7 @@ class EvalContext:
     @cached_property
     def _backbone(self) -> backbones.Backbone:
         ev = self.params["evaluate"]
-        return backbones.load(ev["backbone"], ev["input_size"], self.device)
+        return backbones.load(ev["backbone"], ev["input_size"], self.device, ev["resize"])
 
     def backbone(self) -> backbones.Backbone:
         return self._backbone

@@ -35,7 +35,7 @@ def real_subset(images: np.ndarray, n: int, what: str) -> np.ndarray:
 def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Path) -> dict:
     ev = params["evaluate"]
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    backbone = backbones.load(ev["backbone"], ev["input_size"], dev)
+    backbone = backbones.load(ev["backbone"], ev["input_size"], dev, ev["resize"])
     real = real_subset(images, ev["n_real"], "evaluate.n_real")
     check_count(len(real), backbone.dim, "real")
     stats = RunningStats(backbone.dim)
@@ -48,7 +48,8 @@ def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Pa
     mu, sigma = stats.result()
     save_npy(out / "features.npy", feats)
     save_npz(out / "stats.npz", mu=mu, sigma=sigma, n=np.array(stats.n))
-    return {"backbone": backbone.name, "input_size": backbone.input_size, "n_real": stats.n, "dim": backbone.dim}
+    return {"backbone": backbone.name, "input_size": backbone.input_size, "resize": backbone.resize, "n_real": stats.n,
+            "dim": backbone.dim}
 
 
 BUILDERS: dict[str, Callable[[dict, np.ndarray, np.ndarray, Path], dict]] = {

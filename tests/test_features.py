@@ -153,6 +153,52 @@ def test_swav_downloads_verifies_and_embeds(swav_server, tmp_path) -> None:
         swav.fetch(dest, sha256="0" * 64)
 
 
+def test_swav_first_download_records_its_sha256_and_later_uses_check_it(swav_server, tmp_path) -> None:
+    url, sha = swav_server
+    dest = tmp_path / "resources" / "swav.pth.tar"
+    swav.fetch(dest, url=f"{url}/swav.pth.tar")  # no pin, no record: verified (loads as SwAV) and recorded
+    record = swav.record_path(dest)
+    assert record.read_text().split()[0] == sha["swav.pth.tar"]
+    swav.fetch(dest, url="http://127.0.0.1:9/unused")  # present and matching the record: not fetched again
+    dest.unlink()
+    with pytest.raises(PipelineError, match="checksum mismatch"):  # the server now serves another file
+        swav.fetch(dest, url=f"{url}/unprefixed.pth.tar")
+    assert not dest.exists() and record.read_text().split()[0] == sha["swav.pth.tar"]
+    dest.write_bytes(b"edited on disk")
+    with pytest.raises(PipelineError, match="checksum mismatch"):
+        swav.fetch(dest, url=f"{url}/swav.pth.tar")
+
+
+def test_swav_pin_is_checked_and_nothing_is_recorded_from_a_bad_first_download(swav_server, tmp_path) -> None:
+    url, sha = swav_server
+    dest = tmp_path / "resources" / "swav.pth.tar"
+    with pytest.raises(PipelineError, match="checksum mismatch"):
+        swav.fetch(dest, url=f"{url}/swav.pth.tar", sha256="1" * 64)  # a pin that the file does not match
+    assert not dest.exists() and not swav.record_path(dest).exists()
+    with pytest.raises(PipelineError, match="lack the 'module.' prefix"):  # complete, but not SwAV's layout
+        swav.fetch(dest, url=f"{url}/unprefixed.pth.tar")
+    assert not dest.exists() and not swav.record_path(dest).exists()
+
+
+def test_published_weights_hashes_agree_with_their_file_names() -> None:
+    from pipeline import backbones
+    from pipeline.metrics import lpips
+
+    assert backbones.FID_WEIGHTS.removesuffix(".pth").split("-")[-1] == backbones.FID_SHA256[:8]
+    assert Path(lpips.ALEX_URL).stem.split("-")[-1] == lpips.ALEX_SHA256[:8]
+
+
+def test_inception_weights_of_another_hash_are_refused(tmp_path, monkeypatch) -> None:
+    from pipeline import backbones
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    (tmp_path / "resources").mkdir()
+    (tmp_path / "resources" / backbones.FID_WEIGHTS).write_bytes(b"not the FID Inception weights")
+    with pytest.raises(PipelineError, match="checksum mismatch"):
+        backbones.load("inception", 299)
+
+
 def test_swav_errors(swav_server, tmp_path) -> None:
     url, sha = swav_server
     with pytest.raises(PipelineError, match="checksum mismatch"):

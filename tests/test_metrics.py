@@ -16,7 +16,7 @@ from pipeline import backbones, evaluate, reference, report
 from pipeline.errors import PipelineError
 from pipeline.images import to_float, to_uint8
 from pipeline.io import load_json, load_npy, save_json, save_npy
-from pipeline.metrics import classes, fid, lpips, ndb, prdc
+from pipeline.metrics import classes, fid, inception_score, kid, lpips, ndb, prdc
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_two_real_samples_give_ndb_near_alpha(digits):
     for draw in range(20):
         order = np.random.default_rng(draw).permutation(len(x))
         bins = ndb.fit(x[order[:900]], 20, whiten=False, seed=draw)
-        rates.append(ndb.score(bins, x[order[900:]], alpha=0.05)["ndb_k"])
+        rates.append(ndb.score(bins, x[order[900:]], alpha=0.05, k_requested=20)["ndb_k"])
     assert 0.02 <= np.mean(rates) <= 0.09
 
 
@@ -58,16 +58,36 @@ def test_dropping_half_the_classes_gives_large_ndb_and_jsd(digits):
     order = np.random.default_rng(0).permutation(len(x))
     train, test = order[:900], order[900:]
     bins = ndb.fit(x[train], 20, whiten=True)
-    same = ndb.score(bins, x[test], 0.05)
-    dropped = ndb.score(bins, x[test][y[test] < 5], 0.05)
+    same = ndb.score(bins, x[test], 0.05, 20)
+    dropped = ndb.score(bins, x[test][y[test] < 5], 0.05, 20)
     assert dropped["ndb_k"] >= 0.4 > same["ndb_k"]
     assert dropped["jsd"] > 0.05 and dropped["jsd"] > 5 * same["jsd"]
+
+
+def test_whitened_ndb_assigns_as_a_float64_argmin_over_every_pixel(digits):
+    """A zero border (constant in training, std 1e-6 after the reference's eps) and samples with a
+    grey level or two of noise there: the assignment is the reference's float64 argmin."""
+    x = np.pad(digits[0][..., 0], ((0, 0), (4, 4), (4, 4))).reshape(len(digits[0]), -1).astype(np.float32) / 255
+    train, test = x[:1000], x[1000:].copy()
+    border = (x[:1000].std(axis=0) == 0)
+    rng = np.random.default_rng(0)
+    test[:, border] = rng.integers(0, 3, (len(test), int(border.sum()))) / 255
+    bins = ndb.fit(train, 10, whiten=True)
+    got = ndb.nearest((test[:, bins["dims"]] - bins["mean"][bins["dims"]]) / bins["std"][bins["dims"]],
+                      bins["centres"][:, bins["dims"]])
+    mean, std = train.astype(np.float64).mean(0), train.astype(np.float64).std(0) + ndb.STD_EPS
+    white = (test - mean) / std  # every pixel, the border included
+    centres = bins["centres"].astype(np.float64)
+    expected = ((white[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
+    np.testing.assert_array_equal(got, expected)
+    assert bins["dims"].size == x.shape[1] - border.sum()
+    np.testing.assert_allclose(ndb.proportions(bins, test), np.bincount(expected, minlength=10) / len(test))
 
 
 def test_ndb_refuses_other_image_sizes(digits):
     bins = ndb.fit(ndb.flatten(digits[0]), 10, whiten=False)
     with pytest.raises(PipelineError, match="rebuild results/reference/ndb"):
-        ndb.score(bins, np.zeros((50, 32), np.float32), 0.05)
+        ndb.score(bins, np.zeros((50, 32), np.float32), 0.05, 10)
 
 
 # --- FID ---------------------------------------------------------------------------------------
@@ -136,6 +156,82 @@ def test_fid_is_zero_for_identical_sets_and_grows_with_disturbance(digits):
 
 
 # --- PRDC --------------------------------------------------------------------------------------
+
+# --- KID ----------------------------------------------------------------------------------------
+
+def kid_by_loops(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3, summed pair by pair in float64."""
+    k = lambda a, b: (float(np.dot(a, b)) / len(a) + 1) ** 3  # noqa: E731
+    m = len(x)
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / m**2
+    return xx + yy - 2 * xy
+
+
+def test_kid_equals_a_pair_by_pair_computation():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 7)), rng.normal(0.5, 1.2, size=(30, 7))
+    mean, std, size = kid.kid(x, y, subsets=1, size=30)  # one subset of everything: the plain estimate
+    assert size == 30 and std == 0
+    assert mean == pytest.approx(kid_by_loops(x, y), rel=1e-5)
+    # subsets: each is the estimate on its own rows (the kernel matrices are only computed once)
+    mean, std, size = kid.kid(x, y[:20], subsets=5, size=50, seed=3)
+    assert size == 20  # capped by the smaller set
+    draws = np.random.default_rng(3)
+    expected = []
+    for _ in range(5):
+        r, f = draws.choice(30, 20, replace=False), draws.choice(20, 20, replace=False)
+        expected.append(kid_by_loops(x[r], y[:20][f]))
+    assert mean == pytest.approx(np.mean(expected), rel=1e-5) and std == pytest.approx(np.std(expected), rel=1e-4)
+
+
+def test_kid_is_unbiased_for_one_distribution_and_grows_with_a_shift():
+    rng = np.random.default_rng(1)
+    same = [kid.kid(rng.normal(size=(200, 16)), rng.normal(size=(200, 16)), 10, 100, seed=s)[0] for s in range(20)]
+    shifted = kid.kid(rng.normal(size=(200, 16)), rng.normal(0.3, 1, size=(200, 16)), 10, 100)[0]
+    assert abs(np.mean(same)) < 3 * np.std(same) / math.sqrt(len(same)) + 1e-4
+    assert shifted > 10 * np.std(same)
+
+
+# --- Inception Score (classifier variant) --------------------------------------------------------
+
+def test_inception_score_is_k_for_a_uniform_confident_mix_and_1_for_one_class():
+    k = 7
+    confident = np.eye(k)[np.arange(700) % k] * (1 - 1e-12) + 1e-12 / k
+    mean, std = inception_score.inception_score(confident, splits=10)
+    assert mean == pytest.approx(k, rel=1e-6) and std == pytest.approx(0, abs=1e-6)
+    assert inception_score.inception_score(np.eye(k)[np.full(700, 3)], splits=10) == (1.0, 0.0)
+    uncertain = np.full((700, k), 1 / k)  # no class is recognisable: also 1
+    assert inception_score.inception_score(uncertain, splits=10)[0] == pytest.approx(1.0)
+
+
+def test_inception_score_by_hand_on_two_samples():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8]])
+    marginal = probs.mean(0)
+    kl = (probs * np.log(probs / marginal)).sum(1).mean()
+    assert inception_score.inception_score(probs, splits=1)[0] == pytest.approx(math.exp(kl))
+
+
+# --- resize protocols --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [32, 299])
+def test_clean_resize_equals_clean_fids_resizer(size):
+    from cleanfid.resize import make_resizer
+
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 3), np.uint8)
+    theirs = make_resizer("PIL", False, "bicubic", (size, size))
+    np.testing.assert_array_equal(backbones.clean_resize(images, size), np.stack([theirs(im) for im in images]))
+
+
+def test_the_resize_protocol_changes_the_features_and_is_recorded(digits):
+    images = digits[0][:8]
+    legacy = backbones.load("efficientnet_lite0", 32)
+    clean = backbones.load("efficientnet_lite0", 32, resize="clean")
+    a, b = backbones.features(legacy, images, 8), backbones.features(clean, images, 8)
+    assert a.shape == b.shape and not np.allclose(a, b, atol=1e-3)
+    assert (legacy.resize, clean.resize) == ("legacy", "clean")
+
 
 def test_prdc_equals_brute_force():
     rng = np.random.default_rng(3)

@@ -56,7 +56,7 @@ def _efficientnet_lite0(s: Setup) -> Extractor:
 def _swav(s: Setup) -> Extractor:
     from pipeline.features import swav
 
-    net = swav.load(s.cfg["input_size"], s.device)
+    net = swav.load(s.cfg["input_size"], s.device, sha256=s.cfg["swav_sha256"])
     return Extractor(net, {"weights": swav.URL, "input_size": net.input_size})
 
 

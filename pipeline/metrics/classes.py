@@ -46,13 +46,39 @@ class Classifier(nn.Sequential):
         super().__init__(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_classes))
 
 
-def predict(model: nn.Module, images: np.ndarray, batch_size: int, device: torch.device | str) -> np.ndarray:
+def class_probabilities(model: nn.Module, images: np.ndarray, batch_size: int,
+                        device: torch.device | str) -> np.ndarray:
+    """The classifier's softmax (N, K, float64) for uint8 images."""
     model.eval()
     out = []
     with torch.no_grad():
         for start in tqdm(range(0, len(images), batch_size), desc="classify", disable=None, leave=False):
-            out.append(model(to_float(images[start:start + batch_size], device)).argmax(1).cpu().numpy())
+            logits = model(to_float(images[start:start + batch_size], device))
+            out.append(torch.softmax(logits.double(), 1).cpu().numpy())
     return np.concatenate(out)
+
+
+def predict(model: nn.Module, images: np.ndarray, batch_size: int, device: torch.device | str) -> np.ndarray:
+    return class_probabilities(model, images, batch_size, device).argmax(1)
+
+
+def sample_probabilities(ctx) -> tuple[np.ndarray, dict]:
+    """The real-data classifier's softmax on the run's samples (computed once per evaluation, shared
+    with the inception_score metric), and the classifier's reference.json."""
+    if "classifier" not in ctx.cache:
+        ref = ctx.reference_dir("classifier")
+        meta = load_json(ref / "reference.json")
+        if ctx.samples.shape[-1] != meta["channels"]:
+            raise PipelineError(f"classes: samples have {ctx.samples.shape[-1]} channels but the classifier "
+                                f"{meta['channels']}; rebuild results/reference/classifier for this dataset")
+        model = Classifier(meta["channels"], meta["n_classes"], meta["width"]).to(ctx.device)
+        try:
+            model.load_state_dict(torch.load(ref / "weights.pt", map_location=ctx.device, weights_only=True))
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
+            raise unreadable(ref / "weights.pt", err, "classifier weights") from None
+        probs = class_probabilities(model, ctx.samples, ctx.params["evaluate"]["batch_size"], ctx.device)
+        ctx.cache["classifier"] = probs, meta
+    return ctx.cache["classifier"]
 
 
 def class_stats(predicted: np.ndarray, real_proportions: np.ndarray) -> dict:
@@ -98,17 +124,7 @@ def build_reference(params: dict, images: np.ndarray, labels: np.ndarray, out: P
 
 
 def compute(ctx) -> dict:
-    ref = ctx.reference_dir("classifier")
-    meta = load_json(ref / "reference.json")
-    if ctx.samples.shape[-1] != meta["channels"]:
-        raise PipelineError(f"classes: samples have {ctx.samples.shape[-1]} channels but the classifier "
-                            f"{meta['channels']}; rebuild results/reference/classifier for this dataset")
-    model = Classifier(meta["channels"], meta["n_classes"], meta["width"]).to(ctx.device)
-    try:
-        model.load_state_dict(torch.load(ref / "weights.pt", map_location=ctx.device, weights_only=True))
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
-        raise unreadable(ref / "weights.pt", err, "classifier weights") from None
-    predicted = predict(model, ctx.samples, ctx.params["evaluate"]["batch_size"], ctx.device)
-    stats = class_stats(predicted, np.asarray(meta["real_proportions"]))
+    probs, meta = sample_probabilities(ctx)
+    stats = class_stats(probs.argmax(1), np.asarray(meta["real_proportions"]))
     return {"name": "classes_covered", **stats, "n_classes": meta["n_classes"],
-            "classifier_accuracy": meta["test_accuracy"], "n_fake": len(predicted)}
+            "classifier_accuracy": meta["test_accuracy"], "n_fake": len(probs)}

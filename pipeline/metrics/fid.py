@@ -95,4 +95,5 @@ def compute(ctx) -> dict:
     mu, sigma = running.result()
     value, offset = frechet_with_offset(stats["mu"], stats["sigma"], mu, sigma)
     return {"name": label(backbone.name), "value": value, "sqrtm_offset": offset, "backbone": backbone.name,
-            "input_size": backbone.input_size, "n_real": int(stats["n"]), "n_fake": running.n}
+            "input_size": backbone.input_size,
+            "resize": backbone.resize, "n_real": int(stats["n"]), "n_fake": running.n}

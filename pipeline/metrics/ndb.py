@@ -7,11 +7,15 @@ Richardson & Weiss (2018), following their reference code (eitanrich/gans-n-gmms
   per pixel when ``evaluate.ndb_whiten``), fitted with faiss (k-means++ start, 100 iterations,
   seed 0, every point used). As in the reference, when d > 1000 the clustering and the assignment
   use a fixed random subset of d // 6 pixels; centres are the means of their members over all
-  pixels; bins are sorted by size (empty ones dropped).
-- each generated sample goes to its nearest centre (L2, faiss exact search);
+  pixels; bins are sorted by size (empty ones dropped). Whitening leaves out the pixels that are
+  constant in the training images (Fashion-MNIST's zero-padded border): every centre is 0 there,
+  so they change no argmin, while a sample's value there, divided by the reference's std of 1e-6,
+  would swamp the other pixels' distances in floating point.
+- each generated sample goes to its nearest centre (L2 in float64, exact);
 - per bin, a two-sided two-proportion z-test with pooled proportion p:
   ``z = (p_train - p_gen) / sqrt(p (1 - p) (1/n_train + 1/n_gen))``; the bin is different when
-  the p-value is below ``evaluate.ndb_alpha`` (0.05). ``value`` is NDB (the count), ``ndb_k`` NDB/K;
+  the p-value is below ``evaluate.ndb_alpha`` (0.05). ``value`` is NDB (the count), ``ndb_k`` NDB/K
+  with K the bins requested (``evaluate.ndb_bins``, as the reference divides), ``n_bins`` the bins kept;
 - ``jsd``: JSD of the two bin-proportion vectors, natural log (at most ln 2).
 
 Two independent samples of the same distribution give NDB/K near alpha.
@@ -65,6 +69,8 @@ def fit(x: np.ndarray, k: int, whiten: bool, seed: int = SEED,
     std = x.std(axis=0) + STD_EPS if whiten else np.ones(d, np.float32)
     white = (x - mean) / std
     dims = used_dims(d, seed)
+    if whiten:  # constant pixels: 0 in every whitened training row and centre
+        dims = dims[x[:, dims].std(axis=0) > 0]
     labels = cluster(np.ascontiguousarray(white[:, dims]), k, seed)
     counts = np.bincount(labels, minlength=k)
     order = [b for b in np.argsort(-counts, kind="stable") if counts[b] > 0]
@@ -73,13 +79,21 @@ def fit(x: np.ndarray, k: int, whiten: bool, seed: int = SEED,
             "std": std.astype(np.float32), "dims": dims, "n": np.array(n)}
 
 
+def nearest(x: np.ndarray, centres: np.ndarray, batch: int = 1024) -> np.ndarray:
+    """Index of the nearest centre (L2) of every row of ``x``, from float64 differences."""
+    centres = centres.astype(np.float64)
+    out = np.empty(len(x), np.int64)
+    for start in range(0, len(x), batch):
+        rows = x[start:start + batch].astype(np.float64)
+        out[start:start + batch] = np.stack([((rows - c) ** 2).sum(axis=1) for c in centres], axis=1).argmin(axis=1)
+    return out
+
+
 def proportions(bins: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """Fraction of the rows of ``x`` whose nearest centre is each bin."""
     dims = bins["dims"]
-    index = faiss.IndexFlatL2(len(dims))
-    index.add(np.ascontiguousarray(bins["centres"][:, dims]))
-    white = (x - bins["mean"]) / bins["std"]
-    labels = index.search(np.ascontiguousarray(white[:, dims], dtype=np.float32), 1)[1][:, 0]
+    white = (x[:, dims] - bins["mean"][dims]) / bins["std"][dims]
+    labels = nearest(white, bins["centres"][:, dims])
     return np.bincount(labels, minlength=len(bins["centres"])) / len(x)
 
 
@@ -102,8 +116,8 @@ def jsd(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * kl(p) + 0.5 * kl(q)
 
 
-def score(bins: dict[str, np.ndarray], x: np.ndarray, alpha: float) -> dict:
-    """NDB, NDB/K and JSD of flattened samples ``x`` against the bins."""
+def score(bins: dict[str, np.ndarray], x: np.ndarray, alpha: float, k_requested: int) -> dict:
+    """NDB, NDB/K (K requested) and JSD of flattened samples ``x`` against the bins."""
     k, n_train = len(bins["centres"]), int(bins["n"])
     if x.shape[1] != bins["centres"].shape[1]:
         raise PipelineError(f"ndb: samples have {x.shape[1]} values per image but the bins "
@@ -113,8 +127,8 @@ def score(bins: dict[str, np.ndarray], x: np.ndarray, alpha: float) -> dict:
     q = proportions(bins, x)
     _, pvalues = z_test(bins["proportions"], n_train, q, len(x))
     ndb = int(np.count_nonzero(pvalues < alpha))
-    return {"value": ndb, "ndb_k": ndb / k, "jsd": jsd(bins["proportions"], q), "alpha": alpha, "n_bins": k,
-            "n_train": n_train, "n_fake": len(x)}
+    return {"value": ndb, "ndb_k": ndb / k_requested, "jsd": jsd(bins["proportions"], q), "alpha": alpha,
+            "n_bins": k, "n_bins_requested": k_requested, "n_train": n_train, "n_fake": len(x)}
 
 
 def build_reference(params: dict, images: np.ndarray, labels: np.ndarray, out: Path) -> dict:
@@ -132,4 +146,6 @@ def build_reference(params: dict, images: np.ndarray, labels: np.ndarray, out: P
 
 def compute(ctx) -> dict:
     bins = load_npz(ctx.reference_dir("ndb") / "bins.npz", ("centres", "proportions", "mean", "std", "dims", "n"))
-    return {"name": "NDB", **score(bins, flatten(ctx.samples), ctx.params["evaluate"]["ndb_alpha"]), "space": "pixels"}
+    ev = ctx.params["evaluate"]
+    return {"name": "NDB", **score(bins, flatten(ctx.samples), ev["ndb_alpha"], ev["ndb_bins"]), "whiten": ev["ndb_whiten"],
+            "space": "pixels"}

@@ -70,4 +70,5 @@ def compute(ctx) -> dict:
     k = ctx.params["evaluate"]["prdc_k"]
     scores = prdc(real, fake, k)
     return {"name": f"PRDC-precision_{backbone.name}", "value": scores.pop("precision"), **scores, "k": k,
-            "backbone": backbone.name, "input_size": backbone.input_size, "n_real": len(real), "n_fake": len(fake)}
+            "backbone": backbone.name, "input_size": backbone.input_size,
+            "resize": backbone.resize, "n_real": len(real), "n_fake": len(fake)}

@@ -34,6 +34,7 @@ include: "rules/report.smk"
 localrules:
     all,
     data,
+    real,
     aggregate,
 
 

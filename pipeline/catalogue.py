@@ -6,6 +6,8 @@ each time. tests/test_catalogue.py checks that it agrees with the registries.
 """
 from __future__ import annotations
 
+# the run of held-out real images (pipeline/real.py): listed in study.methods, never under methods:
+REAL = "real"
 # method -> the extra inputs it trains and samples from (TrainData fields; see rules/common.smk)
 METHOD_NEEDS: dict[str, tuple[str, ...]] = {
     "gan": (),
@@ -40,6 +42,7 @@ STAGE_KEYS: dict[str, list[str]] = {
     "knn": ["knn"],
     "train": ["train.steps", "train.batch_size", "train.n_dis", "train.z_dim", "train.backbone", "train.width",
               "methods.{run}"],
+    "real": ["sample.n", "sample.grid", "evaluate.n_real"],
     "sample": ["sample"],
     "reference_backbone": ["evaluate.backbone", "evaluate.input_size", "evaluate.resize", "evaluate.n_real",
                            "evaluate.batch_size"],
@@ -87,11 +90,16 @@ def stage_params(params: dict, stage: str, run: str | None = None) -> dict:
 
 def run_needs(params: dict, run: str) -> tuple[str, ...]:
     """The extra inputs of a run (a key of params' ``methods:``), from its method class."""
-    return METHOD_NEEDS[params["methods"][run]["method"]]
+    return () if run == REAL else METHOD_NEEDS[params["methods"][run]["method"]]
 
 
 def has_encoder(params: dict, run: str) -> bool:
-    return params["methods"][run]["method"] in ENCODERS
+    return run != REAL and params["methods"][run]["method"] in ENCODERS
+
+
+def trained_runs(params: dict) -> list[str]:
+    """The runs of study.methods that are trained (all but the real-data run)."""
+    return [r for r in params["study"]["methods"] if r != REAL]
 
 
 def results(params: dict, run: str) -> list[str]:

@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import jsonschema
 import yaml
 
+from pipeline.catalogue import REAL
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 
@@ -116,7 +117,9 @@ def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS)
         where = source(tuple(best.absolute_path)) if callable(source) else source
         raise PipelineError(f"{where}: {_describe(best)}")
     source = source(()) if callable(source) else source
-    missing = [m for m in params["study"]["methods"] if m not in params["methods"]]
+    if REAL in params["methods"]:
+        raise PipelineError(f"{source}: methods.{REAL}: the name {REAL!r} is the held-out real-data run; rename this run")
+    missing = [m for m in params["study"]["methods"] if m not in params["methods"] and m != REAL]
     if missing:
         raise PipelineError(
             f"{source}: study.methods names {', '.join(missing)} but methods: has no settings for it "

@@ -24,12 +24,16 @@ from pipeline.metrics.fid import RunningStats, check_count
 SUBSET_SEED = 0
 
 
+def real_subset_indices(n_images: int, n: int) -> np.ndarray:
+    """The fixed random subset of n of the training images (sorted indices, seed 0)."""
+    return np.sort(np.random.default_rng(SUBSET_SEED).choice(n_images, n, replace=False))
+
+
 def real_subset(images: np.ndarray, n: int, what: str) -> np.ndarray:
     """A fixed random subset of n training images (sorted indices, seed 0)."""
     if n > len(images):
         raise PipelineError(f"{what}: asks for {n} real images but the dataset has {len(images)}")
-    idx = np.sort(np.random.default_rng(SUBSET_SEED).choice(len(images), n, replace=False))
-    return images[idx]
+    return images[real_subset_indices(len(images), n)]
 
 
 def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Path) -> dict:

@@ -6,7 +6,8 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
 - metrics.parquet and metrics.csv: one row per method and seed. Column ``<metric>`` is the metric's
   value, ``<metric>.<field>`` its other measurements and its protocol (name, backbone or net,
   input size, sample counts).
-- comparisons/<paper>.md and .csv for every paper under ``comparisons:``: the settings in which its
+- comparisons/<paper>.md and .csv for every paper under ``comparisons:`` (with the ``real`` run of
+  held-out real images as the floor row when it is in ``study.methods``): the settings in which its
   method and baseline runs differ (computed from params.yaml; a difference that ``differs_in`` does
   not declare marks every verdict of the page "unfair pair"), mean +- std over seeds
   (sample std) of the columns the paper's claims name, and per claim whether this run supports it.
@@ -197,6 +198,9 @@ def comparison(name: str, spec: dict, df: pd.DataFrame, params: dict) -> tuple[p
         ran = method in set(df["method"])
         cells = [mean_std(seed_values(df, method, c)) if ran else "not run" for c in columns] + [fmt(quoted[c].get(method)) for c in shown]
         lines.append(f"| {method}{role} | " + " | ".join(cells) + " |")
+    if catalogue.REAL in set(df["method"]):  # the floor: held-out real images scored as a method's samples
+        cells = [mean_std(seed_values(df, catalogue.REAL, c)) for c in columns] + [""] * len(shown)
+        lines.append(f"| {catalogue.REAL} (held-out real images: the floor) | " + " | ".join(cells) + " |")
     lines += ["", "| claim | difference | 95% interval | verdict |", "| --- | --- | --- | --- |"]
     for r in table.to_dict("records"):
         interval = f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]" if pd.notna(r.get("ci_low")) else "none"

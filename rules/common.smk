@@ -1,5 +1,5 @@
 # Shared names and helpers for the rules.
-from pipeline.catalogue import METRIC_REFERENCE, has_encoder, results, run_needs, stage_params
+from pipeline.catalogue import METRIC_REFERENCE, REAL, has_encoder, results, run_needs, stage_params
 
 METHODS = config["study"]["methods"]
 SEEDS = config["train"]["seeds"]
@@ -13,8 +13,11 @@ NEEDS = {
 }
 
 
+RUNS = "|".join(config["methods"])  # the trained runs: the keys of methods:
+
+
 wildcard_constraints:
-    method="|".join(config["methods"]),  # a run: a key of methods:
+    method="|".join([*config["methods"], REAL]),  # a run: a key of methods:, or the real-data run
     metric="|".join([*METRIC_REFERENCE, "probe"]),
     seed=r"\d+",
 

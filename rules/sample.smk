@@ -8,6 +8,8 @@ rule sample:
         conditions="results/{method}/seed{seed}/conditions.npy",
         meta="results/{method}/seed{seed}/samples.json",
         grid="results/{method}/seed{seed}/samples.png",
+    wildcard_constraints:
+        method=RUNS,
     params:
         config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=stage_params(config, "sample"),
@@ -24,3 +26,27 @@ rule sample:
     shell:
         "python -m pipeline.sample --params {params.config} --method {wildcards.method}"
         " --run results/{wildcards.method}/seed{wildcards.seed} --data data {params.options} > {log} 2>&1"
+
+
+rule real:
+    input:
+        images="data/images.npy",
+        labels="data/labels.npy",
+    output:
+        samples="results/real/seed{seed}/samples.npy",
+        conditions="results/real/seed{seed}/conditions.npy",
+        meta="results/real/seed{seed}/samples.json",
+        grid="results/real/seed{seed}/samples.png",
+    params:
+        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
+        settings=stage_params(config, "real"),
+    log:
+        "logs/real/seed{seed}.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "python -m pipeline.real --params {params.config} --seed {wildcards.seed} --data data"
+        " --out results/real/seed{wildcards.seed} > {log} 2>&1"

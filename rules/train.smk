@@ -7,6 +7,8 @@ rule train:
     output:
         checkpoint="results/{method}/seed{seed}/checkpoint.pt",
         log_csv="results/{method}/seed{seed}/train_log.csv",
+    wildcard_constraints:
+        method=RUNS,
     params:
         config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=train_settings,

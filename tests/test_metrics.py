@@ -12,7 +12,7 @@ from scipy.spatial.distance import cdist
 from sklearn.datasets import load_digits
 
 from conftest import write_params
-from pipeline import backbones, evaluate, reference, report
+from pipeline import backbones, config, evaluate, reference, report
 from pipeline.errors import PipelineError
 from pipeline.images import to_float, to_uint8
 from pipeline.io import load_json, load_npy, save_json, save_npy
@@ -416,3 +416,39 @@ def test_one_seed_says_no_interval_exists():
     got = report.verdict(np.array([1.0]), np.array([2.0]), "lower")
     assert got["verdict"] == "direction agrees; 1 seed: no interval exists" and got["ci_low"] is None
     assert report.verdict(np.array([1.0, 3.0]), np.array([2.0, 2.5]), "lower")["verdict"].startswith("inconclusive")
+
+
+# --- the real-data run ---------------------------------------------------------------------------
+
+def test_real_run_holds_out_images_outside_the_reference_subset(tmp_path, tiny_params, digits_data):
+    from pipeline import real
+
+    tiny_params["sample"].update(n=400, grid=16)
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    out = tmp_path / "results/real/seed1"
+    real.main(["--params", str(params), "--seed", "1", "--data", str(digits_data), "--out", str(out)])
+    images, labels = load_npy(digits_data / "images.npy"), load_npy(digits_data / "labels.npy")
+    idx = real.held_out(len(images), tiny_params["evaluate"]["n_real"], 400, 1)
+    assert not set(idx) & set(reference.real_subset_indices(len(images), tiny_params["evaluate"]["n_real"]))
+    np.testing.assert_array_equal(load_npy(out / "samples.npy"), images[idx])
+    np.testing.assert_array_equal(load_npy(out / "conditions.npy"), labels[idx])  # per-class LPIPS of real data
+    assert load_json(out / "samples.json")["method"] == "real" and (out / "samples.png").exists()
+    assert not np.array_equal(real.held_out(len(images), 1300, 400, 2), idx)  # another seed, another draw
+    with pytest.raises(PipelineError, match="leave 497 outside the reference's evaluate.n_real"):
+        real.held_out(len(images), 1300, 500, 0)
+
+
+def test_report_shows_the_real_run_as_the_floor_of_each_comparison(tmp_path, tiny_params):
+    tiny_params["study"]["methods"] = ["cgan", "msgan", "real"]
+    tiny_params["evaluate"]["metrics"] = ["fid", "ndb"]
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    fake_results(tmp_path, {"cgan": {0: 40.0, 1: 41.0}, "msgan": {0: 30.0, 1: 31.0}, "real": {0: 2.0, 1: 4.0}})
+    report.main(["--params", str(params), "--results", str(tmp_path)])
+    page = (tmp_path / "comparisons" / "msgan.md").read_text()
+    assert "| real (held-out real images: the floor) | 3 ± 1.414 |" in page
+
+
+def test_a_run_may_not_be_named_real(tiny_params, tmp_path):
+    tiny_params["methods"]["real"] = tiny_params["methods"]["gan"]
+    with pytest.raises(PipelineError, match="methods.real: the name 'real' is the held-out real-data run"):
+        config.load(write_params(tiny_params, tmp_path / "params.yaml"))

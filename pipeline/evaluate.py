@@ -20,6 +20,7 @@ from pipeline.errors import PipelineError, run_cli
 from pipeline.images import check_images
 from pipeline.io import load_json_object, load_npy, save_json
 from pipeline.metrics import REGISTRY
+from pipeline.metrics.gram import Products
 
 
 @dataclass
@@ -56,6 +57,26 @@ class EvalContext:
     def sample_features(self) -> np.ndarray:
         """The samples' backbone features (N, dim), computed on the first call and reused."""
         return self._features
+
+    @cached_property
+    def _real_features(self) -> np.ndarray:
+        real = load_npy(self.reference_dir("backbone") / "features.npy")
+        if real.ndim != 2 or real.shape[1] != self._backbone.dim:
+            raise PipelineError(f"{self.reference_root}/backbone/features.npy: {real.shape} features, but "
+                                f"{self._backbone.name} gives {self._backbone.dim}-d; rebuild the backbone reference")
+        return real
+
+    def real_features(self) -> np.ndarray:
+        """The backbone reference's real features (n_real, dim), loaded once."""
+        return self._real_features
+
+    @cached_property
+    def _products(self) -> Products:
+        return Products.of(self._real_features, self._features)
+
+    def products(self) -> Products:
+        """Inner products of real and sample features (float64), computed once for kid and prdc."""
+        return self._products
 
 
 def load_run(params: dict, run: Path, data_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

@@ -233,7 +233,7 @@ def test_the_resize_protocol_changes_the_features_and_is_recorded(digits):
     assert (legacy.resize, clean.resize) == ("legacy", "clean")
 
 
-def test_prdc_equals_brute_force():
+def test_prdc_equals_brute_force(monkeypatch):
     rng = np.random.default_rng(3)
     real, fake, k = rng.normal(size=(70, 6)), rng.normal(0.3, 1.2, size=(55, 6)), 3
     d_rr, d_ff, d_rf = cdist(real, real), cdist(fake, fake), cdist(real, fake)
@@ -245,7 +245,8 @@ def test_prdc_equals_brute_force():
         "density": np.mean([sum(d_rf[i, j] < r[i] for i in range(70)) for j in range(55)]) / k,
         "coverage": np.mean([d_rf[i].min() < r[i] for i in range(70)]),
     }
-    got = prdc.prdc(real, fake, k, block=16)  # several blocks
+    monkeypatch.setattr(prdc, "BLOCK", 16)  # several blocks of rows
+    got = prdc.prdc(real, fake, k)
     assert got == pytest.approx(expected)
     assert prdc.prdc(real, real, k)["precision"] == 1.0
 

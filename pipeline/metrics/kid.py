@@ -13,46 +13,54 @@ sample count, and the json states what was used). ``value`` is the mean over sub
 the ones FD and PRDC read (the run's samples embedded once; the reference's real features).
 Named ``KID`` only with the ``inception`` backbone, else ``KD_<backbone>``, as FD is.
 
-Cost: the three kernel matrices over all n_real and n_fake features are computed once,
-O((n_real + n_fake)^2 d), and every subset reads its blocks: O(subsets * size^2).
+Cost: the inner products of all n_real and n_fake features, O((n_real + n_fake)^2 d), are shared
+with prdc (pipeline/metrics/gram.py); the kernels are elementwise, and all subsets' sums come from
+three products with the subsets' membership matrix, O((n_real + n_fake)^2 subsets).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from pipeline.errors import PipelineError
-from pipeline.io import load_npy
+from pipeline.metrics.gram import Products
 
 reference = "backbone"
 SUBSET_SEED = 0
 
 
-def kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The cubic polynomial kernel matrix of the rows of x and y: float32 products (sgemm), float64 powers."""
-    dots = x.astype(np.float32) @ y.T.astype(np.float32)
-    return (dots.astype(np.float64) / x.shape[1] + 1) ** 3
-
-
-def mmd2(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> float:
-    """Unbiased MMD^2 from the kernel matrices of one subset pair (equal sizes m)."""
-    m = len(k_xx)
-    within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
-    return float(within - 2 * k_xy.sum() / m**2)
+def kernel(dots: np.ndarray, dim: int) -> np.ndarray:
+    """The cubic polynomial kernel of inner products ``dots`` of ``dim``-d rows."""
+    return (dots / dim + 1) ** 3
 
 
 def kid(real: np.ndarray, fake: np.ndarray, subsets: int, size: int, seed: int = SUBSET_SEED) -> tuple[float, float, int]:
-    """(mean, std) of MMD^2 over ``subsets`` random subset pairs, and the subset size used."""
-    size = min(size, len(real), len(fake))
+    """KID of two feature arrays: see :func:`kid_of`."""
+    return kid_of(Products.of(real, fake), subsets, size, seed)
+
+
+def kid_of(p: Products, subsets: int, size: int, seed: int = SUBSET_SEED) -> tuple[float, float, int]:
+    """(mean, std) of MMD^2 over ``subsets`` random subset pairs, and the subset size used.
+
+    A subset's sums are s^T K s with s its 0/1 membership vector, so all subsets come from three
+    matrix products K S (S: n x subsets), not from copying 3 x subsets blocks of the kernels."""
+    n_real, n_fake = p.rf.shape
+    size = min(size, n_real, n_fake)
     if size < 2:
-        raise PipelineError(f"kid: subsets need at least 2 real and 2 generated samples, got {len(real)} and {len(fake)}")
-    k_rr, k_ff, k_rf = kernel(real, real), kernel(fake, fake), kernel(real, fake)
+        raise PipelineError(f"kid: subsets need at least 2 real and 2 generated samples, got {n_real} and {n_fake}")
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(subsets):
-        r = rng.choice(len(real), size, replace=False)
-        f = rng.choice(len(fake), size, replace=False)
-        values.append(mmd2(k_rr[np.ix_(r, r)], k_ff[np.ix_(f, f)], k_rf[np.ix_(r, f)]))
-    return float(np.mean(values)), float(np.std(values)), size
+    s_r, s_f = np.zeros((n_real, subsets)), np.zeros((n_fake, subsets))
+    for j in range(subsets):
+        s_r[rng.choice(n_real, size, replace=False), j] = 1
+        s_f[rng.choice(n_fake, size, replace=False), j] = 1
+    k_rr = kernel(p.rr, p.dim)
+    xx = (s_r * (k_rr @ s_r)).sum(0) - np.diag(k_rr) @ s_r
+    del k_rr
+    k_ff = kernel(p.ff, p.dim)
+    yy = (s_f * (k_ff @ s_f)).sum(0) - np.diag(k_ff) @ s_f
+    del k_ff
+    xy = (s_r * (kernel(p.rf, p.dim) @ s_f)).sum(0)
+    values = (xx + yy) / (size * (size - 1)) - 2 * xy / size**2
+    return float(values.mean()), float(values.std()), size
 
 
 def label(backbone: str) -> str:
@@ -61,13 +69,9 @@ def label(backbone: str) -> str:
 
 def compute(ctx) -> dict:
     ev = ctx.params["evaluate"]
-    real = load_npy(ctx.reference_dir("backbone") / "features.npy")
-    backbone = ctx.backbone()
-    if real.shape[1] != backbone.dim:
-        raise PipelineError(f"kid: reference features are {real.shape[1]}-d but {backbone.name} gives "
-                            f"{backbone.dim}-d; rebuild results/reference/backbone")
-    mean, std, size = kid(real, ctx.sample_features(), ev["kid_subsets"], ev["kid_subset_size"])
+    backbone, products = ctx.backbone(), ctx.products()
+    mean, std, size = kid_of(products, ev["kid_subsets"], ev["kid_subset_size"])
     return {"name": label(backbone.name), "value": mean, "subset_std": std, "subsets": ev["kid_subsets"],
             "n_subset": size, "kernel": "(x.y / d + 1)^3", "backbone": backbone.name,
             "input_size": backbone.input_size,
-            "resize": backbone.resize, "n_real": len(real), "n_fake": len(ctx.sample_features())}
+            "resize": backbone.resize, "n_real": products.rf.shape[0], "n_fake": products.rf.shape[1]}

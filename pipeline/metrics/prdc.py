@@ -11,8 +11,8 @@ nearest other real and s_j the same among the fakes:
 - density: mean over fakes of (number of real balls containing it) / k;
 - coverage: fraction of reals whose nearest fake lies inside their ball.
 
-Distances are computed in float64, one block of rows at a time: O((n_real + n_fake)^2 d) time and
-O(block * n) memory.
+Distances are float64, from the inner products shared with kid (pipeline/metrics/gram.py),
+O((n_real + n_fake)^2 d) once; the balls are then tested one block of rows at a time.
 """
 from __future__ import annotations
 
@@ -20,55 +20,59 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.errors import PipelineError
-from pipeline.io import load_npy
+from pipeline.metrics.gram import Products
 
 reference = "backbone"
 BLOCK = 1024
 
 
-def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distances between the rows of ``a`` and ``b`` (float64)."""
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
-    return np.sqrt(np.maximum(sq, 0))
+def distances(norms_a: np.ndarray, norms_b: np.ndarray, dots: np.ndarray) -> np.ndarray:
+    """Euclidean distances from squared norms and inner products (float64)."""
+    return np.sqrt(np.maximum(norms_a[:, None] + norms_b[None, :] - 2 * dots, 0))
 
 
-def kth_radii(x: np.ndarray, k: int, block: int = BLOCK) -> np.ndarray:
-    """Distance from each row of ``x`` to its k-th nearest other row."""
-    out = np.empty(len(x))
-    for start in range(0, len(x), block):
-        d = distances(x[start:start + block], x)
-        out[start:start + block] = np.partition(d, k, axis=1)[:, k]  # index 0 is the row itself
+def kth_radii(self_dots: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each row to its k-th nearest other row, from the rows' inner products."""
+    norms = np.diag(self_dots)
+    out = np.empty(len(norms))
+    for start in range(0, len(norms), BLOCK):
+        d = distances(norms[start:start + BLOCK], norms, self_dots[start:start + BLOCK])
+        out[start:start + BLOCK] = np.partition(d, k, axis=1)[:, k]  # index 0 is the row itself
     return out
 
 
-def prdc(real: np.ndarray, fake: np.ndarray, k: int, block: int = BLOCK) -> dict[str, float]:
+def prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
+    """PRDC of two feature arrays: see :func:`prdc_of`."""
     for what, x in (("real", real), ("generated", fake)):
         if len(x) <= k:
             raise PipelineError(f"prdc: {len(x)} {what} samples for k = {k}; use more than {k}")
-    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
-    r, s = kth_radii(real, k, block), kth_radii(fake, k, block)
-    inside = np.zeros(len(fake))  # number of real balls holding each fake
-    recalled = np.zeros(len(real), bool)
-    covered = np.zeros(len(real), bool)
-    for start in tqdm(range(0, len(real), block), desc="prdc", disable=None, leave=False):
-        d = distances(real[start:start + block], fake)
-        rb = r[start:start + block, None]
+    return prdc_of(Products.of(real, fake), k)
+
+
+def prdc_of(p: Products, k: int) -> dict[str, float]:
+    n_real, n_fake = p.rf.shape
+    for what, n in (("real", n_real), ("generated", n_fake)):
+        if n <= k:
+            raise PipelineError(f"prdc: {n} {what} samples for k = {k}; use more than {k}")
+    r, s = kth_radii(p.rr, k), kth_radii(p.ff, k)
+    norms_r, norms_f = np.diag(p.rr), np.diag(p.ff)
+    inside = np.zeros(n_fake)  # number of real balls holding each fake
+    recalled = np.zeros(n_real, bool)
+    covered = np.zeros(n_real, bool)
+    for start in tqdm(range(0, n_real, BLOCK), desc="prdc", disable=None, leave=False):
+        d = distances(norms_r[start:start + BLOCK], norms_f, p.rf[start:start + BLOCK])
+        rb = r[start:start + BLOCK, None]
         inside += (d < rb).sum(0)
-        recalled[start:start + block] = (d < s[None, :]).any(1)
-        covered[start:start + block] = d.min(1) < rb[:, 0]
+        recalled[start:start + BLOCK] = (d < s[None, :]).any(1)
+        covered[start:start + BLOCK] = d.min(1) < rb[:, 0]
     return {"precision": float((inside > 0).mean()), "recall": float(recalled.mean()),
             "density": float(inside.mean() / k), "coverage": float(covered.mean())}
 
 
 def compute(ctx) -> dict:
-    real = load_npy(ctx.reference_dir("backbone") / "features.npy")
-    backbone = ctx.backbone()
-    if real.shape[1] != backbone.dim:
-        raise PipelineError(f"prdc: reference features are {real.shape[1]}-d but {backbone.name} gives "
-                            f"{backbone.dim}-d; rebuild results/reference/backbone")
-    fake = ctx.sample_features()
+    backbone, products = ctx.backbone(), ctx.products()
     k = ctx.params["evaluate"]["prdc_k"]
-    scores = prdc(real, fake, k)
+    scores = prdc_of(products, k)
     return {"name": f"PRDC-precision_{backbone.name}", "value": scores.pop("precision"), **scores, "k": k,
             "backbone": backbone.name, "input_size": backbone.input_size,
-            "resize": backbone.resize, "n_real": len(real), "n_fake": len(fake)}
+            "resize": backbone.resize, "n_real": products.rf.shape[0], "n_fake": products.rf.shape[1]}

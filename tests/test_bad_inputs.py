@@ -27,12 +27,12 @@ import torch
 import yaml
 
 from conftest import PYTHON, ROOT, tiny, write_params
-from pipeline import aggregate, data, encoder_probe, evaluate, knn, reference, report, sample, train
+from pipeline import aggregate, data, encoder_probe, evaluate, knn, real, reference, report, sample, train
 from pipeline.errors import run_cli
 from pipeline.trainer import PARTIAL
 
 STAGES = {"data": data, "train": train, "sample": sample, "evaluate": evaluate, "reference": reference,
-          "aggregate": aggregate, "report": report, "knn": knn, "encoder_probe": encoder_probe}
+          "aggregate": aggregate, "report": report, "knn": knn, "encoder_probe": encoder_probe, "real": real}
 RUN = "results/gan/seed0"
 ARGS = {  # each stage's command line in the study, as the rules give it
     "data": ["--params", "params.yaml", "--out", "data"],
@@ -48,6 +48,7 @@ ARGS = {  # each stage's command line in the study, as the rules give it
     "knn": ["--params", "params.yaml", "--features", "results/features/features.npy", "--data", "data",
             "--out", "results/knn"],
     "encoder_probe": ["--params", "params.yaml", "--method", "gan", "--run", RUN, "--data", "data"],
+    "real": ["--params", "params.yaml", "--seed", "0", "--data", "data", "--out", "results/real/seed0"],
     "train_unknown": ["--params", "params.yaml", "--method", "nosuch", "--seed", "0", "--out", "results/x/seed0"],
     "sample_cgan": ["--params", "params.yaml", "--method", "cgan", "--run", "results/cgan/seed0"],
     "evaluate_lpips": ["--params", "params.yaml", "--metric", "lpips", "--run", RUN],
@@ -317,6 +318,12 @@ CASES = [
     ("knn-k-too-large", "knn", param("knn.k", 5000), "knn.k = 5000 must be less than"),
     ("knn-centres-too-many", "knn", param("knn.centres", 5000), "knn.centres = 5000 is more than"),
     ("knn-features-wrong-rows", "knn", save_array("results/features/features.npy", lambda a: a[:-1]), "features"),
+    # --- real
+    ("real-too-few-held-out-images", "real", lambda: None, "leave 497 outside the reference's evaluate.n_real (1300)"),
+    ("real-labels-out-of-range", "real", save_array("data/labels.npy", lambda a: np.where(a == 3, 10, a)),
+     "outside the 10 classes"),
+    ("real-run-defined-under-methods", "real", set_params(change=lambda p: p["methods"].update(real=p["methods"]["gan"])),
+     "the name 'real' is the held-out real-data run"),
     # --- encoder_probe
     ("encoder-probe-no-encoder", "encoder_probe", lambda: None, "has no encoder to probe"),
 ]

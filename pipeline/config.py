@@ -125,6 +125,7 @@ def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS)
             f"{source}: study.methods names {', '.join(missing)} but methods: has no settings for it "
             f"(add a methods.{missing[0]} section)"
         )
+    _check_labels_needed(params, source)
     for paper, spec in params["comparisons"].items():
         unknown = [r for r in (*spec["methods"], spec["method"], spec["baseline"]) if r not in params["methods"]]
         if unknown:
@@ -132,6 +133,27 @@ def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS)
         if not {spec["method"], spec["baseline"]} <= set(spec["methods"]):
             raise PipelineError(f"{source}: comparisons.{paper}.methods must list its method and its baseline")
     return params
+
+
+LABELLED_METHODS = ("cgan", "msgan")  # class-conditional: trained on the labels
+LABELLED_METRICS = ("classes", "inception_score")  # score against a classifier trained on the labels
+
+
+def _check_labels_needed(params: dict, source: str) -> None:
+    """An unlabelled image folder (no class subfolders) refuses what needs labels, before any work."""
+    ds = params["dataset"]
+    if ds["name"] != "image_folder" or not ds.get("path") or not Path(ds["path"]).exists():
+        return
+    from pipeline.datasets.image_folder import labelled
+
+    if labelled(ds["path"]):
+        return
+    runs = [r for r in params["study"]["methods"] if params["methods"].get(r, {}).get("method") in LABELLED_METHODS]
+    metrics = [m for m in params["evaluate"]["metrics"] if m in LABELLED_METRICS]
+    if runs or metrics:
+        what = ", ".join([*(f"run {r}" for r in runs), *(f"metric {m}" for m in metrics)])
+        raise PipelineError(f"{source}: dataset.path {ds['path']} has no class subfolders, so its images have no "
+                            f"labels, but {what} needs them; remove it or sort the images into class folders")
 
 
 def _get(tree: Any, path: tuple) -> Any:

@@ -21,7 +21,13 @@ from pipeline.io import save_json, save_npy
 
 def prepare(params: dict, out_dir: Path, local_dir: str | None, url: str | None) -> dict:
     ds = params["dataset"]
-    options = {"local_dir": local_dir, "base_url": url} if ds["name"] == "fashion_mnist" else {}
+    options = {
+        "fashion_mnist": {"local_dir": local_dir, "base_url": url},
+        "cifar10": {"path": ds.get("path"), "url": ds.get("url"), "split": ds.get("split", "train")},
+        "cifar100": {"path": ds.get("path"), "url": ds.get("url"), "split": ds.get("split", "train")},
+        "image_folder": {"path": ds.get("path"), "resolution": ds["resolution"],
+                         "skip_corrupt": ds.get("skip_corrupt", False)},
+    }.get(ds["name"], {})
     raw = REGISTRY[ds["name"]](**options)
     images, labels = raw.images, raw.labels
     if ds["max_images"] is not None:
@@ -38,6 +44,7 @@ def prepare(params: dict, out_dir: Path, local_dir: str | None, url: str | None)
         "resize": how,
         "classes": raw.classes,
         "counts_per_class": counts.tolist(),
+        **raw.notes,
     }
     save_npy(out_dir / "images.npy", np.ascontiguousarray(images))
     save_npy(out_dir / "labels.npy", labels)

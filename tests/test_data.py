@@ -134,3 +134,121 @@ def test_debian_copy_checksums_match_when_installed(tmp_path, tiny_params):
     tiny_params["dataset"].update(name="fashion_mnist", resolution=32, max_images=100)
     meta = data.prepare(tiny_params, tmp_path / "data", local_dir=fashion_mnist.LOCAL_DIR, url=None)
     assert meta["count"] == 100 and meta["shape"] == [32, 32, 1]
+
+
+# --- CIFAR binary archives, built here in the real format ------------------------------------------
+
+def cifar_archive(name: str, n_per_file: int = 4) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A .tar.gz in the layout of the Toronto binary archive; and the train images and labels in it."""
+    import io
+    import tarfile
+
+    from pipeline.datasets import cifar
+
+    layout = cifar.LAYOUTS[name]
+    rng = np.random.default_rng(1)
+    n_classes = 10 if name == "cifar10" else 100
+    files, train_images, train_labels = {}, [], []
+    for member in (*layout.train, *layout.test):
+        images = rng.integers(0, 256, (n_per_file, 32, 32, 3), dtype=np.uint8)
+        labels = rng.integers(0, n_classes, n_per_file)
+        planes = images.transpose(0, 3, 1, 2).reshape(n_per_file, -1)  # R, G, B planes, rows first
+        head = labels[:, None] if layout.label_bytes == 1 else np.stack([labels // 5, labels], 1)  # coarse, fine
+        files[member] = np.concatenate([head.astype(np.uint8), planes], 1).tobytes()
+        if member in layout.train:
+            train_images.append(images)
+            train_labels.append(labels)
+    files[layout.names] = "\n".join(f"class{i}" for i in range(n_classes)).encode() + b"\n"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for member, body in files.items():
+            info = tarfile.TarInfo(f"{layout.folder}/{member}")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buf.getvalue(), np.concatenate(train_images), np.concatenate(train_labels)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_binary_archive_downloads_parses_and_verifies(tmp_path, tiny_params, name):
+    from pipeline.datasets import cifar
+
+    archive, images, labels = cifar_archive(name)
+    srv = Server()
+    srv.routes["/a.tar.gz"] = archive
+    try:
+        raw = cifar.load(name, url=f"{srv.url}/a.tar.gz", md5=hashlib.md5(archive).hexdigest())
+        np.testing.assert_array_equal(raw.images, images)
+        np.testing.assert_array_equal(raw.labels, labels)
+        assert len(raw.classes) == (10 if name == "cifar10" else 100) and raw.split == "train"
+        test = cifar.load(name, url=f"{srv.url}/a.tar.gz", md5=hashlib.md5(archive).hexdigest(), split="test")
+        assert len(test.images) == 4
+        with pytest.raises(PipelineError, match="checksum mismatch"):
+            cifar.load(name, url=f"{srv.url}/a.tar.gz")  # the published md5: not this archive's
+        for route, body, message in (("/trunc", archive, "truncated download"), ("/404", 404, "HTTP error 404"),
+                                     ("/corrupt", archive[:-200] + bytes(200), "corrupt or truncated archive")):
+            srv.routes[route] = body
+            if route == "/trunc":
+                srv.truncate.add(route)
+            md5 = hashlib.md5(body).hexdigest() if isinstance(body, bytes) else None
+            with pytest.raises(PipelineError, match=message):
+                cifar.load(name, url=f"{srv.url}{route}", md5=md5)
+    finally:
+        srv.close()
+    local = tmp_path / "c.tar.gz"
+    local.write_bytes(archive)
+    tiny_params["dataset"].update(name=name, resolution=32, path=str(local))
+    with pytest.raises(PipelineError, match="checksum mismatch"):  # the data stage checks the published md5
+        data.prepare(tiny_params, tmp_path / "data", None, None)
+    assert not (tmp_path / "data").exists()
+
+
+# --- a user's image folder ---------------------------------------------------------------------------
+
+def write_images(root, layout: dict[str, tuple[int, int]], fmt: str = "PNG"):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for rel, (w, h) in layout.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path, fmt)
+
+
+def test_image_folder_with_class_subfolders_zip_and_corrupt_files(tmp_path, tiny_params):
+    import zipfile
+
+    from pipeline.datasets import image_folder
+
+    root = tmp_path / "imgs"
+    write_images(root, {"cat/a.png": (40, 30), "cat/b.png": (30, 30), "dog/c.png": (20, 50), "dog/d.png": (16, 16)})
+    tiny_params["dataset"].update(name="image_folder", resolution=16, path=str(root))
+    meta = data.prepare(tiny_params, tmp_path / "data", None, None)
+    assert meta["classes"] == ["cat", "dog"] and meta["counts_per_class"] == [2, 2] and meta["labelled"]
+    assert "centre crop" in meta["resize"] and load_npy(tmp_path / "data/images.npy").shape == (4, 16, 16, 3)
+    np.testing.assert_array_equal(load_npy(tmp_path / "data/labels.npy"), [0, 0, 1, 1])
+    # the same tree zipped inside one top folder
+    with zipfile.ZipFile(tmp_path / "imgs.zip", "w") as z:
+        for p in sorted(root.rglob("*.png")):
+            z.write(p, f"train/{p.relative_to(root).as_posix()}")
+    raw = image_folder.load(str(tmp_path / "imgs.zip"), 16)
+    np.testing.assert_array_equal(raw.images, load_npy(tmp_path / "data/images.npy"))
+    # a file that cannot be decoded: an error naming it, or skipped and counted
+    (root / "dog" / "e.png").write_bytes(b"not a png")
+    with pytest.raises(PipelineError, match="dog/e.png: cannot be decoded"):
+        image_folder.load(str(root), 16)
+    raw = image_folder.load(str(root), 16, skip_corrupt=True)
+    assert len(raw.images) == 4 and raw.notes["skipped_corrupt"] == 1
+
+
+def test_a_flat_image_folder_is_unlabelled_and_refuses_what_needs_labels(tmp_path, tiny_params):
+    from pipeline import config
+    from conftest import write_params
+
+    write_images(tmp_path / "flat", {"a.jpg": (20, 20), "b.jpg": (24, 20)}, fmt="JPEG")
+    tiny_params["dataset"].update(name="image_folder", resolution=16, path=str(tmp_path / "flat"))
+    meta = data.prepare(tiny_params, tmp_path / "data", None, None)
+    assert meta["classes"] == ["(unlabelled)"] and not meta["labelled"]
+    tiny_params["study"]["methods"] = ["gan", "cgan"]
+    tiny_params["methods"]["cgan"] = {**tiny_params["methods"]["cgan"]}
+    with pytest.raises(PipelineError, match="has no class subfolders, so its images have no labels, but run cgan"):
+        config.load(write_params(tiny_params, tmp_path / "p.yaml"))

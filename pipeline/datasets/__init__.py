@@ -19,6 +19,7 @@ class RawDataset:
     source: str
     checksums: dict[str, str] = field(default_factory=dict)
     split: str = "train"
+    notes: dict[str, Any] = field(default_factory=dict)  # written to meta.json as they are
 
 
 def _fashion_mnist(**options: Any) -> RawDataset:
@@ -33,7 +34,24 @@ def _digits(**options: Any) -> RawDataset:
     return load(**options)
 
 
+def _cifar(name: str) -> Callable[..., RawDataset]:
+    def load(**options: Any) -> RawDataset:
+        from pipeline.datasets import cifar
+
+        return cifar.load(name, **options)
+    return load
+
+
+def _image_folder(**options: Any) -> RawDataset:
+    from pipeline.datasets.image_folder import load
+
+    return load(**options)
+
+
 REGISTRY: dict[str, Callable[..., RawDataset]] = {
     "fashion_mnist": _fashion_mnist,
     "digits": _digits,
+    "cifar10": _cifar("cifar10"),
+    "cifar100": _cifar("cifar100"),
+    "image_folder": _image_folder,
 }

@@ -93,10 +93,18 @@ def verdict(a: np.ndarray, b: np.ndarray, direction: str) -> dict:
     return {"difference": diff, "ci_low": low, "ci_high": high, "verdict": f"{text} (Welch 95% interval, {seeds})"}
 
 
+def protocol_name(df: pd.DataFrame, col: str) -> str:
+    """A column by its metric's protocol name: ``fid`` -> ``FD_efficientnet_lite0``, ``ndb.jsd`` -> ``NDB.jsd``."""
+    metric, _, field = col.partition(".")
+    names = df[f"{metric}.name"].dropna() if f"{metric}.name" in df else []
+    name = str(names.iloc[0]) if len(names) else metric
+    return f"{name}.{field}" if field else name
+
+
 def header(df: pd.DataFrame, col: str) -> str:
     """A value column with the metric's name, e.g. ``fid (FD_efficientnet_lite0)``."""
-    names = df[f"{col}.name"].dropna() if "." not in col and f"{col}.name" in df else []
-    return f"{col} ({names.iloc[0]})" if len(names) else col
+    name = protocol_name(df, col)
+    return col if name == col else f"{col} ({name})"
 
 
 def feature_space(df: pd.DataFrame, col: str) -> str | None:
@@ -222,8 +230,17 @@ def paper_note(paper: dict | None, shown: list[str], df: pd.DataFrame, columns: 
             + (f" with {spaces}" if spaces else "") + ".")
 
 
+def plotted_columns(df: pd.DataFrame, measured: list[str]) -> list[str]:
+    """The measured columns whose method means differ (not, e.g., the classifier's accuracy)."""
+    by_method = df.groupby("method", sort=False)
+    cols = [c for c in measured if df[c].notna().any() and by_method[c].mean().round(12).nunique() > 1]
+    return cols or [c for c in measured if df[c].notna().any()][:1]
+
+
 def plot(df: pd.DataFrame, measured: list[str], target: Path) -> None:
-    cols = [c for c in measured if df[c].notna().any()]
+    """A bar per method for each of ``plotted_columns``, titled with the metric's protocol name;
+    error bars the std over seeds."""
+    cols = plotted_columns(df, measured)
     ncol = min(4, len(cols))
     nrow = math.ceil(len(cols) / ncol)
     fig = Figure(figsize=(3.2 * ncol, 2.6 * nrow))
@@ -232,7 +249,7 @@ def plot(df: pd.DataFrame, measured: list[str], target: Path) -> None:
     for ax, c in zip(axes.flat, cols):
         mean, std = grouped[c].mean(), grouped[c].std(ddof=1)
         ax.bar(mean.index, mean.to_numpy(), yerr=std.fillna(0).to_numpy(), capsize=3, color="tab:blue")
-        ax.set_title(header(df, c), fontsize=8)
+        ax.set_title(protocol_name(df, c), fontsize=8)
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     for ax in list(axes.flat)[len(cols):]:
         ax.axis("off")
@@ -250,6 +267,7 @@ def report(params: dict, results: Path) -> list[str]:
             write(tmp)
     plot(df, measured, results / "plots" / "metrics.png")
     means = df.groupby("method", sort=False)[[c for c in measured if "." not in c]].mean()
+    means.columns = [protocol_name(df, c) for c in means.columns]
     summary = [f"report: {len(df)} rows ({df['method'].nunique()} methods) -> {results}/metrics.parquet",
                means.to_string(float_format=lambda x: f"{x:.4g}")]
     for name, spec in params["comparisons"].items():
@@ -258,7 +276,9 @@ def report(params: dict, results: Path) -> list[str]:
             table.to_csv(tmp, index=False)
         with atomic_path(results / "comparisons" / f"{name}.md") as tmp:
             tmp.write_text(page)
-        summary += [f"{name}: {r.metric} {r.direction} than {r.baseline}: {r.verdict}" for r in table.itertuples()]
+        summary += [f"{name}: {protocol_name(df, r.metric)} {r.direction} than "
+                    f"{protocol_name(df, r.baseline) if r.baseline in df else r.baseline}: {r.verdict}"
+                    for r in table.itertuples()]
     with atomic_path(results / "summary.txt") as tmp:
         tmp.write_text("\n".join(summary) + "\n")
     return summary

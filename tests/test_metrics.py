@@ -374,7 +374,10 @@ def test_report_on_a_fake_results_tree(tmp_path, tiny_params, capsys):
     assert "30.5 ± 0.5" in page and "| fid (paper's, unverified) |" in page and "| 28.73 |" in page
     assert "not run: add icgan to study.methods" in (tmp_path / "comparisons" / "icgan.md").read_text()
     assert (tmp_path / "plots" / "metrics.png").stat().st_size > 0
-    assert "msgan: fid lower than cgan: supported" in capsys.readouterr().out
+    assert "msgan: FD_efficientnet_lite0 lower than cgan: supported" in capsys.readouterr().out
+    df = pd.read_parquet(tmp_path / "metrics.parquet")
+    df["classes.accuracy"] = 0.9  # the same for every method: not plotted
+    assert report.plotted_columns(df, ["fid", "ndb", "ndb.jsd", "classes.accuracy"]) == ["fid", "ndb"]  # jsd: 0.01 for all
     assert "| lambda_ms | 1.0 | 0.0 |" in page and "Unfair pair" not in page
 
 
@@ -410,7 +413,7 @@ def test_encoder_claim_compares_the_methods_own_columns(tmp_path, tiny_params):
     assert "| probe (linear_probe_accuracy) |" in page  # named although biggan, the first row, has no probe
     assert "| biggan (baseline) | 50 (1 seed) | n/a | n/a |" in page
     summary = (tmp_path / "summary.txt").read_text()
-    assert "bigbigan: probe higher than probe.random_init: supported" in summary
+    assert "bigbigan: linear_probe_accuracy higher than linear_probe_accuracy.random_init: supported" in summary
 
 
 def test_one_seed_says_no_interval_exists():

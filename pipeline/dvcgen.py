@@ -144,7 +144,8 @@ def stages(params: dict) -> dict:
 
 
 def render(params: dict) -> str:
-    plots = [{f"results/{m}/seed{s}/train_log.csv": {"x": "step"}}
+    plots = [{f"results/{m}/seed{s}/train_log.csv": {"x": "step", "y": ["d_loss", "g_loss"], "template": "linear",
+                                                     "title": f"{m} seed {s}: D and G losses"}}
              for m in trained_runs(params) for s in params["train"]["seeds"]]
     body = {"stages": stages(params), "plots": plots}
     return HEADER + yaml.dump(body, Dumper=_NoAliases, sort_keys=False, width=120)

@@ -103,6 +103,9 @@ def test_dvc_shares_the_main_commands_state_then_experiment(repo):
     assert "Running stage" not in out and "Data and pipelines are up to date" in out
     assert time.perf_counter() - start < 60
     assert "results/gan/fid.json" in sh(repo, "dvc", "metrics", "show")
+    plots = json.loads(sh(repo, "dvc", "plots", "show", "--json"))  # the training curves, as declared
+    curve = plots["data"]["results/gan/seed0/train_log.csv"][0]
+    assert curve["type"] == "vega" and "gan seed 0: D and G losses" in json.dumps(curve["content"])
     sh(repo, "git", "add", "dvc.lock")
     sh(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline")
 

@@ -51,7 +51,7 @@ STAGE_KEYS: dict[str, list[str]] = {
                              "evaluate.classifier_holdout", "evaluate.batch_size"],
     "evaluate": ["evaluate.metrics", "evaluate.n_fake"],  # and METRIC_KEYS of the metrics measured
     "encoder_probe": ["features.probe", "features.seed", "features.batch_size"],
-    "report": ["comparisons", "study.methods", "evaluate.metrics", "methods"],
+    "report": ["comparisons", "study.methods", "evaluate.metrics", "methods", "train.seeds"],
 }
 
 # the evaluate.* keys each metric reads when it scores samples

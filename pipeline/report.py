@@ -18,13 +18,19 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
   feature space (backbone or net, where the metric has one) match this run.
   A claim with ``against: <column>`` compares two columns of the method's own rows instead (e.g.
   its encoder's probe accuracy against the same encoder at random initialisation).
-- plots/metrics.png: a bar chart per measured column (error bars: std over seeds).
+- plots/metrics.png: a bar chart per measured column that differs between methods (error bars:
+  std over seeds); plots/<paper>.png: the comparison on one screen (pipeline/figures.py: sample
+  grids side by side, every seed's value, means with 95% intervals); plots/curves_<run>.png: each
+  trained run's training log, one line per seed.
 - summary.txt: the lines printed at the end: method means and every claim's verdict.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +38,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
-from pipeline import catalogue, config, pairs
+from pipeline import catalogue, config, figures, pairs
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import atomic_path, load_json
 
@@ -279,9 +285,54 @@ def report(params: dict, results: Path) -> list[str]:
         summary += [f"{name}: {protocol_name(df, r.metric)} {r.direction} than "
                     f"{protocol_name(df, r.baseline) if r.baseline in df else r.baseline}: {r.verdict}"
                     for r in table.itertuples()]
+        comparison_plot(name, spec, df, table, params, results)
+    for run in catalogue.trained_runs(params):
+        logs = {s: pd.read_csv(results / run / f"seed{s}" / "train_log.csv") for s in params["train"]["seeds"]
+                if (results / run / f"seed{s}" / "train_log.csv").exists()}
+        figures.curves_figure(run, logs, results / "plots" / f"curves_{run}.png")
+    summary.append(provenance(params))
     with atomic_path(results / "summary.txt") as tmp:
         tmp.write_text("\n".join(summary) + "\n")
     return summary
+
+
+def provenance(params: dict, data_meta: Path = Path("data/meta.json")) -> str:
+    """One line: the commit, the hash of the configuration the numbers come from, the data's checksums."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                timeout=10).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        commit, dirty = "unknown", ""
+    config_hash = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    checksums = load_json(data_meta).get("checksums_sha256", {}) if data_meta.exists() else {}
+    data = ", ".join(f"{k} {v[:12]}" for k, v in checksums.items()) or "no checksums recorded"
+    return (f"provenance: commit {commit}{' (uncommitted changes)' if dirty else ''}; configuration sha256 "
+            f"{config_hash}; data {data}")
+
+
+def comparison_plot(name: str, spec: dict, df: pd.DataFrame, table: pd.DataFrame, params: dict,
+                    results: Path) -> None:
+    """plots/<paper>.png: sample grids of the first seed side by side, and one panel per claim."""
+    ran = set(df["method"])
+    roles = {spec["method"]: "method", spec["baseline"]: "baseline"}
+    if catalogue.REAL in ran:
+        roles[catalogue.REAL] = "real"
+    seed = params["train"]["seeds"][0]
+    grids = {run: path for run in roles if (path := results / run / f"seed{seed}" / "samples.png").exists()}
+    panels = []
+    for claim, row in zip(spec["claims"], table.to_dict("records")):
+        col, against = claim["metric"], claim.get("against")
+        if against:
+            values = {spec["method"]: seed_values(df, spec["method"], col),
+                      f"{spec['method']} {against.partition('.')[2] or against}": seed_values(df, spec["method"], against)}
+            roles.setdefault(list(values)[1], "baseline")
+        else:
+            values = {run: seed_values(df, run, col) for run in roles}
+        panels.append({"column": col, "title": row["verdict"].split(" (")[0][:60], "values": values})
+    figures.comparison_figure(roles, grids, panels, lambda c: protocol_name(df, c) if c in df else c,
+                              results / "plots" / f"{name}.png")
 
 
 def main(argv: list[str] | None = None) -> None:

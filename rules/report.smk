@@ -1,12 +1,24 @@
+TRAINED = [run for run in METHODS if run != REAL]
+PAPERS = list(config["comparisons"])
+
+
 rule report:
     input:
-        [f"results/{method}/{name}.json" for method in METHODS for name in results(config, method)],
+        results=[f"results/{method}/{name}.json" for method in METHODS for name in results(config, method)],
+        grids=[f"results/{method}/seed{SEEDS[0]}/samples.png" for method in METHODS],
+        logs=[f"results/{run}/seed{seed}/train_log.csv" for run in TRAINED for seed in SEEDS],
     output:
         table="results/metrics.parquet",
         csv="results/metrics.csv",
-        plot="results/plots/metrics.png",
-        summary="results/summary.txt",
-        comparisons=expand("results/comparisons/{paper}.{ext}", paper=config["comparisons"], ext=["md", "csv"]),
+        plot=report("results/plots/metrics.png", caption="captions/overview.rst", category="Overview"),
+        summary=report("results/summary.txt", caption="captions/summary.rst", category="Overview"),
+        pages=expand("results/comparisons/{paper}.md", paper=PAPERS),
+        claims=[report(f"results/comparisons/{paper}.csv", caption="captions/claims.rst", category="Comparisons",
+                       subcategory=paper) for paper in PAPERS],
+        figures=[report(f"results/plots/{paper}.png", caption="captions/comparison.rst", category="Comparisons",
+                        subcategory=paper) for paper in PAPERS],
+        curves=[report(f"results/plots/curves_{run}.png", caption="captions/curves.rst", category="Training curves",
+                       subcategory=run) for run in TRAINED],
     params:
         config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=stage_params(config, "report"),

@@ -7,7 +7,8 @@ rule sample:
         samples="results/{method}/seed{seed}/samples.npy",
         conditions="results/{method}/seed{seed}/conditions.npy",
         meta="results/{method}/seed{seed}/samples.json",
-        grid="results/{method}/seed{seed}/samples.png",
+        grid=report("results/{method}/seed{seed}/samples.png", caption="captions/samples.rst", category="Samples",
+                    subcategory="{method}", labels={"run": "{method}", "seed": "{seed}"}),
     wildcard_constraints:
         method=RUNS,
     params:
@@ -36,7 +37,8 @@ rule real:
         samples="results/real/seed{seed}/samples.npy",
         conditions="results/real/seed{seed}/conditions.npy",
         meta="results/real/seed{seed}/samples.json",
-        grid="results/real/seed{seed}/samples.png",
+        grid=report("results/real/seed{seed}/samples.png", caption="captions/samples.rst", category="Samples",
+                    subcategory="real", labels={"run": "real", "seed": "{seed}"}),
     params:
         config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=stage_params(config, "real"),

@@ -2,7 +2,8 @@
 # Set up, then run the default study (params.yaml) on the embedded default dataset and print a summary.
 # Extra arguments go to Snakemake (e.g. a target such as results/gan/fid.json, or --dry-run);
 # without them the whole study is built, recorded in DVC's dvc.lock (`dvc commit`: `dvc status` and
-# `dvc repro` then find nothing to do) and its summary (results/summary.txt) is printed.
+# `dvc repro` then find nothing to do), Snakemake's HTML report is written to results/report.html
+# (comparisons, sample grids, training curves) and the summary (results/summary.txt) is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,5 +11,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 snakemake --cores "$(nproc)" "$@"
 if [ "$#" -eq 0 ]; then
   dvc commit --force --quiet
+  snakemake --report results/report.html
   cat results/summary.txt
+  echo "report: $PWD/results/report.html"
 fi

@@ -97,6 +97,10 @@ def test_dvc_shares_the_main_commands_state_then_experiment(repo):
     (repo / ".venv").symlink_to(BIN.parent, target_is_directory=True)  # set-up finds it in place
     out = sh(repo, "bash", "scripts/run.sh")
     assert "dvc.lock" not in out and "gan" in (repo / "results/summary.txt").read_text()
+    html = repo / "results/report.html"  # Snakemake's report: comparisons, samples, curves
+    assert f"report: {html}" in out and html.stat().st_size > 100_000
+    text = html.read_text(errors="replace")
+    assert "curves_gan.png" in text and "samples.png" in text and "msgan.png" in text
     assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
     start = time.perf_counter()
     out = sh(repo, "dvc", "repro")

@@ -1,0 +1,83 @@
+"""The report's figures: one screen per paper comparison, and each run's training curves.
+
+``comparison_figure``: the sample grids of the method, its baseline and (when it ran) the real-data
+run, for the same seed, side by side; below, one panel per claimed column with every seed's value
+as a point and the mean with its 95% t interval (over seeds) for each of them, titled with the
+metric's protocol name and the claim's verdict.
+``curves_figure``: every column of a run's train_log.csv against the step, one line per seed
+(D and G losses and the method's own terms: MSGAN's mode-seeking ratio, P2GAN's posterior terms...).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
+from scipy import stats
+
+from pipeline.io import atomic_path
+
+COLOURS = {"method": "tab:blue", "baseline": "tab:orange", "real": "tab:green"}
+
+
+def _save(fig: Figure, target: Path) -> None:
+    fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+
+
+def interval(values: np.ndarray) -> float:
+    """Half-width of the 95% t interval of the mean (0 with fewer than two values)."""
+    if len(values) < 2:
+        return 0.0
+    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def comparison_figure(roles: dict[str, str], grids: dict[str, Path], panels: list[dict],
+                      name: Callable[[str], str], target: Path) -> None:
+    """``roles``: run -> method | baseline | real; ``grids``: run -> its samples.png; ``panels``: per
+    column, {"column", "title", "values": {run: per-seed values}}."""
+    ncol = max(len(grids), len(panels), 1)
+    fig = Figure(figsize=(3.3 * ncol, 6.6))
+    axes = fig.subplots(2, ncol, squeeze=False)
+    for ax, (run, path) in zip(axes[0], grids.items()):
+        ax.imshow(np.asarray(Image.open(path).convert("RGB")))
+        ax.set_title(f"{run} ({roles[run]})", fontsize=9)
+        ax.axis("off")
+    for ax, panel in zip(axes[1], panels):
+        for x, (run, values) in enumerate(panel["values"].items()):
+            colour = COLOURS[roles[run]]
+            if len(values):
+                ax.scatter(np.full(len(values), x) + np.linspace(-0.12, 0.12, len(values)), values, s=14,
+                           color=colour, alpha=0.7)
+                ax.errorbar(x + 0.3, values.mean(), yerr=interval(values), fmt="o", color=colour, capsize=4)
+        ax.set_xticks(range(len(panel["values"])), list(panel["values"]), fontsize=8)
+        ax.set_title(f"{name(panel['column'])}\n{panel['title']}", fontsize=8)
+    for ax in list(axes[0][len(grids):]) + list(axes[1][len(panels):]):
+        ax.axis("off")
+    _save(fig, target)
+
+
+def curves_figure(run: str, logs: dict[int, pd.DataFrame], target: Path) -> None:
+    """Every logged column of a run against the step, one line per seed."""
+    columns = list(dict.fromkeys(c for log in logs.values() for c in log.columns if c not in ("step", "seconds")))
+    ncol = min(4, max(len(columns), 1))
+    nrow = max(1, math.ceil(len(columns) / ncol))
+    fig = Figure(figsize=(3.2 * ncol, 2.5 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    for ax, column in zip(axes.flat, columns):
+        for seed, log in logs.items():
+            if column in log:
+                ax.plot(log["step"], log[column], label=f"seed {seed}", linewidth=1)
+        ax.set_title(f"{run}: {column}", fontsize=8)
+        ax.set_xlabel("step", fontsize=7)
+        ax.tick_params(labelsize=7)
+    if columns:
+        axes.flat[0].legend(fontsize=7)
+    for ax in list(axes.flat)[len(columns):]:
+        ax.axis("off")
+    _save(fig, target)

@@ -139,21 +139,28 @@ LABELLED_METHODS = ("cgan", "msgan")  # class-conditional: trained on the labels
 LABELLED_METRICS = ("classes", "inception_score")  # score against a classifier trained on the labels
 
 
-def _check_labels_needed(params: dict, source: str) -> None:
-    """An unlabelled image folder (no class subfolders) refuses what needs labels, before any work."""
-    ds = params["dataset"]
-    if ds["name"] != "image_folder" or not ds.get("path") or not Path(ds["path"]).exists():
-        return
-    from pipeline.datasets.image_folder import labelled
+def _unlabelled(ds: dict) -> str | None:
+    """Why the configured dataset has no labels, or None when it has them (or cannot be told yet)."""
+    if ds["name"] == "stl10" and ds.get("split", "train") not in ("train", "test"):
+        return f"stl10's {ds['split']} split has no labels"
+    if ds["name"] == "image_folder" and ds.get("path") and Path(ds["path"]).exists():
+        from pipeline.datasets.image_folder import labelled
 
-    if labelled(ds["path"]):
+        if not labelled(ds["path"]):
+            return f"dataset.path {ds['path']} has no class subfolders, so its images have no labels"
+    return None
+
+
+def _check_labels_needed(params: dict, source: str) -> None:
+    """A dataset without labels refuses what needs them, before any work."""
+    reason = _unlabelled(params["dataset"])
+    if reason is None:
         return
     runs = [r for r in params["study"]["methods"] if params["methods"].get(r, {}).get("method") in LABELLED_METHODS]
     metrics = [m for m in params["evaluate"]["metrics"] if m in LABELLED_METRICS]
     if runs or metrics:
         what = ", ".join([*(f"run {r}" for r in runs), *(f"metric {m}" for m in metrics)])
-        raise PipelineError(f"{source}: dataset.path {ds['path']} has no class subfolders, so its images have no "
-                            f"labels, but {what} needs them; remove it or sort the images into class folders")
+        raise PipelineError(f"{source}: {reason}, but {what} needs them; remove it or use labelled data")
 
 
 def _get(tree: Any, path: tuple) -> Any:

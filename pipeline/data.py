@@ -25,6 +25,7 @@ def prepare(params: dict, out_dir: Path, local_dir: str | None, url: str | None)
         "fashion_mnist": {"local_dir": local_dir, "base_url": url},
         "cifar10": {"path": ds.get("path"), "url": ds.get("url"), "split": ds.get("split", "train")},
         "cifar100": {"path": ds.get("path"), "url": ds.get("url"), "split": ds.get("split", "train")},
+        "stl10": {"path": ds.get("path"), "url": ds.get("url"), "split": ds.get("split", "train")},
         "image_folder": {"path": ds.get("path"), "resolution": ds["resolution"],
                          "skip_corrupt": ds.get("skip_corrupt", False)},
     }.get(ds["name"], {})

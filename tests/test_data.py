@@ -138,11 +138,22 @@ def test_debian_copy_checksums_match_when_installed(tmp_path, tiny_params):
 
 # --- CIFAR binary archives, built here in the real format ------------------------------------------
 
-def cifar_archive(name: str, n_per_file: int = 4) -> tuple[bytes, np.ndarray, np.ndarray]:
-    """A .tar.gz in the layout of the Toronto binary archive; and the train images and labels in it."""
+def tar_gz(folder: str, files: dict[str, bytes]) -> bytes:
+    """A .tar.gz holding ``files`` in ``folder``."""
     import io
     import tarfile
 
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for member, body in files.items():
+            info = tarfile.TarInfo(f"{folder}/{member}")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buf.getvalue()
+
+
+def cifar_archive(name: str, n_per_file: int = 4) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A .tar.gz in the layout of the Toronto binary archive; and the train images and labels in it."""
     from pipeline.datasets import cifar
 
     layout = cifar.LAYOUTS[name]
@@ -159,13 +170,7 @@ def cifar_archive(name: str, n_per_file: int = 4) -> tuple[bytes, np.ndarray, np
             train_images.append(images)
             train_labels.append(labels)
     files[layout.names] = "\n".join(f"class{i}" for i in range(n_classes)).encode() + b"\n"
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for member, body in files.items():
-            info = tarfile.TarInfo(f"{layout.folder}/{member}")
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-    return buf.getvalue(), np.concatenate(train_images), np.concatenate(train_labels)
+    return tar_gz(layout.folder, files), np.concatenate(train_images), np.concatenate(train_labels)
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
@@ -250,5 +255,47 @@ def test_a_flat_image_folder_is_unlabelled_and_refuses_what_needs_labels(tmp_pat
     assert meta["classes"] == ["(unlabelled)"] and not meta["labelled"]
     tiny_params["study"]["methods"] = ["gan", "cgan"]
     tiny_params["methods"]["cgan"] = {**tiny_params["methods"]["cgan"]}
-    with pytest.raises(PipelineError, match="has no class subfolders, so its images have no labels, but run cgan"):
+    with pytest.raises(PipelineError, match="has no class subfolders, so its images have no labels, but run cgan needs them"):
+        config.load(write_params(tiny_params, tmp_path / "p.yaml"))
+
+
+# --- STL-10 --------------------------------------------------------------------------------------------
+
+def stl10_archive() -> tuple[bytes, dict[str, np.ndarray]]:
+    """stl10_binary.tar.gz's layout with a few images per split (channel planes, column by column)."""
+    rng = np.random.default_rng(2)
+    images = {split: rng.integers(0, 256, (n, 96, 96, 3), dtype=np.uint8)
+              for split, n in (("train", 3), ("test", 2), ("unlabeled", 4))}
+    files = {f"{split}_X.bin": x.transpose(0, 3, 2, 1).tobytes() for split, x in images.items()}  # N, C, W, H
+    files.update({"train_y.bin": bytes([1, 10, 4]), "test_y.bin": bytes([2, 2]),
+                  "class_names.txt": "\n".join(f"c{i}" for i in range(10)).encode()})
+    return tar_gz("stl10_binary", files), images
+
+
+def test_stl10_splits_from_the_binary_archive(tmp_path, tiny_params):
+    from pipeline import config
+    from pipeline.datasets import stl10
+    from conftest import write_params
+
+    archive, images = stl10_archive()
+    srv = Server()
+    srv.routes["/stl.tar.gz"] = archive
+    md5 = hashlib.md5(archive).hexdigest()
+    try:
+        train = stl10.load(url=f"{srv.url}/stl.tar.gz", md5=md5)
+        np.testing.assert_array_equal(train.images, images["train"])
+        np.testing.assert_array_equal(train.labels, [0, 9, 3])
+        both = stl10.load(url=f"{srv.url}/stl.tar.gz", md5=md5, split="train+unlabeled")
+        assert len(both.images) == 7 and both.classes == ["(unlabelled)"] and not both.notes["labelled"]
+        with pytest.raises(PipelineError, match="checksum mismatch"):
+            stl10.load(url=f"{srv.url}/stl.tar.gz")
+    finally:
+        srv.close()
+    local = tmp_path / "stl.tar.gz"
+    local.write_bytes(archive)
+    test = stl10.load(path=str(local), md5=md5, split="test")
+    np.testing.assert_array_equal(test.images, images["test"])
+    tiny_params["dataset"].update(name="stl10", resolution=32, path=str(local), split="unlabeled")
+    tiny_params["evaluate"]["metrics"] = ["fid", "classes"]
+    with pytest.raises(PipelineError, match="stl10's unlabeled split has no labels, but metric classes needs them"):
         config.load(write_params(tiny_params, tmp_path / "p.yaml"))

@@ -42,6 +42,12 @@ def _cifar(name: str) -> Callable[..., RawDataset]:
     return load
 
 
+def _stl10(**options: Any) -> RawDataset:
+    from pipeline.datasets.stl10 import load
+
+    return load(**options)
+
+
 def _image_folder(**options: Any) -> RawDataset:
     from pipeline.datasets.image_folder import load
 
@@ -53,5 +59,6 @@ REGISTRY: dict[str, Callable[..., RawDataset]] = {
     "digits": _digits,
     "cifar10": _cifar("cifar10"),
     "cifar100": _cifar("cifar100"),
+    "stl10": _stl10,
     "image_folder": _image_folder,
 }

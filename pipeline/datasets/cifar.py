@@ -4,14 +4,12 @@ Each record is the label byte(s) then 3,072 pixel bytes: the 32x32 red plane, th
 blue, rows first. CIFAR-10 records have one label byte; CIFAR-100 records a coarse then a fine
 label byte (the fine label, 100 classes, is used). The archive is read from ``path`` when given,
 else downloaded from ``url``, and its md5 is checked against the page's published value before
-anything is read. Members are read straight from the archive, never extracted, so no member name
-can write outside a folder (what PEP 706's ``data`` filter guards against); unexpected members are
-ignored and missing ones are an error. ``split``: train (50,000), test (10,000) or all.
+anything is read. Members are read from the archive, never extracted (pipeline/datasets/archive.py);
+unexpected members are ignored and missing ones are an error. ``split``: train (50,000), test
+(10,000) or all.
 """
 from __future__ import annotations
 
-import hashlib
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.datasets import RawDataset
-from pipeline.download import download, sha256_file
+from pipeline.datasets.archive import fetch, read_members
+from pipeline.download import sha256_file
 from pipeline.errors import PipelineError
 
 PIXELS = 32 * 32 * 3
@@ -44,14 +43,6 @@ CIFAR100 = Layout("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz", "0
 LAYOUTS = {"cifar10": CIFAR10, "cifar100": CIFAR100}
 
 
-def md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def parse_records(data: bytes, label_bytes: int, what: str) -> tuple[np.ndarray, np.ndarray]:
     """uint8 N,32,32,3 images and int64 labels of a binary batch."""
     size = label_bytes + PIXELS
@@ -64,21 +55,10 @@ def parse_records(data: bytes, label_bytes: int, what: str) -> tuple[np.ndarray,
 
 def read_archive(archive: Path, layout: Layout, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     members = {"train": layout.train, "test": layout.test, "all": layout.train + layout.test}[split]
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            def read(name: str) -> bytes:
-                try:
-                    member = tar.getmember(f"{layout.folder}/{name}")
-                except KeyError:
-                    raise PipelineError(f"{archive}: no {layout.folder}/{name} in the archive") from None
-                if not member.isfile():
-                    raise PipelineError(f"{archive}: {member.name} is not a regular file")
-                return tar.extractfile(member).read()
-
-            parts = [parse_records(read(name), layout.label_bytes, name) for name in members]
-            classes = [line.strip() for line in read(layout.names).decode().splitlines() if line.strip()]
-    except (tarfile.TarError, EOFError, OSError) as err:
-        raise PipelineError(f"{archive}: corrupt or truncated archive ({type(err).__name__}: {err})") from None
+    names = [f"{layout.folder}/{m}" for m in (*members, layout.names)]
+    data = read_members(archive, names)
+    parts = [parse_records(data[f"{layout.folder}/{m}"], layout.label_bytes, m) for m in members]
+    classes = [line.strip() for line in data[names[-1]].decode().splitlines() if line.strip()]
     images, labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     if labels.max() >= len(classes):
         raise PipelineError(f"{archive}: label {labels.max()} but {len(classes)} class names")
@@ -90,16 +70,7 @@ def load(name: str, path: str | None = None, url: str | None = None, split: str 
     layout = LAYOUTS[name]
     md5 = md5 or layout.md5
     with tempfile.TemporaryDirectory(prefix=f"{name}.") as work:
-        if path:
-            archive, source = Path(path), str(path)
-            if not archive.is_file():
-                raise PipelineError(f"{name}: dataset.path {archive} is not a file (the binary .tar.gz archive)")
-        else:
-            source = url or layout.url
-            archive = download(source, Path(work) / Path(source).name, sha256=None)
-        actual = md5_file(archive)
-        if actual != md5:
-            raise PipelineError(f"{name}: {source}: checksum mismatch (md5 {actual}, published {md5})")
+        archive, source = fetch(name, path, url or layout.url, md5, Path(work))
         images, labels, classes = read_archive(archive, layout, split)
         sha256 = sha256_file(archive)
     return RawDataset(images=images, labels=labels, classes=classes, source=source,

@@ -91,6 +91,27 @@ def test_one_step_changes_every_weight_with_finite_losses(name, backbone, data, 
 
 @pytest.mark.parametrize("backbone", ["dcgan", "resnet"])
 @pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_method_trains_and_samples_at_64_px(name, backbone, tmp_path):
+    """The papers' 64 px settings (ImageNet 64, CelebA 64): one step and a sample of the data's shape."""
+    g = torch.Generator().manual_seed(0)
+    n = 24
+    data64 = TrainData(images=torch.randint(0, 256, (n, 64, 64, 3), generator=g, dtype=torch.uint8),
+                       labels=torch.arange(n) % N_CLASSES, n_classes=N_CLASSES,
+                       features=F.normalize(torch.randn(n, 6, generator=g), dim=1),
+                       neighbours=(torch.arange(n)[:, None] + torch.arange(1, K_NB + 1)) % n,
+                       centres=torch.tensor([0, 5, 10]))
+    m = make(name, data64, backbone=backbone)
+    logs = trainer(m, tmp_path).one_step()
+    assert all(math.isfinite(v) for v in logs.values())
+    m.nets.eval()
+    cond, _ = m.sample_conditions(2)
+    with torch.no_grad():
+        x = m.generate(2, cond)
+    assert x.shape == (2, 3, 64, 64)
+
+
+@pytest.mark.parametrize("backbone", ["dcgan", "resnet"])
+@pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_sample_gives_uint8_images_of_the_data_shape(name, backbone, data):
     m = make(name, data, backbone=backbone)
     m.nets.eval()
@@ -124,7 +145,7 @@ def test_checkpoint_round_trip(name, data, tmp_path):
 
 
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
-@pytest.mark.parametrize("resolution", [8, 32])
+@pytest.mark.parametrize("resolution", [8, 16, 32, 64, 128])
 def test_backbones_keep_their_contract_at_every_resolution(backbone, resolution):
     make_g, make_d = BACKBONES[backbone]
     g, d = make_g(5, 4, resolution, 3, cond_dim=2), make_d(3, 4, resolution, sn=True)

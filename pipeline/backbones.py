@@ -54,8 +54,16 @@ class Backbone:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+            x = self._resize(x)
         return self.net(x.contiguous(memory_format=torch.channels_last))
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] images to ``input_size`` by the ``resize`` protocol."""
+        if self.resize == "clean":
+            pixels = ((x + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+            resized = torch.from_numpy(clean_resize(pixels, self.input_size)).permute(0, 3, 1, 2)
+            return (resized / 127.5 - 1).to(x.device)
+        return F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
 
 
 class _PooledEfficientNet(nn.Module):
@@ -115,7 +123,8 @@ def inception_net() -> nn.Module:
 
 
 def clean_resize(images: np.ndarray, size: int) -> np.ndarray:
-    """clean-fid's resizer: uint8 N,H,W,C -> float32 N,size,size,C, PIL bicubic per channel, clipped to [0, 255]."""
+    """clean-fid's resizer: N,H,W,C pixel values in [0, 255] -> float32 N,size,size,C, PIL bicubic per
+    channel on float32, clipped to [0, 255]."""
     out = np.empty((len(images), size, size, images.shape[-1]), np.float32)
     for i, image in enumerate(images):
         for c in range(images.shape[-1]):
@@ -135,17 +144,12 @@ def load(name: str, input_size: int, device: torch.device | str = "cpu", resize:
     return backbone
 
 
-def feature_batches(backbone: Backbone | nn.Module, images: np.ndarray, batch_size: int,
+def feature_batches(backbone: Backbone, images: np.ndarray, batch_size: int,
                     device: torch.device | str = "cpu", desc: str = "features") -> Iterator[np.ndarray]:
     """Yield float64 feature batches of uint8 N,H,W,C ``images``, one batch in memory at a time."""
     with torch.no_grad():
         for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=None, leave=False):
-            batch = images[start:start + batch_size]
-            if getattr(backbone, "resize", "legacy") == "clean":  # feature extractors other than Backbone: legacy
-                resized = torch.from_numpy(clean_resize(batch, backbone.input_size)).permute(0, 3, 1, 2)
-                x = (resized / 127.5 - 1).to(device)
-            else:
-                x = to_float(batch, device)
+            x = to_float(images[start:start + batch_size], device)
             yield backbone(x).double().cpu().numpy()
 
 

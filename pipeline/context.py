@@ -35,14 +35,20 @@ def method_class(name: str) -> type[Method]:
         raise PipelineError(f"unknown method {name!r} (known: {', '.join(sorted(REGISTRY))})") from None
 
 
-def load_data(data_dir: Path, inputs: dict[str, Path], needs: tuple[str, ...], dev: torch.device) -> TrainData:
-    """Load data/ (and the extra inputs a method needs) onto ``dev``."""
+def read_data(data_dir: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """data/'s images, labels and meta.json, checked against each other."""
     if not data_dir.is_dir():
         raise PipelineError(f"{data_dir}: no such data folder; run the data stage (snakemake data/images.npy)")
-    meta = load_json_object(data_dir / "meta.json", ("shape", "classes", "count"))
+    meta = load_json_object(data_dir / "meta.json", ("shape", "classes", "count", "dataset"))
     images = load_npy(data_dir / "images.npy")
     labels = load_npy(data_dir / "labels.npy")
     check_data(images, labels, meta, data_dir)
+    return images, labels, meta
+
+
+def load_data(data_dir: Path, inputs: dict[str, Path], needs: tuple[str, ...], dev: torch.device) -> TrainData:
+    """Load data/ (and the extra inputs a method needs) onto ``dev``."""
+    images, labels, meta = read_data(data_dir)
     extra: dict[str, Any] = {}
     for need in needs:
         if need not in inputs:

@@ -19,16 +19,19 @@ from pipeline.images import fit_to_resolution
 from pipeline.io import save_json, save_npy
 
 
+ARCHIVES = ("cifar10", "cifar100", "stl10")  # datasets read from one published archive (path or url, split)
+
+
 def prepare(params: dict, out_dir: Path, local_dir: str | None, url: str | None) -> dict:
     ds = params["dataset"]
-    options = {
-        "fashion_mnist": {"local_dir": local_dir, "base_url": url},
-        "cifar10": {"path": ds.get("path"), "url": ds.get("url"), "split": ds.get("split", "train")},
-        "cifar100": {"path": ds.get("path"), "url": ds.get("url"), "split": ds.get("split", "train")},
-        "stl10": {"path": ds.get("path"), "url": ds.get("url"), "split": ds.get("split", "train")},
-        "image_folder": {"path": ds.get("path"), "resolution": ds["resolution"],
-                         "skip_corrupt": ds.get("skip_corrupt", False)},
-    }.get(ds["name"], {})
+    if ds["name"] == "fashion_mnist":
+        options = {"local_dir": local_dir, "base_url": url}
+    elif ds["name"] in ARCHIVES:
+        options = {"path": ds.get("path"), "url": ds.get("url"), "split": ds.get("split", "train")}
+    elif ds["name"] == "image_folder":
+        options = {"path": ds.get("path"), "resolution": ds["resolution"], "skip_corrupt": ds.get("skip_corrupt", False)}
+    else:
+        options = {}
     raw = REGISTRY[ds["name"]](**options)
     images, labels = raw.images, raw.labels
     if ds["max_images"] is not None:

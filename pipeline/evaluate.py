@@ -66,10 +66,6 @@ class EvalContext:
                                 f"{self._backbone.name} gives {self._backbone.dim}-d; rebuild the backbone reference")
         return real
 
-    def real_features(self) -> np.ndarray:
-        """The backbone reference's real features (n_real, dim), loaded once."""
-        return self._real_features
-
     @cached_property
     def _products(self) -> Products:
         return Products.of(self._real_features, self._features)

@@ -1,4 +1,6 @@
-"""The report's figures: one screen per paper comparison, and each run's training curves.
+"""The report's figures: the metric bars, one screen per paper comparison, each run's training curves.
+
+``bars_figure``: one panel per column, a bar per run (mean over seeds, error bar the std).
 
 ``comparison_figure``: the sample grids of the method, its baseline and (when it ran) the real-data
 run, for the same seed, side by side; below, one panel per claimed column with every seed's value
@@ -22,6 +24,16 @@ from scipy import stats
 from pipeline.io import atomic_path
 
 COLOURS = {"method": "tab:blue", "baseline": "tab:orange", "real": "tab:green"}
+
+
+def _panels(n: int, width: float, height: float) -> tuple[Figure, list]:
+    """A figure with ``n`` panels in rows of at most four (spare cells blank)."""
+    ncol = min(4, max(n, 1))
+    fig = Figure(figsize=(width * ncol, height * math.ceil(max(n, 1) / ncol)))
+    axes = list(fig.subplots(math.ceil(max(n, 1) / ncol), ncol, squeeze=False).flat)
+    for ax in axes[n:]:
+        ax.axis("off")
+    return fig, axes[:n]
 
 
 def _save(fig: Figure, target: Path) -> None:
@@ -62,22 +74,29 @@ def comparison_figure(roles: dict[str, str], grids: dict[str, Path], panels: lis
     _save(fig, target)
 
 
+def bars_figure(df: pd.DataFrame, columns: list[str], title: Callable[[str], str], target: Path) -> None:
+    """A bar per run (``df``'s method column) for each column: mean over seeds, error bar the std."""
+    fig, axes = _panels(len(columns), 3.2, 2.6)
+    grouped = df.groupby("method", sort=False)
+    for ax, c in zip(axes, columns):
+        mean, std = grouped[c].mean(), grouped[c].std(ddof=1)
+        ax.bar(mean.index, mean.to_numpy(), yerr=std.fillna(0).to_numpy(), capsize=3, color="tab:blue")
+        ax.set_title(title(c), fontsize=8)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    _save(fig, target)
+
+
 def curves_figure(run: str, logs: dict[int, pd.DataFrame], target: Path) -> None:
     """Every logged column of a run against the step, one line per seed."""
     columns = list(dict.fromkeys(c for log in logs.values() for c in log.columns if c not in ("step", "seconds")))
-    ncol = min(4, max(len(columns), 1))
-    nrow = max(1, math.ceil(len(columns) / ncol))
-    fig = Figure(figsize=(3.2 * ncol, 2.5 * nrow))
-    axes = fig.subplots(nrow, ncol, squeeze=False)
-    for ax, column in zip(axes.flat, columns):
+    fig, axes = _panels(len(columns), 3.2, 2.5)
+    for ax, column in zip(axes, columns):
         for seed, log in logs.items():
             if column in log:
                 ax.plot(log["step"], log[column], label=f"seed {seed}", linewidth=1)
         ax.set_title(f"{run}: {column}", fontsize=8)
         ax.set_xlabel("step", fontsize=7)
         ax.tick_params(labelsize=7)
-    if columns:
-        axes.flat[0].legend(fontsize=7)
-    for ax in list(axes.flat)[len(columns):]:
-        ax.axis("off")
+    if axes:
+        axes[0].legend(fontsize=7)
     _save(fig, target)

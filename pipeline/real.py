@@ -18,10 +18,10 @@ import numpy as np
 
 from pipeline import config
 from pipeline.catalogue import REAL
-from pipeline.context import check_data
+from pipeline.context import read_data
 from pipeline.errors import PipelineError, run_cli
 from pipeline.images import save_grid
-from pipeline.io import load_json_object, load_npy, save_json, save_npy
+from pipeline.io import save_json, save_npy
 from pipeline.reference import real_subset_indices
 
 
@@ -35,9 +35,7 @@ def held_out(n_images: int, n_real: int, n: int, seed: int) -> np.ndarray:
 
 
 def run(params: dict, seed: int, data_dir: Path, out: Path) -> dict:
-    meta = load_json_object(data_dir / "meta.json", ("shape", "classes", "count", "dataset"))
-    images, labels = load_npy(data_dir / "images.npy"), load_npy(data_dir / "labels.npy")
-    check_data(images, labels, meta, data_dir)
+    images, labels, _ = read_data(data_dir)
     n = params["sample"]["n"]
     idx = held_out(len(images), params["evaluate"]["n_real"], n, seed)
     info = {"method": REAL, "method_class": REAL, "seed": seed, "n": n, "generator": "none",

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from scipy import stats
 
 from pipeline import catalogue, config, figures, pairs
@@ -243,27 +242,6 @@ def plotted_columns(df: pd.DataFrame, measured: list[str]) -> list[str]:
     return cols or [c for c in measured if df[c].notna().any()][:1]
 
 
-def plot(df: pd.DataFrame, measured: list[str], target: Path) -> None:
-    """A bar per method for each of ``plotted_columns``, titled with the metric's protocol name;
-    error bars the std over seeds."""
-    cols = plotted_columns(df, measured)
-    ncol = min(4, len(cols))
-    nrow = math.ceil(len(cols) / ncol)
-    fig = Figure(figsize=(3.2 * ncol, 2.6 * nrow))
-    axes = fig.subplots(nrow, ncol, squeeze=False)
-    grouped = df.groupby("method", sort=False)
-    for ax, c in zip(axes.flat, cols):
-        mean, std = grouped[c].mean(), grouped[c].std(ddof=1)
-        ax.bar(mean.index, mean.to_numpy(), yerr=std.fillna(0).to_numpy(), capsize=3, color="tab:blue")
-        ax.set_title(protocol_name(df, c), fontsize=8)
-        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
-    for ax in list(axes.flat)[len(cols):]:
-        ax.axis("off")
-    fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-
-
 def report(params: dict, results: Path) -> list[str]:
     """Write every output; return the summary lines."""
     df, measured = metrics_table(load_results(params, results))
@@ -271,7 +249,8 @@ def report(params: dict, results: Path) -> list[str]:
                           (".csv", lambda t: df.to_csv(t, index=False))):
         with atomic_path(results / f"metrics{suffix}") as tmp:
             write(tmp)
-    plot(df, measured, results / "plots" / "metrics.png")
+    figures.bars_figure(df, plotted_columns(df, measured), lambda c: protocol_name(df, c),
+                        results / "plots" / "metrics.png")
     means = df.groupby("method", sort=False)[[c for c in measured if "." not in c]].mean()
     means.columns = [protocol_name(df, c) for c in means.columns]
     summary = [f"report: {len(df)} rows ({df['method'].nunique()} methods) -> {results}/metrics.parquet",

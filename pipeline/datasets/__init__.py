@@ -11,6 +11,9 @@ from typing import Any, Callable
 import numpy as np
 
 
+UNLABELLED = "(unlabelled)"  # the one class of a dataset without labels
+
+
 @dataclass
 class RawDataset:
     images: np.ndarray  # uint8 N,H,W,C

@@ -14,27 +14,29 @@ from pipeline.download import download
 from pipeline.errors import PipelineError
 
 
-def md5_file(path: Path) -> str:
-    h = hashlib.md5()
+def digests(path: Path) -> tuple[str, str]:
+    """md5 and sha256 of a file, in one read."""
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+            md5.update(block)
+            sha256.update(block)
+    return md5.hexdigest(), sha256.hexdigest()
 
 
-def fetch(dataset: str, path: str | None, url: str, md5: str, work: Path) -> tuple[Path, str]:
+def fetch(dataset: str, path: str | None, url: str, md5: str, work: Path) -> tuple[Path, str, dict[str, str]]:
     """The archive (``path`` if given, else downloaded from ``url`` into ``work``) after its md5 check,
-    and where it came from."""
+    where it came from, and its checksums for meta.json."""
     if path:
         archive, source = Path(path), str(path)
         if not archive.is_file():
             raise PipelineError(f"{dataset}: dataset.path {archive} is not a file (the .tar.gz archive)")
     else:
         archive, source = download(url, work / Path(url).name, sha256=None), url
-    actual = md5_file(archive)
+    actual, sha256 = digests(archive)
     if actual != md5:
         raise PipelineError(f"{dataset}: {source}: checksum mismatch (md5 {actual}, published {md5})")
-    return archive, source
+    return archive, source, {f"{Path(source).name} (md5 {md5})": sha256}
 
 
 def read_members(archive: Path, names: list[str]) -> dict[str, bytes]:

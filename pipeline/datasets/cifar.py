@@ -18,7 +18,6 @@ import numpy as np
 
 from pipeline.datasets import RawDataset
 from pipeline.datasets.archive import fetch, read_members
-from pipeline.download import sha256_file
 from pipeline.errors import PipelineError
 
 PIXELS = 32 * 32 * 3
@@ -70,8 +69,6 @@ def load(name: str, path: str | None = None, url: str | None = None, split: str 
     layout = LAYOUTS[name]
     md5 = md5 or layout.md5
     with tempfile.TemporaryDirectory(prefix=f"{name}.") as work:
-        archive, source = fetch(name, path, url or layout.url, md5, Path(work))
+        archive, source, checksums = fetch(name, path, url or layout.url, md5, Path(work))
         images, labels, classes = read_archive(archive, layout, split)
-        sha256 = sha256_file(archive)
-    return RawDataset(images=images, labels=labels, classes=classes, source=source,
-                      checksums={f"{Path(source).name} (md5 {md5})": sha256}, split=split)
+    return RawDataset(images=images, labels=labels, classes=classes, source=source, checksums=checksums, split=split)

@@ -17,11 +17,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.datasets import RawDataset
+from pipeline.datasets import UNLABELLED, RawDataset
 from pipeline.errors import PipelineError
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-UNLABELLED = "(unlabelled)"
 RESIZE = "centre crop to the shorter side, then Pillow bicubic (antialiased) to the resolution"
 
 
@@ -50,7 +49,11 @@ def _class_of(name: PurePosixPath) -> str | None:
 
 def labelled(path: str | Path) -> bool:
     """Whether the images sit in class subfolders (every one of them)."""
-    classes = [_class_of(rel) for rel, _ in _entries(Path(path))]
+    return _labelled(_entries(Path(path)), path)
+
+
+def _labelled(entries: list[tuple[PurePosixPath, str]], path: str | Path) -> bool:
+    classes = [_class_of(rel) for rel, _ in entries]
     if any(c is None for c in classes) and any(c is not None for c in classes):
         raise PipelineError(f"image_folder: {path} mixes images in class subfolders with images at its top; "
                             f"move the loose ones into a class folder")
@@ -71,7 +74,7 @@ def load(path: str | None, resolution: int, skip_corrupt: bool = False) -> RawDa
         raise PipelineError("image_folder: set dataset.path to a folder or a .zip of images")
     root = Path(path)
     entries = _entries(root)
-    is_labelled = labelled(root)
+    is_labelled = _labelled(entries, root)
     classes = sorted({_class_of(rel) for rel, _ in entries}) if is_labelled else [UNLABELLED]
     index = {c: i for i, c in enumerate(classes)}
     archive = zipfile.ZipFile(root) if root.is_file() else None

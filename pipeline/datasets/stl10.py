@@ -15,16 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.datasets import RawDataset
+from pipeline.datasets import UNLABELLED, RawDataset
 from pipeline.datasets.archive import fetch, read_members
-from pipeline.download import sha256_file
 from pipeline.errors import PipelineError
 
 URL = "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz"
 MD5 = "91f7769df0f17e558f3565bffb0c7dfb"
 FOLDER = "stl10_binary"
 SIDE = 96
-UNLABELLED = "(unlabelled)"
 SPLITS = {"train": ["train"], "test": ["test"], "unlabeled": ["unlabeled"], "train+unlabeled": ["train", "unlabeled"]}
 
 
@@ -47,9 +45,8 @@ def load(path: str | None = None, url: str | None = None, split: str = "train", 
     names = [f"{FOLDER}/{p}_X.bin" for p in parts] + [f"{FOLDER}/class_names.txt"]
     names += [f"{FOLDER}/{p}_y.bin" for p in parts if p != "unlabeled"] if labelled(split) else []
     with tempfile.TemporaryDirectory(prefix="stl10.") as work:
-        archive, source = fetch("stl10", path, url or URL, md5, Path(work))
+        archive, source, checksums = fetch("stl10", path, url or URL, md5, Path(work))
         data = read_members(archive, names)
-        sha256 = sha256_file(archive)
     images = np.concatenate([parse_images(data[f"{FOLDER}/{p}_X.bin"], f"{p}_X.bin") for p in parts])
     if labelled(split):
         classes = [c.strip() for c in data[f"{FOLDER}/class_names.txt"].decode().splitlines() if c.strip()]
@@ -59,6 +56,5 @@ def load(path: str | None = None, url: str | None = None, split: str = "train", 
                                 f"{labels.min() + 1}..{labels.max() + 1} for {len(images)} images and {len(classes)} classes")
     else:
         classes, labels = [UNLABELLED], np.zeros(len(images), np.int64)
-    return RawDataset(images=images, labels=labels, classes=classes, source=source,
-                      checksums={f"{Path(source).name} (md5 {md5})": sha256}, split=split,
+    return RawDataset(images=images, labels=labels, classes=classes, source=source, checksums=checksums, split=split,
                       notes={"labelled": labelled(split)})

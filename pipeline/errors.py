@@ -4,8 +4,10 @@ A stage raises :class:`PipelineError` with a message that names the cause and wh
 wrapper prints it as one line on stderr and exits with status 1. Operating-system errors (a full
 disk, a permission, a missing folder) are reported the same way, naming the file. SIGTERM is
 handled like SIGINT: the stage unwinds (temporary files are removed, no output is half written),
-prints one line and exits 143 (130 for SIGINT). Other exceptions keep their traceback: they are
-bugs, not bad input.
+prints one line and exits 143 (130 for SIGINT). A signal's exception raised while Python runs a
+finaliser is swallowed by the interpreter, so the signal is also recorded and long loops call
+:func:`check_stop`, which raises it again. Other exceptions keep their traceback: they are bugs,
+not bad input.
 """
 from __future__ import annotations
 
@@ -26,8 +28,18 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread so that cleanup runs as for KeyboardInterrupt."""
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
+_received: list[int] = []  # signals received by this process's run_cli
+
+
+def _stop(signum: int, frame: object) -> None:
+    _received.append(signum)
+    check_stop()
+
+
+def check_stop() -> None:
+    """Raise the exception of a signal received earlier (a no-op when none was)."""
+    if _received:
+        raise Terminated() if _received[-1] == signal.SIGTERM else KeyboardInterrupt()
 
 
 def one_line(text: str) -> str:
@@ -36,9 +48,11 @@ def one_line(text: str) -> str:
 
 def run_cli(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
     """Run a stage's ``main``; report expected failures as one ``error: ...`` line and a non-zero exit."""
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    _received.clear()
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         main(argv)
+        check_stop()
     except PipelineError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(1)
@@ -53,4 +67,6 @@ def run_cli(main: Callable[[list[str] | None], None], argv: list[str] | None = N
         print("error: terminated (SIGTERM); rerun to resume", file=sys.stderr)
         sys.exit(143)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _received.clear()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -27,7 +27,7 @@ from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from pipeline import checkpoint
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, check_stop
 from pipeline.io import atomic_path
 from pipeline.methods import Method
 
@@ -161,6 +161,7 @@ class Trainer:
         t0 = time.perf_counter() - self.elapsed
         try:
             while self.step < self.steps:
+                check_stop()
                 logs = self.one_step()
                 self.step += 1
                 self.elapsed = time.perf_counter() - t0

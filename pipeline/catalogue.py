@@ -41,7 +41,7 @@ STAGE_KEYS: dict[str, list[str]] = {
     "features": ["features"],
     "knn": ["knn"],
     "train": ["train.steps", "train.batch_size", "train.n_dis", "train.z_dim", "train.backbone", "train.width",
-              "methods.{run}"],
+              "train.gpus", "train.nodes", "methods.{run}"],
     "real": ["sample.n", "sample.grid", "evaluate.n_real"],
     "sample": ["sample"],
     "reference_backbone": ["evaluate.backbone", "evaluate.input_size", "evaluate.resize", "evaluate.n_real",
@@ -105,3 +105,26 @@ def trained_runs(params: dict) -> list[str]:
 def results(params: dict, run: str) -> list[str]:
     """The aggregated results/<run>/<name>.json the report reads: the metrics, and probe for encoders."""
     return [*params["evaluate"]["metrics"], *(["probe"] if has_encoder(params, run) else [])]
+
+
+def train_resources(train: dict) -> dict:
+    """SLURM resources of one training job: train.gpus GPUs and 4 CPUs per GPU on each of train.nodes nodes."""
+    gpus, nodes = train["gpus"], train["nodes"]
+    if nodes == 1:
+        return {"gpu": gpus, "cpus_per_task": 4 * gpus}
+    # several nodes: SLURM's default of one task per node, holding the node's GPUs (gres counts per
+    # node; the plugin's gpu resource, --gpus, per job)
+    return {"nodes": nodes, "gres": f"gpu:{gpus}", "cpus_per_task": 4 * gpus}
+
+
+def launcher(train: dict) -> str:
+    """The command prefix that starts the train stage with train.gpus x train.nodes processes."""
+    gpus, nodes = train["gpus"], train["nodes"]
+    if gpus * nodes == 1:
+        return "python"
+    if nodes == 1:
+        return f"python -m torch.distributed.run --standalone --nnodes 1 --nproc-per-node {gpus}"
+    # one torchrun per node of the SLURM allocation, meeting at the first node
+    return (f"srun --nodes {nodes} --ntasks-per-node 1 python -m torch.distributed.run --nnodes {nodes} --nproc-per-node {gpus} "
+            f"--rdzv-backend c10d --rdzv-id $SLURM_JOB_ID "
+            f"--rdzv-endpoint $(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1):29500")

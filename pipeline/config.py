@@ -126,6 +126,10 @@ def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS)
             f"(add a methods.{missing[0]} section)"
         )
     _check_labels_needed(params, source)
+    train = params["train"]
+    if train["batch_size"] % (train["gpus"] * train["nodes"]):
+        raise PipelineError(f"{source}: train.batch_size {train['batch_size']} is the global batch and must divide "
+                            f"evenly among train.gpus x train.nodes = {train['gpus'] * train['nodes']} processes")
     for paper, spec in params["comparisons"].items():
         unknown = [r for r in (*spec["methods"], spec["method"], spec["baseline"]) if r not in params["methods"]]
         if unknown:

@@ -20,10 +20,11 @@ def limit_threads(threads: int) -> None:
     threadpoolctl.threadpool_limits(threads)
 
 
-def device(threads: int) -> torch.device:
+def device(threads: int, local_rank: int = 0) -> torch.device:
+    """This process's GPU (``local_rank``: its index on the node), else the CPU with ``threads`` threads."""
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True
-        return torch.device("cuda")
+        return torch.device("cuda", local_rank)
     limit_threads(threads)
     return torch.device("cpu")
 

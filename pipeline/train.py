@@ -1,7 +1,9 @@
 """train stage: train one run (a method with its settings) for one seed; writes checkpoint.pt and train_log.csv in --out.
 
 Uses CUDA when present (bf16 autocast), else the CPU with ``train.threads`` threads. A rerun after
-a kill resumes from the run folder's last partial checkpoint when the settings are unchanged.
+a kill resumes from the run folder's last partial checkpoint when the settings are unchanged. With
+``train.gpus`` x ``train.nodes`` > 1 it runs as one of that many torchrun processes
+(pipeline/distributed.py).
 """
 from __future__ import annotations
 
@@ -10,15 +12,27 @@ from pathlib import Path
 
 import torch
 
-from pipeline import checkpoint, config, context
+from pipeline import checkpoint, config, context, distributed
 from pipeline.errors import fail, run_cli
 from pipeline.io import load_json_object
 from pipeline.trainer import Trainer
 
 
 def run(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inputs: dict[str, Path]) -> Trainer:
+    world = distributed.start(params["train"]["gpus"] * params["train"]["nodes"])
+    trainer = build(params, run_name, seed, data_dir, out, inputs, world)
+    try:
+        trainer.fit()
+    finally:
+        distributed.stop(world)
+    return trainer
+
+
+def build(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inputs: dict[str, Path],
+          world: distributed.World) -> Trainer:
+    """The run's method on its data, in a trainer that has not started."""
     train, hp = params["train"], params["methods"][run_name]
-    dev = context.device(train["threads"])
+    dev = context.device(train["threads"], world.local_rank)
     torch.manual_seed(seed)
     cls = context.method_class(hp["method"])
     data = context.load_data(data_dir, inputs, cls.needs, dev)
@@ -26,18 +40,17 @@ def run(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, input
         fail(f"{data_dir}: {len(data.images)} training images; train needs at least train.batch_size "
              f"({train['batch_size']}) and 2")
     m = context.build(hp, train, data, dev)
+    m.rank, m.world = world.rank, world.size
     meta = load_json_object(data_dir / "meta.json", ("checksums_sha256", "count", "shape"))
     defining = {k: v for k, v in train.items() if k not in ("checkpoint_every", "log_every", "threads", "seeds")}
-    trainer = Trainer(
+    return Trainer(
         m, out, steps=train["steps"], batch_size=train["batch_size"], n_dis=train["n_dis"],
         ema=hp["ema"], ema_start=hp["ema_start"],
         checkpoint_every=train["checkpoint_every"], log_every=train["log_every"],
         fingerprint=checkpoint.fingerprint(run_name, hp, defining, seed, meta["checksums_sha256"], meta["count"],
-                                           meta["shape"], str(dev)),
-        meta={"run": run_name, "hp": hp, "train": defining, "seed": seed, "device": str(dev)},
+                                           meta["shape"], dev.type),
+        meta={"run": run_name, "hp": hp, "train": defining, "seed": seed, "device": dev.type}, world=world,
     )
-    trainer.fit()
-    return trainer
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"{args.params}: no run {args.method!r} under methods: (runs: {', '.join(params['methods'])})")
     inputs = {k: getattr(args, k) for k in ("features", "neighbours", "centres") if getattr(args, k)}
     t = run(params, args.method, args.seed, args.data, args.out, inputs)
-    print(f"train: {args.method} seed {args.seed}: {t.step} steps in {t.elapsed:.1f} s -> {args.out}")
+    if t.world.main:
+            print(f"train: {args.method} seed {args.seed}: {t.step} steps in {t.elapsed:.1f} s -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import math
 import sys
 import time
 from contextlib import nullcontext
@@ -26,7 +25,8 @@ import torch
 from torch.nn.utils import parametrize
 from tqdm import tqdm
 
-from pipeline import checkpoint
+from pipeline import checkpoint, distributed
+from pipeline.distributed import World
 from pipeline.errors import PipelineError, check_stop
 from pipeline.io import atomic_path
 from pipeline.methods import Method
@@ -41,8 +41,8 @@ def _set_requires_grad(method: Method, names: tuple[str, ...], flag: bool) -> No
         method.nets[name].requires_grad_(flag)
 
 
-def _check_finite(logs: dict[str, float], loss: torch.Tensor, step: int, method: str) -> None:
-    if not math.isfinite(loss.item()):
+def _check_finite(logs: dict[str, float], loss: torch.Tensor, step: int, method: str, world: World) -> None:
+    if not distributed.all_finite(loss.item(), world):
         bad = ", ".join(f"{k}={v}" for k, v in logs.items())
         raise PipelineError(
             f"{method}: non-finite loss at step {step} ({bad}); lower the learning rates or check the data"
@@ -75,8 +75,10 @@ def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
 
 class Trainer:
     def __init__(self, method: Method, run_dir: Path, *, steps: int, batch_size: int, n_dis: int,
-                 ema: float, ema_start: int, checkpoint_every: int, log_every: int, fingerprint: str, meta: dict):
-        self.m, self.dir = method, Path(run_dir)
+                 ema: float, ema_start: int, checkpoint_every: int, log_every: int, fingerprint: str, meta: dict,
+                 world: World = World()):
+        self.m, self.dir, self.world = method, Path(run_dir), world
+        self.plain = torch.nn.ModuleDict(dict(method.nets))  # the networks without DDP wrappers (state, EMA)
         self.steps, self.batch_size, self.n_dis = steps, batch_size, n_dis
         self.ema_decay, self.ema_start = ema, ema_start
         self.checkpoint_every, self.log_every = checkpoint_every, log_every
@@ -91,11 +93,12 @@ class Trainer:
     def state(self) -> dict:
         return {
             "method": self.m.name, "fingerprint": self.fingerprint, "step": self.step,
-            "nets": self.m.nets.state_dict(),
+            "nets": self.plain.state_dict(),
             "opts": {k: o.state_dict() for k, o in self.opts.items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "rng": {"cpu": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "rng": distributed.gather(  # every rank's stream
+                {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+                self.world),
             "log": self.rows, "elapsed": self.elapsed, **self.meta,
         }
 
@@ -106,57 +109,66 @@ class Trainer:
         try:
             state = checkpoint.load(path)
         except PipelineError as err:
-            aside = path.with_name(path.name + ".unreadable")
-            path.replace(aside)
-            print(f"train: {err.args[0].split(';')[0]}; set aside as {aside}, starting afresh", file=sys.stderr)
+            if self.world.main:
+                aside = path.with_name(path.name + ".unreadable")
+                path.replace(aside)
+                print(f"train: {err.args[0].split(';')[0]}; set aside as {aside}, starting afresh", file=sys.stderr)
             return False
         if state.get("fingerprint") != self.fingerprint:
-            print(f"train: {path} is from other settings; starting afresh", file=sys.stderr)
+            if self.world.main:
+                print(f"train: {path} is from other settings; starting afresh", file=sys.stderr)
             return False
-        self.m.nets.load_state_dict(state["nets"])
+        self.plain.load_state_dict(state["nets"])
         for k, o in self.opts.items():
             o.load_state_dict(state["opts"][k])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
-        torch.set_rng_state(state["rng"]["cpu"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        rng = state["rng"][self.world.rank]
+        torch.set_rng_state(rng["cpu"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
         self.step, self.rows, self.elapsed = state["step"], state["log"], state["elapsed"]
-        print(f"train: resumed {self.m.name} from step {self.step} ({path})", file=sys.stderr)
+        if self.world.main:
+            print(f"train: resumed {self.m.name} from step {self.step} ({path})", file=sys.stderr)
         return True
 
     # --- the loop ----------------------------------------------------------------------------
     def one_step(self) -> dict[str, float]:
-        m = self.m
+        m, batch = self.m, self.batch_size // self.world.size
         logs: dict[str, float] = {}
         for _ in range(self.n_dis):
             with self.autocast:
-                loss, logs_d = m.d_loss(m.draw(self.batch_size))
-            _check_finite(logs_d, loss, self.step, m.name)
+                loss, logs_d = m.d_loss(m.draw(batch))
+            _check_finite(logs_d, loss, self.step, m.name, self.world)
             self.opts["d"].zero_grad(set_to_none=True)
             loss.backward()
             self.opts["d"].step()
             logs.update(logs_d)
         _set_requires_grad(m, m.d_nets, False)
-        with self.autocast:
-            loss, logs_g = m.g_loss(m.draw(self.batch_size))
-        _check_finite(logs_g, loss, self.step, m.name)
+        with self.autocast, distributed.no_sync([m.nets[n] for n in m.d_nets]):  # D is frozen: nothing to reduce
+            loss, logs_g = m.g_loss(m.draw(batch))
+        _check_finite(logs_g, loss, self.step, m.name, self.world)
         self.opts["g"].zero_grad(set_to_none=True)
         loss.backward()
         self.opts["g"].step()
         _set_requires_grad(m, m.d_nets, True)
+        distributed.sync_buffers(self.plain, self.world)
         if self.ema is not None:
             self.update_ema()
         logs.update(logs_g)
         return logs
 
     def update_ema(self) -> None:
-        update_ema(self.ema, self.m.nets["G"], self.ema_decay if self.step >= self.ema_start else 0.0)
+        update_ema(self.ema, self.plain["G"], self.ema_decay if self.step >= self.ema_start else 0.0)
 
     def fit(self) -> None:
         self.try_resume()
+        resumed = distributed.gather(self.step, self.world)
+        if len(set(resumed)) > 1:
+            raise PipelineError(f"train: the ranks resumed from different steps {resumed}; delete {self.dir / PARTIAL}")
+        distributed.wrap(self.m.nets, self.world)
         self.m.nets.train()
-        interactive = sys.stderr.isatty()
+        interactive = sys.stderr.isatty() and self.world.main
         bar = tqdm(total=self.steps, initial=self.step, desc=f"train {self.m.name}", disable=not interactive)
         t0 = time.perf_counter() - self.elapsed
         try:
@@ -167,21 +179,30 @@ class Trainer:
                 self.elapsed = time.perf_counter() - t0
                 bar.update(1)
                 if self.step % self.log_every == 0 or self.step == self.steps:
+                    logs = distributed.mean(logs, self.world)
                     row = {"step": self.step, **{k: round(v, 6) for k, v in logs.items()},
                            "seconds": round(self.elapsed, 2)}
                     self.rows.append(row)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()})
-                    if not interactive:
+                    if not interactive and self.world.main:
                         vals = " ".join(f"{k}={v:.4f}" for k, v in logs.items())
                         print(f"train {self.m.name}: step {self.step}/{self.steps} {vals} "
                               f"({self.step * self.batch_size / self.elapsed:.0f} img/s)", file=sys.stderr)
                 if self.step % self.checkpoint_every == 0 and self.step < self.steps:
-                    checkpoint.save(self.dir / PARTIAL, self.state())
+                    self.save(PARTIAL)
         except PipelineError:
-            (self.dir / PARTIAL).unlink(missing_ok=True)  # resuming would replay the same divergence
+            if self.world.main:
+                (self.dir / PARTIAL).unlink(missing_ok=True)  # resuming would replay the same divergence
             raise
         finally:
             bar.close()
-        checkpoint.save(self.dir / FINAL, self.state())
-        _write_log(self.dir / LOG, self.rows)
-        (self.dir / PARTIAL).unlink(missing_ok=True)
+        self.save(FINAL)
+        if self.world.main:
+            _write_log(self.dir / LOG, self.rows)
+            (self.dir / PARTIAL).unlink(missing_ok=True)
+
+    def save(self, name: str) -> None:
+        """Write a checkpoint from rank 0 (every rank takes part: the state holds every rank's stream)."""
+        state = self.state()
+        if self.world.main:
+            checkpoint.save(self.dir / name, state)

@@ -1,5 +1,6 @@
 # Shared names and helpers for the rules.
-from pipeline.catalogue import METRIC_REFERENCE, REAL, has_encoder, results, run_needs, stage_params
+from pipeline.catalogue import (METRIC_REFERENCE, REAL, has_encoder, launcher, results, run_needs, stage_params,
+                                train_resources)
 
 METHODS = config["study"]["methods"]
 SEEDS = config["train"]["seeds"]

@@ -13,15 +13,16 @@ rule train:
         config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=train_settings,
         options=method_options,
+        launch=launcher(config["train"]),  # python, or torchrun with train.gpus x train.nodes processes
     log:
         "logs/train/{method}_seed{seed}.log",
-    threads: config["train"]["threads"]
+    threads: config["train"]["threads"] * config["train"]["gpus"]  # one process per GPU (gloo on CPU)
     resources:
-        mem_mb=8000,
+        mem_mb=8000 * config["train"]["gpus"],
         runtime=240,
-        gpu=1,
+        **train_resources(config["train"]),
     conda:
         "../envs/pipeline-gpu.yaml"
     shell:
-        "python -m pipeline.train --params {params.config} --method {wildcards.method} --seed {wildcards.seed}"
+        "{params.launch} -m pipeline.train --params {params.config} --method {wildcards.method} --seed {wildcards.seed}"
         " --data data --out results/{wildcards.method}/seed{wildcards.seed} {params.options} > {log} 2>&1"

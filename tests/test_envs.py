@@ -134,7 +134,8 @@ def rules() -> dict[str, dict]:
                 gpu = 0 if gpu is None or gpu.is_evaluable() else gpu.value
                 out[rule.name] = {
                     "env": (Path(rule.snakefile).parent / rule.conda_env).resolve() if rule.conda_env else None,
-                    "modules": re.findall(r"python -m (pipeline(?:\.\w+)*)", cmd),
+                    # python, or the train rule's launcher (python, or torchrun started by python)
+                    "modules": re.findall(r"(?:python|\{params\.launch\}) -m (pipeline(?:\.\w+)*)", cmd),
                     "shell": bool(rule.shellcmd) or rule.is_run,
                     "gpu": gpu,
                 }

@@ -32,7 +32,7 @@ PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 PROFILE_CI = ROOT / "profiles" / "slurm-ci" / "config.yaml"
 SITE_VARS = ("GANBENCH_SLURM_ACCOUNT", "GANBENCH_SLURM_PARTITION", "GANBENCH_SLURM_GPU_PARTITION",
              "GANBENCH_GPU_MODEL")
-GPU_RULES = {"features", "train", "sample", "encoder_probe"}
+GPU_RULES = {"features", "sample", "encoder_probe"}  # one GPU each; train asks for train.gpus itself
 
 
 # --- the profiles (no cluster needed) ------------------------------------------------------------
@@ -72,7 +72,7 @@ def test_production_profile_asks_gpus_for_gpu_rules_only(no_site_vars):
     assert {"mem_mb", "runtime", "cpus_per_task"} <= prof["default-resources"].keys()
     # nothing site-specific unless the environment says so
     assert not {"slurm_account", "slurm_partition"} & prof["default-resources"].keys()
-    assert set(prof["set-resources"]) == GPU_RULES
+    assert set(prof["set-resources"]) == GPU_RULES  # train: its rule's resources (rules/train.smk)
     for rule, res in prof["set-resources"].items():
         assert res["gpu"] == "1", rule
         assert "gpu_model" not in res and "slurm_partition" not in res
@@ -90,6 +90,7 @@ def test_production_profile_takes_site_names_from_the_environment(monkeypatch):
     for rule in GPU_RULES:
         assert prof["set-resources"][rule] == {"gpu": "1", "cpus_per_task": "4", "gpu_model": "a100",
                                                "slurm_partition": "gpu"}
+    assert prof["set-resources"]["train"] == {"gpu_model": "a100", "slurm_partition": "gpu"}
     monkeypatch.delenv("GANBENCH_SLURM_GPU_PARTITION")
     prof = load_profile(PROFILE)
     assert prof["set-resources"]["train"]["slurm_partition"] == "cpu"
@@ -117,10 +118,11 @@ def test_ci_profile_differs_from_production_only_where_the_test_cluster_needs_it
     ci_defaults = dict(ci["default-resources"])
     assert ci_defaults.pop("slurm_partition") == "debug"  # the partition of scripts/slurm_local.sh
     assert ci_defaults == prod["default-resources"]
-    # the same rules are named; on the test cluster they ask for no GPU
-    assert set(ci["set-resources"]) == set(prod["set-resources"])
+    # the same rules are named, and train; on the test cluster they ask for no GPU (train: one CPU,
+    # not the 4 per GPU of rules/train.smk, on a 2-CPU node)
+    assert set(ci["set-resources"]) == set(prod["set-resources"]) | {"train"}
     for rule, res in ci["set-resources"].items():
-        assert res == {"gpu": "0"}, rule
+        assert res == ({"gpu": "0", "cpus_per_task": "1"} if rule == "train" else {"gpu": "0"}), rule
 
 
 def test_profile_rules_exist_and_gpu_rules_use_the_gpu_env():
@@ -134,7 +136,7 @@ def test_profile_rules_exist_and_gpu_rules_use_the_gpu_env():
     prod = load_profile(PROFILE)
     assert set(prod["set-resources"]) <= rules.keys(), "profiles/slurm names a rule the workflow lacks"
     gpu_env_rules = {r for r, env in rules.items() if env and "gpu" in Path(env).stem}
-    assert gpu_env_rules <= set(prod["set-resources"]), "a rule in the GPU env asks for no GPU"
+    assert gpu_env_rules <= set(prod["set-resources"]) | {"train"}, "a rule in the GPU env asks for no GPU"
 
 
 # --- a real cluster --------------------------------------------------------------------------------

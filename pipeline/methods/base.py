@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn as nn
@@ -56,6 +56,7 @@ class Method(ABC):
                  backbone: str = "dcgan"):
         self.hp, self.data, self.z_dim, self.width, self.device = hp, data, z_dim, width, device
         self.backbone = backbone
+        self.rank, self.world = 0, 1  # this process's share of each random draw (pipeline/distributed.py)
         self.resolution, _, self.channels = data.shape
         # channels_last: faster convolutions on CPU (about 15% per step, measured) and CUDA; real
         # batches are already in that layout (to_float permutes N,H,W,C)
@@ -101,19 +102,31 @@ class Method(ABC):
         return nets.BACKBONES[self.backbone][1](self.channels + extra_channels, self.width, self.resolution, sn)
 
 
+    def shard(self, draw: Callable[[int], torch.Tensor], n: int) -> torch.Tensor:
+        """``draw(n)``; with several processes, this rank's n rows of ``draw(n x world)`` from the random
+        stream every rank shares, so that the processes together draw what one process would."""
+        if self.world == 1:
+            return draw(n)
+        return draw(n * self.world)[self.rank * n:(self.rank + 1) * n]
+
+    def gaussian_like(self, x: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise shaped as the batch ``x`` (reparameterised sampling)."""
+        return self.shard(lambda k: torch.randn(k, *x.shape[1:], device=x.device, dtype=x.dtype), len(x))
+
     def noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.z_dim, device=self.device)
+        return self.shard(lambda k: torch.randn(k, self.z_dim, device=self.device), n)
 
     def draw(self, batch_size: int) -> dict[str, torch.Tensor]:
         """A training batch: uniformly random real images with their labels."""
-        idx = torch.randint(len(self.data.images), (batch_size,), device=self.data.images.device)
+        idx = self.shard(lambda k: torch.randint(len(self.data.images), (k,), device=self.data.images.device),
+                         batch_size)
         return {"real": self.augment(self.data.real(idx).to(self.device)), "label": self.data.labels[idx].to(self.device)}
 
     def augment(self, real: torch.Tensor) -> torch.Tensor:
         """With ``hflip``, each real image (B, C, H, W) flipped horizontally with probability 1/2."""
         if not self.hp["hflip"]:
             return real
-        flip = torch.rand(len(real), device=real.device) < 0.5
+        flip = self.shard(lambda k: torch.rand(k, device=real.device), len(real)) < 0.5
         return torch.where(flip[:, None, None, None], real.flip(3), real)
 
     def sample_conditions(self, n: int) -> tuple[torch.Tensor | None, dict[str, Any]]:

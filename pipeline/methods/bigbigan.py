@@ -83,7 +83,7 @@ class BigBiGAN(Method):
     def encode_z(self, x: torch.Tensor) -> torch.Tensor:
         """E(x): mu + eps sigma (stochastic encoder) or mu."""
         mu, sigma = self.nets["E"](x)
-        return mu if sigma is None else mu + torch.randn_like(mu) * sigma
+        return mu if sigma is None else mu + self.gaussian_like(mu) * sigma
 
     def scores_both(self, real: torch.Tensor, ez: torch.Tensor, fake: torch.Tensor,
                     z: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

@@ -56,9 +56,10 @@ class ICGAN(GAN):
     def draw(self, batch_size):
         d = self.data
         dev = d.neighbours.device
-        inst = torch.randint(len(d.neighbours), (batch_size,), device=dev)
-        nb = d.neighbours[inst, torch.randint(d.neighbours.shape[1], (batch_size,), device=dev)]
-        other = torch.randint(len(d.neighbours), (batch_size,), device=dev)
+        randint = lambda high: self.shard(lambda k: torch.randint(high, (k,), device=dev), batch_size)  # noqa: E731
+        inst = randint(len(d.neighbours))
+        nb = d.neighbours[inst, randint(d.neighbours.shape[1])]
+        other = randint(len(d.neighbours))
         return {"real": self.augment(d.real(nb).to(self.device)), "instance": inst.to(self.device),
                 "fake_instance": other.to(self.device)}
 

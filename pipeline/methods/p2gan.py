@@ -93,7 +93,7 @@ class P2GAN(Method):
         """G(eps, z) with z ~ D(real) reparameterised; also D(real)."""
         with torch.no_grad():
             mu, sigma = self.posterior(real)
-            z = mu + torch.randn_like(mu) * sigma
+            z = mu + self.gaussian_like(mu) * sigma
         return self.nets["G"](self.noise(len(real)), z), (mu, sigma)
 
     def nearer_b(self, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

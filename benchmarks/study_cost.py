@@ -1,0 +1,125 @@
+"""Training compute of a study, counted: FLOPs per training step of each run, per run and in all.
+
+    .venv/bin/python benchmarks/study_cost.py studies/icgan-imagenet64.yaml [more studies] [--peak-tflops 312]
+
+The study file is merged over params.yaml as Snakemake merges a ``--configfile`` and validated. For each
+trained run of ``study.methods`` the method is built at the study's settings (backbone, width, z_dim,
+resolution, the run's own settings) on random stand-in data of the study's shape, and PyTorch's
+FlopCounterMode counts the floating-point operations (matrix multiplies and convolutions, forward
+and backward) of one training step: ``train.n_dis`` D steps and one G step. It counts at two small
+batches and extrapolates linearly to ``train.batch_size`` (these layers' FLOPs are affine in the
+batch), then multiplies by ``train.steps`` and the number of seeds.
+
+The GPU-hour figure is a floor, not a measurement: the study's training FLOPs at a GPU's dense bf16
+peak (``--peak-tflops``, default 312, an A100's; 989 for an H100 SXM). No GPU trains these networks
+at its peak, so the GPU-hours a study takes are a multiple of the floor; measure the real rate with
+``benchmarks/train_speed.py`` on the GPU (README.md, "Per-paper studies"). Sampling and evaluation
+are not counted.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+
+from pipeline import config, context  # noqa: E402
+from pipeline.catalogue import trained_runs  # noqa: E402
+from pipeline.methods import TrainData  # noqa: E402
+from train_speed import bare_loop  # noqa: E402  (the trainer's D and G steps, nothing else)
+
+ROOT = Path(__file__).resolve().parents[1]
+COUNT_BATCHES = (4, 8)  # the step is counted at these batches and extrapolated to train.batch_size
+STANDIN_IMAGES = 64
+CLASSES = {"fashion_mnist": 10, "digits": 10, "cifar10": 10, "cifar100": 100, "stl10": 10}
+CHANNELS = {"fashion_mnist": 1, "digits": 1}
+
+
+def study_params(path: Path) -> dict:
+    """params.yaml with the study merged over it, validated."""
+    params = config.read_yaml(ROOT / config.DEFAULT_PARAMS)
+    config._merge(params, config.read_yaml(path) or {})
+    return config.validate(params, str(path))
+
+
+def feature_dim(params: dict, resolution: int, channels: int) -> int:
+    """The width of the features the features stage writes (icgan's conditioning)."""
+    feats = params["features"]
+    return {"swav": 2048, "efficientnet_lite0": 1280, "simclr": 4 * feats["simclr"]["width"],
+            "pixels": resolution * resolution * channels}[feats["extractor"]]
+
+
+def standin_data(params: dict, classes: int) -> TrainData:
+    """Random images, labels and instance inputs of the study's shapes (a step's FLOPs ignore values)."""
+    ds, knn = params["dataset"], params["knn"]
+    res, channels = ds["resolution"], CHANNELS.get(ds["name"], 3)
+    g = torch.Generator().manual_seed(0)
+    n = max(STANDIN_IMAGES, knn["k"] + 1)
+    return TrainData(
+        images=torch.randint(0, 256, (n, res, res, channels), generator=g, dtype=torch.uint8),
+        labels=torch.arange(n) % classes,
+        n_classes=classes,
+        features=F.normalize(torch.randn(n, feature_dim(params, res, channels), generator=g), dim=1),
+        neighbours=torch.randint(n, (n, knn["k"]), generator=g),
+        centres=torch.randperm(n, generator=g)[: min(knn["centres"], n)],
+    )
+
+
+def step_flops(params: dict, run: str, data: TrainData, batch: int) -> int:
+    """FLOPs of one training step of ``run`` (n_dis D updates and one G update) at ``batch``."""
+    torch.manual_seed(0)
+    m = context.build(params["methods"][run], params["train"], data, torch.device("cpu"))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        bare_loop(m, 1, batch, params["train"]["n_dis"])
+    return counter.get_total_flops()
+
+
+def run_flops(params: dict, run: str, data: TrainData) -> float:
+    """FLOPs of one step at train.batch_size, extrapolated from the two counted batches."""
+    (b1, b2), batch = COUNT_BATCHES, params["train"]["batch_size"]
+    f1, f2 = (step_flops(params, run, data, b) for b in COUNT_BATCHES)
+    return f1 + (f2 - f1) / (b2 - b1) * (batch - b1)
+
+
+def report(path: Path, peak_tflops: float, classes: int | None) -> float:
+    """Print the study's table; return its total training FLOPs."""
+    params = study_params(path)
+    train = params["train"]
+    name = params["dataset"]["name"]
+    data = standin_data(params, classes or CLASSES.get(name, 1))
+    seeds, steps, batch = len(train["seeds"]), train["steps"], train["batch_size"]
+    print(f"{path.name}: {name} at {params['dataset']['resolution']} px, {train['backbone']} width {train['width']}, "
+          f"batch {batch}, {steps:,} steps, {seeds} seeds")
+    print(f"  {'run':<10} {'GFLOP/step':>12} {'PFLOP/run':>11} {'GPU-h floor/run':>16}")
+    total = 0.0
+    for run in trained_runs(params):
+        per_step = run_flops(params, run, copy.copy(data))
+        per_run = per_step * steps
+        total += per_run * seeds
+        print(f"  {run:<10} {per_step / 1e9:>12,.1f} {per_run / 1e15:>11,.1f} "
+              f"{per_run / (peak_tflops * 1e12) / 3600:>16,.1f}")
+    print(f"  all runs x {seeds} seeds: {total / 1e18:,.2f} EFLOP, GPU-hour floor at {peak_tflops:g} TFLOP/s: "
+          f"{total / (peak_tflops * 1e12) / 3600:,.1f}")
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("studies", nargs="+", type=Path, help="study files (studies/*.yaml)")
+    parser.add_argument("--peak-tflops", type=float, default=312.0,
+                        help="dense bf16 peak of the GPU, TFLOP/s (default: %(default)s, an A100)")
+    parser.add_argument("--classes", type=int, help="classes of an image_folder dataset (class-conditional runs)")
+    args = parser.parse_args()
+    for path in args.studies:
+        report(path, args.peak_tflops, args.classes)
+
+
+if __name__ == "__main__":
+    main()

@@ -41,7 +41,7 @@ STAGE_KEYS: dict[str, list[str]] = {
     "features": ["features"],
     "knn": ["knn"],
     "train": ["train.steps", "train.batch_size", "train.n_dis", "train.z_dim", "train.backbone", "train.width",
-              "train.gpus", "train.nodes", "methods.{run}"],
+              "train.gpus", "train.nodes", "train.eval_every", "train.eval_samples", "methods.{run}"],
     "real": ["sample.n", "sample.grid", "evaluate.n_real"],
     "sample": ["sample"],
     "reference_backbone": ["evaluate.backbone", "evaluate.input_size", "evaluate.resize", "evaluate.n_real",
@@ -68,19 +68,27 @@ METRIC_KEYS: dict[str, list[str]] = {
 }
 
 
-def stage_keys(stage: str, run: str | None = None, metrics: list[str] = ()) -> list[str]:
+def stage_keys(stage: str, run: str | None = None, metrics: list[str] = (), monitored: bool = False) -> list[str]:
     """The params.yaml keys ``stage`` reads, "{run}" filled in with ``run`` (or left for dvcgen);
-    for evaluate, with the keys of ``metrics``."""
+    for evaluate, with the keys of ``metrics``; for a train stage that scores FD and KID during
+    training (``monitored``: train.eval_every > 0, pipeline/monitor.py), with theirs."""
     keys = [k.replace("{run}", run) if run else k for k in STAGE_KEYS[stage]]
     if stage == "evaluate":
         keys += [k for m in metrics for k in METRIC_KEYS[m]]
+    if stage == "train" and monitored:
+        keys += METRIC_KEYS["kid"]
     return list(dict.fromkeys(keys))
+
+
+def monitored(params: dict) -> bool:
+    """Whether training scores FD and KID as it goes (it then reads the backbone reference)."""
+    return params["train"]["eval_every"] > 0
 
 
 def stage_params(params: dict, stage: str, run: str | None = None) -> dict:
     """key -> value of the keys ``stage`` reads: what a Snakemake rule's ``params:`` holds."""
     out = {}
-    for key in stage_keys(stage, run, params["evaluate"]["metrics"]):
+    for key in stage_keys(stage, run, params["evaluate"]["metrics"], monitored(params)):
         value = params
         for part in key.split("."):
             value = value[part]

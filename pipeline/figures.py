@@ -92,8 +92,10 @@ def curves_figure(run: str, logs: dict[int, pd.DataFrame], target: Path) -> None
     fig, axes = _panels(len(columns), 3.2, 2.5)
     for ax, column in zip(axes, columns):
         for seed, log in logs.items():
-            if column in log:
-                ax.plot(log["step"], log[column], label=f"seed {seed}", linewidth=1)
+            if column in log:  # fd and kid are only on the train.eval_every rows
+                points = log[["step", column]].dropna()
+                ax.plot(points["step"], points[column], label=f"seed {seed}", linewidth=1,
+                        marker="o" if len(points) < len(log) else None, markersize=2)
         ax.set_title(f"{run}: {column}", fontsize=8)
         ax.set_xlabel("step", fontsize=7)
         ax.tick_params(labelsize=7)

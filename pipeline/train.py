@@ -18,9 +18,10 @@ from pipeline.io import load_json_object
 from pipeline.trainer import Trainer
 
 
-def run(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inputs: dict[str, Path]) -> Trainer:
+def run(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inputs: dict[str, Path],
+        reference: Path | None = None) -> Trainer:
     world = distributed.start(params["train"]["gpus"] * params["train"]["nodes"])
-    trainer = build(params, run_name, seed, data_dir, out, inputs, world)
+    trainer = build(params, run_name, seed, data_dir, out, inputs, world, reference)
     try:
         trainer.fit()
     finally:
@@ -29,8 +30,9 @@ def run(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, input
 
 
 def build(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inputs: dict[str, Path],
-          world: distributed.World) -> Trainer:
-    """The run's method on its data, in a trainer that has not started."""
+          world: distributed.World, reference: Path | None = None) -> Trainer:
+    """The run's method on its data, in a trainer that has not started; with train.eval_every, one
+    that scores FD and KID against the backbone reference in ``reference`` as it goes."""
     train, hp = params["train"], params["methods"][run_name]
     dev = context.device(train["threads"], world.local_rank)
     torch.manual_seed(seed)
@@ -43,6 +45,13 @@ def build(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inp
     m.rank, m.world = world.rank, world.size
     meta = load_json_object(data_dir / "meta.json", ("checksums_sha256", "count", "shape"))
     defining = {k: v for k, v in train.items() if k not in ("checkpoint_every", "log_every", "threads", "seeds")}
+    monitor = None
+    if train["eval_every"] and world.main:
+        if reference is None:
+            fail("train.eval_every needs --reference, the backbone reference folder (results/reference/backbone)")
+        from pipeline.monitor import QualityMonitor  # loads the backbone: only when asked for
+
+        monitor = QualityMonitor(params, reference, dev)
     return Trainer(
         m, out, steps=train["steps"], batch_size=train["batch_size"], n_dis=train["n_dis"],
         ema=hp["ema"], ema_start=hp["ema_start"],
@@ -50,6 +59,7 @@ def build(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inp
         fingerprint=checkpoint.fingerprint(run_name, hp, defining, seed, meta["checksums_sha256"], meta["count"],
                                            meta["shape"], dev.type),
         meta={"run": run_name, "hp": hp, "train": defining, "seed": seed, "device": dev.type}, world=world,
+        monitor=monitor, eval_every=train["eval_every"],
     )
 
 
@@ -62,12 +72,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder, e.g. results/gan/seed0")
     for need in ("features", "neighbours", "centres"):
         parser.add_argument(f"--{need}", type=Path, help=f"{need} file (instance-conditioned methods)")
+    parser.add_argument("--reference", type=Path, help="backbone reference folder (train.eval_every > 0)")
     args = parser.parse_args(argv)
     params = config.load(args.params)
     if args.method not in params["methods"]:
         fail(f"{args.params}: no run {args.method!r} under methods: (runs: {', '.join(params['methods'])})")
     inputs = {k: getattr(args, k) for k in ("features", "neighbours", "centres") if getattr(args, k)}
-    t = run(params, args.method, args.seed, args.data, args.out, inputs)
+    t = run(params, args.method, args.seed, args.data, args.out, inputs, args.reference)
     if t.world.main:
             print(f"train: {args.method} seed {args.seed}: {t.step} steps in {t.elapsed:.1f} s -> {args.out}")
 

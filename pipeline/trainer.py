@@ -20,6 +20,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.nn.utils import parametrize
@@ -76,8 +77,9 @@ def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
 class Trainer:
     def __init__(self, method: Method, run_dir: Path, *, steps: int, batch_size: int, n_dis: int,
                  ema: float, ema_start: int, checkpoint_every: int, log_every: int, fingerprint: str, meta: dict,
-                 world: World = World()):
+                 world: World = World(), monitor: Callable | None = None, eval_every: int = 0):
         self.m, self.dir, self.world = method, Path(run_dir), world
+        self.monitor, self.eval_every = monitor, eval_every  # FD/KID during training (pipeline/monitor.py)
         self.plain = torch.nn.ModuleDict(dict(method.nets))  # the networks without DDP wrappers (state, EMA)
         self.steps, self.batch_size, self.n_dis = steps, batch_size, n_dis
         self.ema_decay, self.ema_start = ema, ema_start
@@ -178,10 +180,15 @@ class Trainer:
                 self.step += 1
                 self.elapsed = time.perf_counter() - t0
                 bar.update(1)
-                if self.step % self.log_every == 0 or self.step == self.steps:
+                scored = self.monitor is not None and (self.step % self.eval_every == 0 or self.step == self.steps)
+                if self.step % self.log_every == 0 or self.step == self.steps or scored:
                     logs = distributed.mean(logs, self.world)
                     row = {"step": self.step, **{k: round(v, 6) for k, v in logs.items()},
                            "seconds": round(self.elapsed, 2)}
+                    if scored and self.world.main:
+                        g = self.ema if self.ema is not None else self.plain["G"]
+                        logs = {**logs, **self.monitor(self.m, self.plain, g)}
+                        row.update({k: logs[k] for k in ("fd", "kid")})
                     self.rows.append(row)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()})
                     if not interactive and self.world.main:

@@ -1,6 +1,6 @@
 # Shared names and helpers for the rules.
-from pipeline.catalogue import (METRIC_REFERENCE, REAL, has_encoder, launcher, results, run_needs, stage_params,
-                                train_resources)
+from pipeline.catalogue import (METRIC_REFERENCE, REAL, has_encoder, launcher, monitored, results, run_needs,
+                                stage_params, train_resources)
 
 METHODS = config["study"]["methods"]
 SEEDS = config["train"]["seeds"]
@@ -26,6 +26,16 @@ wildcard_constraints:
 def method_inputs(wildcards):
     """The kNN-stage files a run's method needs, by option name."""
     return {need: NEEDS[need] for need in run_needs(config, wildcards.method)}
+
+
+def train_options(wildcards, input):
+    """The train stage's input options: the method's extra inputs, and the reference with eval_every."""
+    return method_options(wildcards, input) + (f" --reference {input.reference}" if monitored(config) else "")
+
+
+def monitor_inputs(wildcards):
+    """The backbone reference, when training scores FD and KID as it goes (train.eval_every)."""
+    return {"reference": "results/reference/backbone"} if monitored(config) else {}
 
 
 def method_options(wildcards, input):

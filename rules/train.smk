@@ -1,6 +1,7 @@
 rule train:
     input:
         unpack(method_inputs),
+        unpack(monitor_inputs),
         images="data/images.npy",
         labels="data/labels.npy",
         meta="data/meta.json",
@@ -12,7 +13,7 @@ rule train:
     params:
         config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=train_settings,
-        options=method_options,
+        options=train_options,
         launch=launcher(config["train"]),  # python, or torchrun with train.gpus x train.nodes processes
     log:
         "logs/train/{method}_seed{seed}.log",

@@ -212,6 +212,8 @@ CASES = [
     ("params-string-for-int", "train", param("train.steps", "many"), "train.steps: 'many' is not of type 'integer'"),
     ("params-bool-for-int", "train", param("train.steps", True), "train.steps: True is not of type 'integer'"),
     ("params-whole-float-batch", "train", param("train.batch_size", 16.0), "train.batch_size: 16.0 is not of type 'integer'"),
+    ("train-fd-during-training-without-reference", "train", param("train.eval_every", 2),
+     "train.eval_every needs --reference, the backbone reference folder"),
     ("params-batch-not-shared-evenly", "train", param("train.gpus", 3),
      "train.batch_size 16 is the global batch and must divide evenly among train.gpus x train.nodes = 3"),
     ("params-whole-float-width", "train", param("train.width", 8.0), "train.width: 8.0 is not of type 'integer'"),

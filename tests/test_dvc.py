@@ -19,6 +19,17 @@ def test_dvc_yaml_is_generated_from_params():
         "dvc.yaml is stale: run python -m pipeline.dvcgen"
 
 
+def test_fd_during_training_makes_train_stages_depend_on_the_backbone_reference():
+    params = config.load(ROOT / "params.yaml")
+    params["train"]["eval_every"] = 100
+    params["evaluate"]["metrics"] = ["lpips"]  # no metric of its own needs the backbone reference
+    stages = yaml.safe_load(dvcgen.render(params))["stages"]
+    assert "reference_backbone" in stages
+    for name in ("train", "train_instance"):
+        assert "results/reference/backbone" in stages[name]["deps"]
+        assert {"train.eval_every", "evaluate.backbone", "evaluate.kid_subsets"} <= set(stages[name]["params"])
+
+
 def expand(stage: dict) -> list[dict]:
     """The stage's matrix items with ${item.x} substituted in cmd and outs."""
     import itertools

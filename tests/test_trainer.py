@@ -83,3 +83,41 @@ def test_checkpoint_loading_refuses_pickled_objects(tmp_path):
     (tmp_path / "trunc.pt").write_bytes(b"PK\x03\x04junk")
     with pytest.raises(PipelineError, match="unreadable checkpoint"):
         checkpoint.load(tmp_path / "trunc.pt")
+
+
+def test_fd_and_kid_during_training_leave_the_weights_alone_and_match_the_metrics(tmp_path, tiny_params,
+                                                                                  digits_data):
+    """train.eval_every: fd and kid on the eval rows of train_log.csv, from the metric code on the
+    monitor's fixed samples; the run ends with the weights of a run without the monitor."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline import backbones
+    from pipeline.metrics import fid, kid
+    from pipeline.monitor import QualityMonitor
+
+    tiny_params["train"].update(steps=6, log_every=1, eval_samples=1300)
+    ref = tmp_path / "reference"
+    run_stage("reference", "--params", write_params(tiny_params, tmp_path / "plain.yaml"), "--name", "backbone",
+              "--data", digits_data, "--out", ref)
+    plain = train_run(tiny_params, "gan", 0, digits_data, tmp_path / "plain", {})
+    tiny_params["train"]["eval_every"] = 4
+    scored = train_run(tiny_params, "gan", 0, digits_data, tmp_path / "scored", {}, ref)
+    for name, tensor in plain.plain.state_dict().items():
+        assert torch.equal(tensor, scored.plain.state_dict()[name]), name
+    log = pd.read_csv(tmp_path / "scored" / "train_log.csv")
+    assert log.dropna(subset=["fd"])["step"].tolist() == [4, 6]  # every 4 steps, and the last
+    assert (log["fd"].dropna() > 0).all() and log["kid"].notna().sum() == 2
+
+    monitor = QualityMonitor(tiny_params, ref, torch.device("cpu"))
+    images = monitor.samples(scored.m, scored.plain, scored.plain["G"])
+    assert images.shape == (1300, 16, 16, 1) and np.array_equal(images, monitor.samples(scored.m, scored.plain,
+                                                                                         scored.plain["G"]))
+    features = backbones.features(monitor.backbone, images, 650)
+    stats = np.load(ref / "stats.npz")
+    expected_fd = fid.frechet_distance(stats["mu"], stats["sigma"], features.mean(0), np.cov(features.T))
+    expected_kid = kid.kid(np.load(ref / "features.npy"), features, tiny_params["evaluate"]["kid_subsets"],
+                           1000)[0]
+    got = monitor(scored.m, scored.plain, scored.plain["G"])
+    assert got["fd"] == pytest.approx(expected_fd, rel=1e-5) and got["kid"] == pytest.approx(expected_kid, abs=1e-7)
+    assert log["fd"].iloc[-1] == got["fd"]  # the last row scored this generator (no EMA in gan)

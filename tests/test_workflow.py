@@ -81,6 +81,8 @@ def test_overrides_reach_the_stages(repo, tmp_path, how):
     (lambda p: p["evaluate"].update(n_real=1200), {"reference": 1, "evaluate": 1, "aggregate": 1}),
     (lambda p: p["methods"]["gan"].update(lr_g=0.001), {"train": 1, "sample": 1, "evaluate": 1, "aggregate": 1}),
     (lambda p: p["methods"]["icgan"].update(lr_g=0.001), {}),  # another run's settings
+    (lambda p: p["train"].update(eval_every=3, eval_samples=1300),  # FD during training: a train output
+     {"train": 1, "sample": 1, "evaluate": 1, "aggregate": 1}),
 ])
 def test_a_change_reruns_exactly_what_reads_it(repo, tmp_path, edit, expected):
     """On a copy of the finished tiny study (params triggers from catalogue.STAGE_KEYS)."""
@@ -90,6 +92,19 @@ def test_a_change_reruns_exactly_what_reads_it(repo, tmp_path, edit, expected):
     write_params(params, copy / "params.yaml")
     assert planned_jobs(copy, "results/gan/fid.json") == expected
     assert "Nothing to be done" in sh(repo, "snakemake", "--cores", "2", "results/gan/fid.json")
+
+
+def test_fd_during_training_reads_the_backbone_reference(repo, tmp_path):
+    copy = Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    params["train"].update(eval_every=3, eval_samples=1300)
+    write_params(params, copy / "params.yaml")
+    sh(copy, "snakemake", "--cores", "2", "results/gan/seed0/checkpoint.pt")
+    log = (copy / "results/gan/seed0/train_log.csv").read_text().splitlines()
+    assert log[0].endswith(",fd,kid") and [row.split(",")[0] for row in log[1:] if not row.endswith(",,")] == ["3", "6"]
+    params["evaluate"]["resize"] = "clean"  # the monitor's backbone protocol: training reads it now
+    write_params(params, copy / "params.yaml")
+    assert planned_jobs(copy, "results/gan/seed0/checkpoint.pt") == {"reference": 1, "train": 1}
 
 
 def test_dvc_shares_the_main_commands_state_then_experiment(repo):

@@ -147,6 +147,8 @@ def _unlabelled(ds: dict) -> str | None:
     """Why the configured dataset has no labels, or None when it has them (or cannot be told yet)."""
     if ds["name"] == "stl10" and ds.get("split", "train") not in ("train", "test"):
         return f"stl10's {ds['split']} split has no labels"
+    if ds["name"] == "celeba":
+        return "celeba is read without its annotations, so its images have no labels"
     if ds["name"] == "image_folder" and ds.get("path") and Path(ds["path"]).exists():
         from pipeline.datasets.image_folder import labelled
 

@@ -20,23 +20,33 @@ from pipeline.io import save_json, save_npy
 
 
 ARCHIVES = ("cifar10", "cifar100", "stl10")  # datasets read from one published archive (path or url, split)
+STREAMED = ("image_folder", "celeba")  # image files decoded by worker processes into images.npy (datasets/stream.py)
+
+
+def _options(ds: dict, out_dir: Path, local_dir: str | None, url: str | None) -> dict:
+    """The loader's keyword options for the configured dataset."""
+    if ds["name"] == "fashion_mnist":
+        return {"local_dir": local_dir, "base_url": url}
+    if ds["name"] in ARCHIVES:
+        return {"path": ds.get("path"), "url": ds.get("url"), "split": ds.get("split", "train")}
+    if ds["name"] in STREAMED:
+        source = {"skip_corrupt": ds.get("skip_corrupt", False)} if ds["name"] == "image_folder" else {"url": ds.get("url")}
+        return {"path": ds.get("path"), "resolution": ds["resolution"], "max_images": ds["max_images"],
+                "out": out_dir / "images.npy", **source}
+    return {}
 
 
 def prepare(params: dict, out_dir: Path, local_dir: str | None, url: str | None) -> dict:
     ds = params["dataset"]
-    if ds["name"] == "fashion_mnist":
-        options = {"local_dir": local_dir, "base_url": url}
-    elif ds["name"] in ARCHIVES:
-        options = {"path": ds.get("path"), "url": ds.get("url"), "split": ds.get("split", "train")}
-    elif ds["name"] == "image_folder":
-        options = {"path": ds.get("path"), "resolution": ds["resolution"], "skip_corrupt": ds.get("skip_corrupt", False)}
-    else:
-        options = {}
-    raw = REGISTRY[ds["name"]](**options)
+    raw = REGISTRY[ds["name"]](**_options(ds, out_dir, local_dir, url))
     images, labels = raw.images, raw.labels
-    if ds["max_images"] is not None:
-        images, labels = images[: ds["max_images"]], labels[: ds["max_images"]]
-    images, how = fit_to_resolution(images, ds["resolution"])
+    if ds["name"] in STREAMED:  # written already: the first max_images, decoded at the resolution
+        how = raw.notes["resize"]
+    else:
+        if ds["max_images"] is not None:
+            images, labels = images[: ds["max_images"]], labels[: ds["max_images"]]
+        images, how = fit_to_resolution(images, ds["resolution"])
+        save_npy(out_dir / "images.npy", np.ascontiguousarray(images))
     counts = np.bincount(labels, minlength=len(raw.classes))
     meta = {
         "dataset": ds["name"],
@@ -50,7 +60,6 @@ def prepare(params: dict, out_dir: Path, local_dir: str | None, url: str | None)
         "counts_per_class": counts.tolist(),
         **raw.notes,
     }
-    save_npy(out_dir / "images.npy", np.ascontiguousarray(images))
     save_npy(out_dir / "labels.npy", labels)
     save_json(out_dir / "meta.json", meta)
     return meta

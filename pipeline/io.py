@@ -55,13 +55,13 @@ def unreadable(path: Path, err: BaseException, kind: str) -> PipelineError:
     return PipelineError(f"{path}: unreadable {kind} ({detail}); delete it and rerun the stage that writes it")
 
 
-def load_npy(path: str | Path) -> np.ndarray:
-    """A .npy array (no pickled objects)."""
+def load_npy(path: str | Path, mmap: bool = False) -> np.ndarray:
+    """A .npy array (no pickled objects); with ``mmap``, memory-mapped read-only (read as it is used)."""
     path = Path(path)
     if not path.is_file():
         raise missing(path)
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (ValueError, EOFError, OSError) as err:  # truncated, object dtype, not an npy file
         raise unreadable(path, err, ".npy array") from None
 

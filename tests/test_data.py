@@ -235,14 +235,61 @@ def test_image_folder_with_class_subfolders_zip_and_corrupt_files(tmp_path, tiny
     with zipfile.ZipFile(tmp_path / "imgs.zip", "w") as z:
         for p in sorted(root.rglob("*.png")):
             z.write(p, f"train/{p.relative_to(root).as_posix()}")
-    raw = image_folder.load(str(tmp_path / "imgs.zip"), 16)
+    raw = image_folder.load(str(tmp_path / "imgs.zip"), 16, tmp_path / "zip.npy")
     np.testing.assert_array_equal(raw.images, load_npy(tmp_path / "data/images.npy"))
     # a file that cannot be decoded: an error naming it, or skipped and counted
     (root / "dog" / "e.png").write_bytes(b"not a png")
     with pytest.raises(PipelineError, match="dog/e.png: cannot be decoded"):
-        image_folder.load(str(root), 16)
-    raw = image_folder.load(str(root), 16, skip_corrupt=True)
+        image_folder.load(str(root), 16, tmp_path / "x.npy")
+    assert not (tmp_path / "x.npy").exists()
+    raw = image_folder.load(str(root), 16, tmp_path / "x.npy", skip_corrupt=True)
     assert len(raw.images) == 4 and raw.notes["skipped_corrupt"] == 1
+
+
+def reference_npy(files, resolution: int, path) -> bytes:
+    """images.npy as the data stage wrote it before streaming: each file decoded in turn, stacked, np.save."""
+    import io
+
+    from PIL import Image
+
+    images = []
+    for f in files:
+        with Image.open(io.BytesIO(f.read_bytes())) as im:
+            im = im.convert("RGB")
+            side = min(im.size)
+            left, top = (im.width - side) // 2, (im.height - side) // 2
+            images.append(np.asarray(im.crop((left, top, left + side, top + side))
+                                     .resize((resolution, resolution), Image.BICUBIC), np.uint8))
+    np.save(path, np.stack(images))
+    return path.read_bytes()
+
+
+def test_streamed_preparation_writes_the_same_bytes_as_decoding_in_one_process(tmp_path, tiny_params):
+    from pipeline.datasets import image_folder, stream
+
+    root = tmp_path / "imgs"
+    sizes = [(40, 30), (30, 30), (20, 50), (16, 16), (33, 21), (64, 48), (18, 18)]
+    write_images(root, {f"c{i % 3}/{i:02d}.jpg": wh for i, wh in enumerate(sizes)}, fmt="JPEG")
+    write_images(root, {f"c{i % 3}/{i:02d}.png": wh for i, wh in enumerate(sizes)})
+    files = sorted(root.rglob("*.*"))
+    expected = reference_npy(files, 16, tmp_path / "reference.npy")
+    # chunks of 3 images decoded by 2 worker processes, written into the memory map in order
+    raw = image_folder.load(str(root), 16, tmp_path / "streamed.npy", chunk=3, n_workers=2)
+    assert (tmp_path / "streamed.npy").read_bytes() == expected
+    assert raw.checksums[stream.PIXELS] == hashlib.sha256(load_npy(tmp_path / "reference.npy").tobytes()).hexdigest()
+    np.testing.assert_array_equal(raw.labels, [int(f.parent.name[1]) for f in files])
+    # the data stage: the first max_images, and a corrupt file skipped (the array is shortened)
+    (root / "c0" / "00.jpg").write_bytes(b"broken")
+    tiny_params["dataset"].update(name="image_folder", resolution=16, path=str(root), max_images=9, skip_corrupt=True)
+    meta = data.prepare(tiny_params, tmp_path / "data", None, None)
+    assert (tmp_path / "data/images.npy").read_bytes() == reference_npy(files[1:10], 16, tmp_path / "r9.npy")
+    assert meta["count"] == 9 and meta["skipped_corrupt"] == 1 and meta["skipped_files"] == ["c0/00.jpg"]
+    tiny_params["dataset"].update(max_images=None)
+    with pytest.MonkeyPatch.context() as mp:  # the pool, and the skip past the allocated rows
+        mp.setattr(stream, "CHUNK", 4)
+        data.prepare(tiny_params, tmp_path / "all", None, None)
+    assert (tmp_path / "all/images.npy").read_bytes() == reference_npy(files[1:], 16, tmp_path / "r.npy")
+    assert not [p.name for p in (tmp_path / "all").iterdir() if p.name.endswith(".tmp")]
 
 
 def test_a_flat_image_folder_is_unlabelled_and_refuses_what_needs_labels(tmp_path, tiny_params):
@@ -298,4 +345,96 @@ def test_stl10_splits_from_the_binary_archive(tmp_path, tiny_params):
     tiny_params["dataset"].update(name="stl10", resolution=32, path=str(local), split="unlabeled")
     tiny_params["evaluate"]["metrics"] = ["fid", "classes"]
     with pytest.raises(PipelineError, match="stl10's unlabeled split has no labels, but metric classes needs them"):
+        config.load(write_params(tiny_params, tmp_path / "p.yaml"))
+
+
+# --- CelebA ----------------------------------------------------------------------------------------------
+
+def celeba_zip(n: int = 5) -> tuple[bytes, np.ndarray]:
+    """img_align_celeba.zip's layout: n 178x218 JPEGs img_align_celeba/NNNNNN.jpg (and a stray file);
+    and their expected 32 px crops (centre 108x108, bicubic)."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:218, 0:178]
+    buf, expected = io.BytesIO(), []
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("img_align_celeba/", b"")
+        z.writestr("README.txt", b"not an image")
+        for i in range(1, n + 1):
+            face = np.stack([x * (i + 1) % 256, y * 2 % 256, (x + y + 40 * i) % 256], -1)
+            face = (face + rng.integers(0, 30, face.shape)).clip(0, 255).astype(np.uint8)
+            jpeg = io.BytesIO()
+            Image.fromarray(face).save(jpeg, "JPEG", quality=90)
+            z.writestr(f"img_align_celeba/{i:06d}.jpg", jpeg.getvalue())
+            with Image.open(jpeg) as im:
+                expected.append(np.asarray(im.convert("RGB").crop((35, 55, 143, 163)).resize((32, 32), Image.BICUBIC)))
+    return buf.getvalue(), np.stack(expected)
+
+
+def celeba_params(tiny_params, **source):
+    tiny_params["dataset"].update({"name": "celeba", "resolution": 32, "path": None, "url": None, **source})
+    return tiny_params
+
+
+def test_celeba_zip_from_a_url_or_a_path(tmp_path, tiny_params, monkeypatch):
+    from pipeline.datasets import celeba
+
+    archive, expected = celeba_zip()
+    monkeypatch.setattr(celeba, "MD5", hashlib.md5(archive).hexdigest())
+    srv = Server()
+    srv.routes["/img_align_celeba.zip"] = archive
+    try:
+        meta = data.prepare(celeba_params(tiny_params, url=f"{srv.url}/img_align_celeba.zip"), tmp_path / "data",
+                            None, None)
+    finally:
+        srv.close()
+    np.testing.assert_array_equal(load_npy(tmp_path / "data/images.npy"), expected)
+    np.testing.assert_array_equal(load_npy(tmp_path / "data/labels.npy"), np.zeros(5))
+    assert meta["classes"] == ["(unlabelled)"] and not meta["labelled"] and meta["count"] == 5
+    assert "centre crop 108x108" in meta["resize"] and f"img_align_celeba.zip (md5 {celeba.MD5})" in meta["checksums_sha256"]
+    local = tmp_path / "img_align_celeba.zip"
+    local.write_bytes(archive)
+    meta = data.prepare(celeba_params(tiny_params, path=str(local), max_images=3), tmp_path / "three", None, None)
+    np.testing.assert_array_equal(load_npy(tmp_path / "three/images.npy"), expected[:3])
+    assert meta["source"] == str(local)
+
+
+def test_bad_celeba_archives_fail_cleanly(tmp_path, tiny_params, monkeypatch):
+    from pipeline import config
+    from pipeline.datasets import celeba
+    from conftest import write_params
+
+    archive, _ = celeba_zip()
+    at = archive.find(b"img_align_celeba/000002.jpg") + 300
+    corrupt = archive[:at] + bytes(64) + archive[at + 64:]  # inside the second member's compressed data
+    srv = Server()
+    srv.routes.update({"/good.zip": archive, "/corrupt.zip": corrupt, "/truncated.zip": archive, "/gone.zip": 404})
+    srv.truncate.add("/truncated.zip")
+    cases = [("/good.zip", celeba.MD5, "checksum mismatch"),  # the published md5, not this zip's
+             ("/corrupt.zip", hashlib.md5(corrupt).hexdigest(), r"img_align_celeba/000002.jpg: cannot be decoded"),
+             ("/truncated.zip", hashlib.md5(archive).hexdigest(), "truncated download"),
+             ("/gone.zip", hashlib.md5(archive).hexdigest(), "HTTP error 404")]
+    try:
+        for route, md5, message in cases:
+            monkeypatch.setattr(celeba, "MD5", md5)
+            with pytest.raises(PipelineError, match=message):
+                data.prepare(celeba_params(tiny_params, url=srv.url + route), tmp_path / "data", None, None)
+            assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir()), route
+    finally:
+        srv.close()
+    half = tmp_path / "half.zip"
+    half.write_bytes(archive[: len(archive) // 2])
+    monkeypatch.setattr(celeba, "MD5", hashlib.md5(half.read_bytes()).hexdigest())
+    with pytest.raises(PipelineError, match="corrupt or truncated archive"):
+        data.prepare(celeba_params(tiny_params, path=str(half)), tmp_path / "data", None, None)
+    with pytest.raises(PipelineError, match="gdown 0B7EVK8r0v71pZjFTYXZWM3FlRnM"):
+        data.prepare(celeba_params(tiny_params), tmp_path / "data", None, None)
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+    tiny_params["evaluate"]["metrics"] = ["fid", "inception_score"]
+    with pytest.raises(PipelineError, match="celeba is read without its annotations, so its images have no labels, "
+                                            "but metric inception_score needs them"):
         config.load(write_params(tiny_params, tmp_path / "p.yaml"))

@@ -1,7 +1,9 @@
 """Dataset registry: name -> loader returning a :class:`RawDataset` at the source's own size.
 
 A loader takes keyword options (source locations) and returns uint8 images N,H,W,C, int64 labels,
-and provenance (where the bytes came from, their checksums). ``pipeline.data`` resizes and writes.
+and provenance (where the bytes came from, their checksums). ``pipeline.data`` resizes and writes,
+except for the datasets of image files (``pipeline.data.STREAMED``), whose loaders decode straight
+into data/images.npy at the resolution and return it memory-mapped.
 """
 from __future__ import annotations
 
@@ -57,6 +59,12 @@ def _image_folder(**options: Any) -> RawDataset:
     return load(**options)
 
 
+def _celeba(**options: Any) -> RawDataset:
+    from pipeline.datasets.celeba import load
+
+    return load(**options)
+
+
 REGISTRY: dict[str, Callable[..., RawDataset]] = {
     "fashion_mnist": _fashion_mnist,
     "digits": _digits,
@@ -64,4 +72,5 @@ REGISTRY: dict[str, Callable[..., RawDataset]] = {
     "cifar100": _cifar("cifar100"),
     "stl10": _stl10,
     "image_folder": _image_folder,
+    "celeba": _celeba,
 }

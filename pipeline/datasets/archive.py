@@ -1,4 +1,4 @@
-"""Dataset archives: fetch one (a local path or a download), check its published md5, read members.
+"""Dataset archives: fetch one (a local path or a download), check its published md5, read .tar.gz members.
 
 Members are read straight from the .tar.gz into memory, never extracted, so no member name can
 write outside a folder (what PEP 706's ``data`` filter guards against during extraction); only the
@@ -30,7 +30,7 @@ def fetch(dataset: str, path: str | None, url: str, md5: str, work: Path) -> tup
     if path:
         archive, source = Path(path), str(path)
         if not archive.is_file():
-            raise PipelineError(f"{dataset}: dataset.path {archive} is not a file (the .tar.gz archive)")
+            raise PipelineError(f"{dataset}: dataset.path {archive} is not a file (the dataset's archive)")
     else:
         archive, source = download(url, work / Path(url).name, sha256=None), url
     actual, sha256 = digests(archive)

@@ -6,19 +6,20 @@ what needs labels is refused (see ``labelled``). Files are png, jpg/jpeg, webp, 
 matched by extension, in sorted order. Each is decoded with Pillow, converted to RGB, centre-cropped
 to a square of its shorter side and resized with Pillow's bicubic filter (antialiased) to
 ``dataset.resolution``; meta.json says so. A file that cannot be decoded stops the stage naming it,
-unless ``dataset.skip_corrupt: true``, which skips it and counts it in meta.json.
+unless ``dataset.skip_corrupt: true``, which skips it and counts it in meta.json. Decoding streams
+into data/images.npy by a pool of worker processes (pipeline/datasets/stream.py), so memory does
+not grow with the folder; meta.json records the sha256 of the decoded pixels.
 """
 from __future__ import annotations
 
-import io
 import zipfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from pipeline.datasets import UNLABELLED, RawDataset
+from pipeline.datasets import UNLABELLED, RawDataset, stream
 from pipeline.errors import PipelineError
+from pipeline.io import load_npy
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 RESIZE = "centre crop to the shorter side, then Pillow bicubic (antialiased) to the resolution"
@@ -60,16 +61,10 @@ def _labelled(entries: list[tuple[PurePosixPath, str]], path: str | Path) -> boo
     return classes[0] is not None
 
 
-def _decode(data: bytes, resolution: int) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
-        im = im.convert("RGB")
-        side = min(im.size)
-        left, top = (im.width - side) // 2, (im.height - side) // 2
-        im = im.crop((left, top, left + side, top + side)).resize((resolution, resolution), Image.BICUBIC)
-        return np.asarray(im, np.uint8)
-
-
-def load(path: str | None, resolution: int, skip_corrupt: bool = False) -> RawDataset:
+def load(path: str | None, resolution: int, out: Path, skip_corrupt: bool = False, max_images: int | None = None,
+         **stream_options) -> RawDataset:
+    """Decode the images into ``out`` (images.npy, streamed: pipeline/datasets/stream.py); the first
+    ``max_images`` that decode. ``stream_options``: ``n_workers``, ``chunk``."""
     if not path:
         raise PipelineError("image_folder: set dataset.path to a folder or a .zip of images")
     root = Path(path)
@@ -77,26 +72,11 @@ def load(path: str | None, resolution: int, skip_corrupt: bool = False) -> RawDa
     is_labelled = _labelled(entries, root)
     classes = sorted({_class_of(rel) for rel, _ in entries}) if is_labelled else [UNLABELLED]
     index = {c: i for i, c in enumerate(classes)}
-    archive = zipfile.ZipFile(root) if root.is_file() else None
-    images, labels, skipped = [], [], []
-    try:
-        for rel, member in entries:
-            try:
-                data = archive.read(member) if archive else (root / member).read_bytes()
-                images.append(_decode(data, resolution))
-            except (UnidentifiedImageError, OSError, ValueError, zipfile.BadZipFile) as err:
-                if not skip_corrupt:
-                    raise PipelineError(f"image_folder: {root / member}: cannot be decoded ({type(err).__name__}); "
-                                        f"fix or remove it, or set dataset.skip_corrupt: true") from None
-                skipped.append(member)
-                continue
-            labels.append(index[_class_of(rel)] if is_labelled else 0)
-    finally:
-        if archive is not None:
-            archive.close()
-    if not images:
-        raise PipelineError(f"image_folder: none of the {len(entries)} files under {root} could be decoded")
-    return RawDataset(images=np.stack(images), labels=np.asarray(labels, np.int64), classes=classes,
-                      source=str(root), split="all",
-                      notes={"resize": RESIZE, "labelled": is_labelled, "skipped_corrupt": len(skipped),
-                             "skipped_files": skipped[:20]})
+    done = stream.decode_to_npy(out, root, [member for _, member in entries], resolution, limit=max_images,
+                                skip_corrupt=skip_corrupt, what="image_folder",
+                                hint="fix or remove it, or set dataset.skip_corrupt: true", **stream_options)
+    labels = np.asarray([index[_class_of(entries[i][0])] if is_labelled else 0 for i in done.kept], np.int64)
+    return RawDataset(images=load_npy(out, mmap=True), labels=labels, classes=classes, source=str(root), split="all",
+                      checksums={stream.PIXELS: done.sha256},
+                      notes={"resize": RESIZE, "labelled": is_labelled, "skipped_corrupt": len(done.skipped),
+                             "skipped_files": done.skipped[:20]})

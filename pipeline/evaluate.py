@@ -68,10 +68,10 @@ class EvalContext:
 
     @cached_property
     def _products(self) -> Products:
-        return Products.of(self._real_features, self._features)
+        return Products(self._real_features, self._features)
 
     def products(self) -> Products:
-        """Inner products of real and sample features (float64), computed once for kid and prdc."""
+        """Inner products of real and sample features (float64), shared by kid and prdc."""
         return self._products
 
 

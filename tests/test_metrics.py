@@ -17,7 +17,7 @@ from pipeline import backbones, config, evaluate, reference, report
 from pipeline.errors import PipelineError
 from pipeline.images import to_float, to_uint8
 from pipeline.io import load_json, load_npy, save_json, save_npy
-from pipeline.metrics import classes, fid, inception_score, kid, lpips, ndb, prdc
+from pipeline.metrics import classes, fid, gram, inception_score, kid, lpips, ndb, prdc
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,7 @@ def kid_by_loops(x: np.ndarray, y: np.ndarray) -> float:
     return xx + yy - 2 * xy
 
 
-def test_kid_equals_a_pair_by_pair_computation():
+def test_kid_equals_a_pair_by_pair_computation(products_kept):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(30, 7)), rng.normal(0.5, 1.2, size=(30, 7))
     mean, std, size = kid.kid(x, y, subsets=1, size=30)  # one subset of everything: the plain estimate
@@ -250,7 +250,16 @@ def test_padding_folded_into_convolutions_changes_no_feature(size):
         torch.testing.assert_close(folded.extract_features(x), original.extract_features(x), rtol=0, atol=1e-6)
 
 
-def test_prdc_equals_brute_force(monkeypatch):
+@pytest.fixture(params=["whole", "blocked"])
+def products_kept(request, monkeypatch):
+    """kid and prdc with the products held whole, and computed block by block (several blocks)."""
+    monkeypatch.setattr(gram, "BLOCK", 16)
+    if request.param == "blocked":
+        monkeypatch.setattr(gram, "BUDGET", 0)
+    return request.param
+
+
+def test_prdc_equals_brute_force(products_kept):
     rng = np.random.default_rng(3)
     real, fake, k = rng.normal(size=(70, 6)), rng.normal(0.3, 1.2, size=(55, 6)), 3
     d_rr, d_ff, d_rf = cdist(real, real), cdist(fake, fake), cdist(real, fake)
@@ -262,7 +271,6 @@ def test_prdc_equals_brute_force(monkeypatch):
         "density": np.mean([sum(d_rf[i, j] < r[i] for i in range(70)) for j in range(55)]) / k,
         "coverage": np.mean([d_rf[i].min() < r[i] for i in range(70)]),
     }
-    monkeypatch.setattr(prdc, "BLOCK", 16)  # several blocks of rows
     got = prdc.prdc(real, fake, k)
     assert got == pytest.approx(expected)
     assert prdc.prdc(real, real, k)["precision"] == 1.0

@@ -1,26 +1,39 @@
-"""Inner products of real and generated features, computed once per evaluation for kid and prdc.
+"""Inner products of real and generated features, shared by kid and prdc.
 
 Both metrics need every pairwise product of the n_real + n_fake feature rows (KID's kernel is a
-function of x.y, PRDC's distances are |x|^2 + |y|^2 - 2 x.y): three float64 matrix products,
-O((n_real + n_fake)^2 d), 600 MB at 5,000 + 5,000 rows, instead of two per metric.
+function of x.y, PRDC's distances are |x|^2 + |y|^2 - 2 x.y), O((n_real + n_fake)^2 d) float64
+work, and both read them one block of rows at a time. When the three matrices fit ``BUDGET``
+(600 MB at 5,000 + 5,000 rows) they are computed once per evaluation and shared; beyond it (the
+papers' 50,000 + 50,000 would take 60 GB) each block is computed when it is read, so memory stays
+O(BLOCK x n) and the products are computed once per metric.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
+BUDGET = 2 * 2**30  # bytes of float64 products kept whole
+BLOCK = 1024  # rows per block
 
-@dataclass
+
 class Products:
-    """Inner products of the real (r) and generated (f) feature rows: rr, ff, rf (float64), and d."""
+    """Inner products of the real (r) and generated (f) feature rows, read by blocks of rows:
+    ``rows("rr" | "ff" | "rf")`` yields (start, block); ``norms`` are the rows' squared norms."""
 
-    rr: np.ndarray
-    ff: np.ndarray
-    rf: np.ndarray
-    dim: int
+    def __init__(self, real: np.ndarray, fake: np.ndarray):
+        self.r, self.f = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+        self.n_real, self.n_fake, self.dim = len(self.r), len(self.f), self.r.shape[1]
+        self.whole = 8 * (self.n_real + self.n_fake) ** 2 <= BUDGET
+        pairs = {"rr": (self.r, self.r), "ff": (self.f, self.f), "rf": (self.r, self.f)}
+        self._pairs = pairs
+        self._cache = {name: a @ b.T for name, (a, b) in pairs.items()} if self.whole else {}
+        self.norms = {
+            "r": np.diag(self._cache["rr"]) if self.whole else np.einsum("ij,ij->i", self.r, self.r),
+            "f": np.diag(self._cache["ff"]) if self.whole else np.einsum("ij,ij->i", self.f, self.f),
+        }
 
-    @classmethod
-    def of(cls, real: np.ndarray, fake: np.ndarray) -> "Products":
-        r, f = np.asarray(real, np.float64), np.asarray(fake, np.float64)
-        return cls(r @ r.T, f @ f.T, r @ f.T, r.shape[1])
+    def rows(self, pair: str) -> Iterator[tuple[int, np.ndarray]]:
+        a, b = self._pairs[pair]
+        for start in range(0, len(a), BLOCK):
+            yield start, (self._cache[pair][start:start + BLOCK] if self.whole else a[start:start + BLOCK] @ b.T)

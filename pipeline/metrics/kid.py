@@ -35,7 +35,7 @@ def kernel(dots: np.ndarray, dim: int) -> np.ndarray:
 
 def kid(real: np.ndarray, fake: np.ndarray, subsets: int, size: int, seed: int = SUBSET_SEED) -> tuple[float, float, int]:
     """KID of two feature arrays: see :func:`kid_of`."""
-    return kid_of(Products.of(real, fake), subsets, size, seed)
+    return kid_of(Products(real, fake), subsets, size, seed)
 
 
 def kid_of(p: Products, subsets: int, size: int, seed: int = SUBSET_SEED) -> tuple[float, float, int]:
@@ -43,7 +43,7 @@ def kid_of(p: Products, subsets: int, size: int, seed: int = SUBSET_SEED) -> tup
 
     A subset's sums are s^T K s with s its 0/1 membership vector, so all subsets come from three
     matrix products K S (S: n x subsets), not from copying 3 x subsets blocks of the kernels."""
-    n_real, n_fake = p.rf.shape
+    n_real, n_fake = p.n_real, p.n_fake
     size = min(size, n_real, n_fake)
     if size < 2:
         raise PipelineError(f"kid: subsets need at least 2 real and 2 generated samples, got {n_real} and {n_fake}")
@@ -52,13 +52,15 @@ def kid_of(p: Products, subsets: int, size: int, seed: int = SUBSET_SEED) -> tup
     for j in range(subsets):
         s_r[rng.choice(n_real, size, replace=False), j] = 1
         s_f[rng.choice(n_fake, size, replace=False), j] = 1
-    k_rr = kernel(p.rr, p.dim)
-    xx = (s_r * (k_rr @ s_r)).sum(0) - np.diag(k_rr) @ s_r
-    del k_rr
-    k_ff = kernel(p.ff, p.dim)
-    yy = (s_f * (k_ff @ s_f)).sum(0) - np.diag(k_ff) @ s_f
-    del k_ff
-    xy = (s_r * (kernel(p.rf, p.dim) @ s_f)).sum(0)
+
+    def quadratic(pair: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """left^T K right per subset column, K the kernel of the pair's products, a block of rows at a time."""
+        return sum((left[start:start + len(block)] * (kernel(block, p.dim) @ right)).sum(0)
+                   for start, block in p.rows(pair))
+
+    xx = quadratic("rr", s_r, s_r) - kernel(p.norms["r"], p.dim) @ s_r  # without the diagonal (i = j)
+    yy = quadratic("ff", s_f, s_f) - kernel(p.norms["f"], p.dim) @ s_f
+    xy = quadratic("rf", s_r, s_f)
     values = (xx + yy) / (size * (size - 1)) - 2 * xy / size**2
     return float(values.mean()), float(values.std()), size
 
@@ -74,4 +76,4 @@ def compute(ctx) -> dict:
     return {"name": label(backbone.name), "value": mean, "subset_std": std, "subsets": ev["kid_subsets"],
             "n_subset": size, "kernel": "(x.y / d + 1)^3", "backbone": backbone.name,
             "input_size": backbone.input_size,
-            "resize": backbone.resize, "n_real": products.rf.shape[0], "n_fake": products.rf.shape[1]}
+            "resize": backbone.resize, "n_real": products.n_real, "n_fake": products.n_fake}

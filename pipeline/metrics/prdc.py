@@ -12,7 +12,7 @@ nearest other real and s_j the same among the fakes:
 - coverage: fraction of reals whose nearest fake lies inside their ball.
 
 Distances are float64, from the inner products shared with kid (pipeline/metrics/gram.py),
-O((n_real + n_fake)^2 d) once; the balls are then tested one block of rows at a time.
+O((n_real + n_fake)^2 d), read one block of rows at a time (memory O(block x n)).
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from pipeline.errors import PipelineError
 from pipeline.metrics.gram import Products
 
 reference = "backbone"
-BLOCK = 1024
 
 
 def distances(norms_a: np.ndarray, norms_b: np.ndarray, dots: np.ndarray) -> np.ndarray:
@@ -31,13 +30,13 @@ def distances(norms_a: np.ndarray, norms_b: np.ndarray, dots: np.ndarray) -> np.
     return np.sqrt(np.maximum(norms_a[:, None] + norms_b[None, :] - 2 * dots, 0))
 
 
-def kth_radii(self_dots: np.ndarray, k: int) -> np.ndarray:
-    """Distance from each row to its k-th nearest other row, from the rows' inner products."""
-    norms = np.diag(self_dots)
+def kth_radii(p: Products, side: str, k: int) -> np.ndarray:
+    """Distance from each real (``side`` "r") or generated ("f") row to its k-th nearest other row."""
+    norms = p.norms[side]
     out = np.empty(len(norms))
-    for start in range(0, len(norms), BLOCK):
-        d = distances(norms[start:start + BLOCK], norms, self_dots[start:start + BLOCK])
-        out[start:start + BLOCK] = np.partition(d, k, axis=1)[:, k]  # index 0 is the row itself
+    for start, dots in p.rows(side * 2):
+        d = distances(norms[start:start + len(dots)], norms, dots)
+        out[start:start + len(dots)] = np.partition(d, k, axis=1)[:, k]  # index 0 is the row itself
     return out
 
 
@@ -46,25 +45,26 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
     for what, x in (("real", real), ("generated", fake)):
         if len(x) <= k:
             raise PipelineError(f"prdc: {len(x)} {what} samples for k = {k}; use more than {k}")
-    return prdc_of(Products.of(real, fake), k)
+    return prdc_of(Products(real, fake), k)
 
 
 def prdc_of(p: Products, k: int) -> dict[str, float]:
-    n_real, n_fake = p.rf.shape
+    n_real, n_fake = p.n_real, p.n_fake
     for what, n in (("real", n_real), ("generated", n_fake)):
         if n <= k:
             raise PipelineError(f"prdc: {n} {what} samples for k = {k}; use more than {k}")
-    r, s = kth_radii(p.rr, k), kth_radii(p.ff, k)
-    norms_r, norms_f = np.diag(p.rr), np.diag(p.ff)
+    r, s = kth_radii(p, "r", k), kth_radii(p, "f", k)
+    norms_r, norms_f = p.norms["r"], p.norms["f"]
     inside = np.zeros(n_fake)  # number of real balls holding each fake
     recalled = np.zeros(n_real, bool)
     covered = np.zeros(n_real, bool)
-    for start in tqdm(range(0, n_real, BLOCK), desc="prdc", disable=None, leave=False):
-        d = distances(norms_r[start:start + BLOCK], norms_f, p.rf[start:start + BLOCK])
-        rb = r[start:start + BLOCK, None]
+    for start, dots in tqdm(p.rows("rf"), desc="prdc", disable=None, leave=False):
+        stop = start + len(dots)
+        d = distances(norms_r[start:stop], norms_f, dots)
+        rb = r[start:stop, None]
         inside += (d < rb).sum(0)
-        recalled[start:start + BLOCK] = (d < s[None, :]).any(1)
-        covered[start:start + BLOCK] = d.min(1) < rb[:, 0]
+        recalled[start:stop] = (d < s[None, :]).any(1)
+        covered[start:stop] = d.min(1) < rb[:, 0]
     return {"precision": float((inside > 0).mean()), "recall": float(recalled.mean()),
             "density": float(inside.mean() / k), "coverage": float(covered.mean())}
 
@@ -75,4 +75,4 @@ def compute(ctx) -> dict:
     scores = prdc_of(products, k)
     return {"name": f"PRDC-precision_{backbone.name}", "value": scores.pop("precision"), **scores, "k": k,
             "backbone": backbone.name, "input_size": backbone.input_size,
-            "resize": backbone.resize, "n_real": products.rf.shape[0], "n_fake": products.rf.shape[1]}
+            "resize": backbone.resize, "n_real": products.n_real, "n_fake": products.n_fake}

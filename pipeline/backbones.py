@@ -116,18 +116,20 @@ def fid_weights_path() -> Path:
     )
 
 
-def inception_net() -> nn.Module:
-    """pytorch-fid's FID InceptionV3 (pool3), its weights read with ``weights_only=True``."""
-    import pytorch_fid.inception as fid_inception
-
+def fid_inception_state() -> dict[str, torch.Tensor]:
+    """pytorch-fid's FID Inception weights, sha256-checked and read with ``weights_only=True``."""
     path = fid_weights_path()
     download.verify_sha256(path, FID_SHA256, f"{path} (not pytorch-fid's FID Inception weights)")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
-    def load_local(url: str, *args, **kwargs) -> dict:
-        return torch.load(path, map_location="cpu", weights_only=True)
 
-    # pytorch-fid fetches the weights with an unrestricted torch.load; substitute a safe local load.
-    with mock.patch.object(fid_inception, "load_state_dict_from_url", load_local):
+def inception_net() -> nn.Module:
+    """pytorch-fid's FID InceptionV3 (pool3)."""
+    import pytorch_fid.inception as fid_inception
+
+    state = fid_inception_state()
+    # pytorch-fid fetches the weights with an unrestricted torch.load; substitute the checked, safe load.
+    with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *args, **kwargs: state):
         net = fid_inception.InceptionV3([3], resize_input=False, normalize_input=False)
 
     class Pool3(nn.Module):

@@ -64,7 +64,7 @@ METRIC_KEYS: dict[str, list[str]] = {
     "ndb": ["evaluate.ndb_alpha", "evaluate.ndb_bins", "evaluate.ndb_whiten"],
     "prdc": [*BACKBONE_KEYS, "evaluate.prdc_k"],
     "classes": ["evaluate.batch_size"],
-    "inception_score": ["evaluate.batch_size", "evaluate.is_splits"],
+    "inception_score": ["evaluate.batch_size", "evaluate.is_splits", "evaluate.is_net", "evaluate.resize"],
 }
 
 
@@ -78,6 +78,15 @@ def stage_keys(stage: str, run: str | None = None, metrics: list[str] = (), moni
     if stage == "train" and monitored:
         keys += METRIC_KEYS["kid"]
     return list(dict.fromkeys(keys))
+
+
+def metric_references(params: dict) -> list[str]:
+    """The results/reference/ folders the configured metrics (and FD during training) read."""
+    needed = {METRIC_REFERENCE[m] for m in params["evaluate"]["metrics"]}
+    if "inception_score" in params["evaluate"]["metrics"] and params["evaluate"]["is_net"] == "inception" \
+            and "classes" not in params["evaluate"]["metrics"]:
+        needed.discard("classifier")  # the Inception Score proper reads the Inception weights instead
+    return sorted((needed | ({"backbone"} if monitored(params) else set())) - {None})
 
 
 def monitored(params: dict) -> bool:

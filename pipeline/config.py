@@ -163,7 +163,8 @@ def _check_labels_needed(params: dict, source: str) -> None:
     if reason is None:
         return
     runs = [r for r in params["study"]["methods"] if params["methods"].get(r, {}).get("method") in LABELLED_METHODS]
-    metrics = [m for m in params["evaluate"]["metrics"] if m in LABELLED_METRICS]
+    metrics = [m for m in params["evaluate"]["metrics"] if m in LABELLED_METRICS
+               and not (m == "inception_score" and params["evaluate"]["is_net"] == "inception")]
     if runs or metrics:
         what = ", ".join([*(f"run {r}" for r in runs), *(f"metric {m}" for m in metrics)])
         raise PipelineError(f"{source}: {reason}, but {what} needs them; remove it or use labelled data")

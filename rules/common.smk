@@ -1,6 +1,6 @@
 # Shared names and helpers for the rules.
-from pipeline.catalogue import (METRIC_REFERENCE, REAL, has_encoder, launcher, monitored, results, run_needs,
-                                stage_params, train_resources)
+from pipeline.catalogue import (METRIC_REFERENCE, REAL, has_encoder, launcher, metric_references, monitored, results,
+                                run_needs, stage_params, train_resources)
 
 METHODS = config["study"]["methods"]
 SEEDS = config["train"]["seeds"]

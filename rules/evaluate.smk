@@ -21,7 +21,7 @@ rule reference:
 
 rule evaluate:
     input:
-        references=[f"results/reference/{name}" for name in sorted({METRIC_REFERENCE[m] for m in METRICS} - {None})],
+        references=[f"results/reference/{name}" for name in metric_references(config)],
         samples="results/{method}/seed{seed}/samples.npy",
         meta="results/{method}/seed{seed}/samples.json",
     output:

@@ -1,6 +1,10 @@
 """The torch-free catalogue the workflow reads agrees with the method and metric registries."""
 from __future__ import annotations
 
+import copy
+
+import pytest
+
 from pipeline import catalogue
 from pipeline.methods import REGISTRY as METHODS
 from pipeline.metrics import REGISTRY as METRICS
@@ -27,3 +31,24 @@ def test_every_declared_stage_key_exists_in_the_default_params(default_params):
         assert got and all(v is not None or k.endswith("n_train") or k.endswith("max_images") for k, v in got.items())
     assert "train.threads" not in catalogue.stage_keys("train", "icgan") and "methods.icgan" in catalogue.stage_keys(
         "train", "icgan")
+
+
+def test_the_inception_score_proper_needs_no_classifier_reference_and_no_labels(default_params):
+    from pipeline import config
+
+    p = copy.deepcopy(default_params)
+    assert "classifier" in catalogue.metric_references(p)
+    p["evaluate"].update(metrics=["fid", "inception_score"], is_net="inception")
+    assert catalogue.metric_references(p) == ["backbone"]
+    p["evaluate"]["metrics"].append("classes")
+    assert catalogue.metric_references(p) == ["backbone", "classifier"]
+    p["train"]["eval_every"] = 10
+    p["evaluate"]["metrics"] = ["lpips"]
+    assert catalogue.metric_references(p) == ["backbone"]  # FD during training
+    p["dataset"].update(name="stl10", split="unlabeled")
+    p["study"]["methods"] = ["gan"]
+    p["evaluate"].update(metrics=["fid", "inception_score"], is_net="inception")
+    config.validate(p)  # IS from the Inception logits reads no labels
+    p["evaluate"]["is_net"] = "classifier"
+    with pytest.raises(config.PipelineError, match="metric inception_score needs them"):
+        config.validate(p)

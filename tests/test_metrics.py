@@ -207,6 +207,45 @@ def test_inception_score_is_k_for_a_uniform_confident_mix_and_1_for_one_class():
     assert inception_score.inception_score(uncertain, splits=10)[0] == pytest.approx(1.0)
 
 
+def test_inception_score_proper_is_the_fid_inceptions_unbiased_logits(tmp_path, monkeypatch, tiny_params, digits):
+    """Plumbing with random weights in the FID Inception's layout (the real file cannot be had here):
+    the metric's IS equals softmax(pool3 @ fc.weight^T) computed through pytorch-fid's own resize and
+    normalisation; the sha256 check and the checked file are the ones FID uses."""
+    import hashlib
+    from unittest import mock
+
+    import pytorch_fid.inception as fid_inception
+    from scipy.special import softmax
+
+    with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *a, **k: {}), \
+            mock.patch.object(torch.nn.Module, "load_state_dict", lambda self, state, *a, **k: None):
+        torch.manual_seed(0)
+        state = fid_inception.fid_inception_v3().state_dict()
+    assert state["fc.weight"].shape == (1008, 2048)
+    torch.save(state, tmp_path / backbones.FID_WEIGHTS)
+    monkeypatch.setattr(backbones, "RESOURCES", tmp_path)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(backbones, "FID_SHA256", hashlib.sha256((tmp_path / backbones.FID_WEIGHTS).read_bytes()).hexdigest())
+
+    images = digits[0][:10]
+    tiny_params["evaluate"].update(is_net="inception", is_splits=2, batch_size=5)
+    ctx = evaluate.EvalContext(tiny_params, images, np.full(10, -1), tmp_path, 0, torch.device("cpu"))
+    got = inception_score.compute(ctx)
+
+    with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *a, **k: state):
+        net = fid_inception.InceptionV3([3], resize_input=True, normalize_input=True).eval()
+    with torch.no_grad():
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255).expand(-1, 3, -1, -1)
+        pool3 = net(x)[0].flatten(1).double()
+    probs = softmax((pool3 @ state["fc.weight"].double().T).numpy(), axis=1)
+    expected = inception_score.inception_score(probs, 2)
+    assert got["name"] == "IS" and got["n_classes"] == 1008 and got["net"] == "inception"
+    assert got["value"] == pytest.approx(expected[0], rel=1e-4) and got["split_std"] == pytest.approx(expected[1], rel=1e-2, abs=1e-6)
+    monkeypatch.setattr(backbones, "FID_SHA256", "0" * 64)  # another file: refused, as for FID
+    with pytest.raises(PipelineError, match="not pytorch-fid's FID Inception weights"):
+        inception_score.compute(evaluate.EvalContext(tiny_params, images, np.full(10, -1), tmp_path, 0))
+
+
 def test_inception_score_by_hand_on_two_samples():
     probs = np.array([[0.9, 0.1], [0.2, 0.8]])
     marginal = probs.mean(0)

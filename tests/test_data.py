@@ -278,6 +278,12 @@ def test_streamed_preparation_writes_the_same_bytes_as_decoding_in_one_process(t
     assert (tmp_path / "streamed.npy").read_bytes() == expected
     assert raw.checksums[stream.PIXELS] == hashlib.sha256(load_npy(tmp_path / "reference.npy").tobytes()).hexdigest()
     np.testing.assert_array_equal(raw.labels, [int(f.parent.name[1]) for f in files])
+    # the first max_images: a corrupt file after them is not read
+    files[-1].write_bytes(b"broken")
+    image_folder.load(str(root), 16, tmp_path / "five.npy", max_images=5)
+    assert (tmp_path / "five.npy").read_bytes() == reference_npy(files[:5], 16, tmp_path / "r5.npy")
+    files[-1].unlink()
+    files = files[:-1]
     # the data stage: the first max_images, and a corrupt file skipped (the array is shortened)
     (root / "c0" / "00.jpg").write_bytes(b"broken")
     tiny_params["dataset"].update(name="image_folder", resolution=16, path=str(root), max_images=9, skip_corrupt=True)

@@ -12,8 +12,9 @@ not grow with the folder; meta.json records the sha256 of the decoded pixels.
 """
 from __future__ import annotations
 
+import os
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
@@ -25,40 +26,48 @@ EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 RESIZE = "centre crop to the shorter side, then Pillow bicubic (antialiased) to the resolution"
 
 
-def _entries(path: Path) -> list[tuple[PurePosixPath, str]]:
-    """(path relative to the class root, member name) of the image files of a folder or a .zip, sorted."""
+def _files(path: Path) -> list[str]:
+    """The image files of a folder or a .zip: names within it, "/"-separated, sorted."""
     if path.is_dir():
-        names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
+        names = []
+        for folder, _, files in os.walk(path):
+            rel = os.path.relpath(folder, path)
+            prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            names += [prefix + f for f in files]
     elif path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             names = [n for n in z.namelist() if not n.endswith("/")]
     else:
         raise PipelineError(f"image_folder: dataset.path {path} is neither a folder nor a .zip file")
-    names = sorted(n for n in names if PurePosixPath(n).suffix.lower() in EXTENSIONS
-                   and not PurePosixPath(n).name.startswith("."))
+    names.sort()
+    names = [n for n in names if os.path.splitext(n)[1].lower() in EXTENSIONS and not n.rpartition("/")[2].startswith(".")]
     if not names:
         raise PipelineError(f"image_folder: no image files ({', '.join(sorted(EXTENSIONS))}) under {path}")
-    rel = [PurePosixPath(n) for n in names]
-    if len({r.parts[0] for r in rel}) == 1 and all(len(r.parts) > 2 for r in rel):  # one folder around the classes
-        rel = [PurePosixPath(*r.parts[1:]) for r in rel]
-    return list(zip(rel, names))
+    return names
 
 
-def _class_of(name: PurePosixPath) -> str | None:
-    return name.parts[0] if len(name.parts) > 1 else None
+def _classes(names: list[str], path: str | Path) -> tuple[list[str], np.ndarray]:
+    """The class subfolders (sorted; [UNLABELLED] for a flat folder) and each file's class index. A
+    .zip (or folder) holding one folder around the class folders is read inside it."""
+    depth = int(len({n.partition("/")[0] for n in names}) == 1 and all(n.count("/") >= 2 for n in names))
+
+    def class_of(name: str) -> str | None:
+        return name.split("/", depth + 1)[depth] if name.count("/") > depth else None
+
+    found = {class_of(n) for n in names}
+    if None in found and len(found) > 1:
+        raise PipelineError(f"image_folder: {path} mixes images in class subfolders with images at its top; "
+                            f"move the loose ones into a class folder")
+    if found == {None}:
+        return [UNLABELLED], np.zeros(len(names), np.int64)
+    classes = sorted(found)
+    index = {c: i for i, c in enumerate(classes)}
+    return classes, np.fromiter((index[class_of(n)] for n in names), np.int64, len(names))
 
 
 def labelled(path: str | Path) -> bool:
     """Whether the images sit in class subfolders (every one of them)."""
-    return _labelled(_entries(Path(path)), path)
-
-
-def _labelled(entries: list[tuple[PurePosixPath, str]], path: str | Path) -> bool:
-    classes = [_class_of(rel) for rel, _ in entries]
-    if any(c is None for c in classes) and any(c is not None for c in classes):
-        raise PipelineError(f"image_folder: {path} mixes images in class subfolders with images at its top; "
-                            f"move the loose ones into a class folder")
-    return classes[0] is not None
+    return _classes(_files(Path(path)), path)[0] != [UNLABELLED]
 
 
 def load(path: str | None, resolution: int, out: Path, skip_corrupt: bool = False, max_images: int | None = None,
@@ -68,14 +77,13 @@ def load(path: str | None, resolution: int, out: Path, skip_corrupt: bool = Fals
     if not path:
         raise PipelineError("image_folder: set dataset.path to a folder or a .zip of images")
     root = Path(path)
-    entries = _entries(root)
-    is_labelled = _labelled(entries, root)
-    classes = sorted({_class_of(rel) for rel, _ in entries}) if is_labelled else [UNLABELLED]
-    index = {c: i for i, c in enumerate(classes)}
-    done = stream.decode_to_npy(out, root, [member for _, member in entries], resolution, limit=max_images,
-                                skip_corrupt=skip_corrupt, what="image_folder",
-                                hint="fix or remove it, or set dataset.skip_corrupt: true", **stream_options)
-    labels = np.asarray([index[_class_of(entries[i][0])] if is_labelled else 0 for i in done.kept], np.int64)
+    names = _files(root)
+    classes, labels = _classes(names, root)
+    done = stream.decode_to_npy(out, root, names, resolution, limit=max_images, skip_corrupt=skip_corrupt,
+                                what="image_folder", hint="fix or remove it, or set dataset.skip_corrupt: true",
+                                **stream_options)
+    is_labelled = classes != [UNLABELLED]
+    labels = labels[done.kept]
     return RawDataset(images=load_npy(out, mmap=True), labels=labels, classes=classes, source=str(root), split="all",
                       checksums={stream.PIXELS: done.sha256},
                       notes={"resize": RESIZE, "labelled": is_labelled, "skipped_corrupt": len(done.skipped),

@@ -83,7 +83,7 @@ def decode_chunk(root: str, names: list[str], resolution: int, crop: int | None)
 @dataclass
 class Decoded:
     count: int  # images written
-    kept: list[int]  # positions in ``names`` of the images written, in order
+    kept: np.ndarray  # positions in ``names`` of the images written, in order
     skipped: list[str]  # files that could not be decoded (with skip_corrupt)
     sha256: str  # of the uint8 N,H,W,C pixels as written
 
@@ -156,24 +156,26 @@ def decode_to_npy(target: Path, root: Path, names: list[str], resolution: int, *
     chunk = chunk or CHUNK
     n = len(names) if limit is None else min(limit, len(names))
     shape = (n, resolution, resolution, 3)
-    digest, kept, skipped, written = hashlib.sha256(), [], [], 0
+    digest, skipped_at, written, end = hashlib.sha256(), [], 0, 0
     use_pool = n_workers > 1 and len(names) > chunk
     pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork")) if use_pool else _Inline()
     with atomic_path(target) as tmp, _closing(pool), tqdm(total=n, unit="img", desc=f"{what}: decoding",
                                                           disable=None, leave=False) as bar:
         offset = _create(tmp, shape)
         for start, images, failures in _chunks(pool, root, names, resolution, crop, chunk, 2 * n_workers):
-            bad = {pos for pos, _ in failures}
-            for pos, err in failures:
+            take = min(len(images), n - written)
+            bad = dict(failures)
+            good = [i for i in range(min(chunk, len(names) - start)) if i not in bad]
+            end = start + (good[take] if take < len(good) else min(chunk, len(names) - start))  # files read so far
+            for pos, err in bad.items():
+                if start + pos >= end:  # past the last image needed
+                    continue
                 if not skip_corrupt:
                     raise PipelineError(f"{what}: {root / names[start + pos]}: cannot be decoded ({err}); {hint}")
-                skipped.append(names[start + pos])
-            good = [start + i for i in range(min(chunk, len(names) - start)) if i not in bad]
-            take = min(len(images), n - written)
+                skipped_at.append(start + pos)
             block = images[:take]
             _put(tmp, offset, written, block)
             digest.update(block.data)
-            kept += good[:take]
             written += take
             bar.update(take)
             if written == n:
@@ -182,7 +184,8 @@ def decode_to_npy(target: Path, root: Path, names: list[str], resolution: int, *
             raise PipelineError(f"{what}: none of the {len(names)} files under {root} could be decoded")
         if written < n:  # skipped files: the array holds fewer rows than allocated
             _shorten(tmp, offset, (written, *shape[1:]))
-    return Decoded(count=written, kept=kept, skipped=skipped, sha256=digest.hexdigest())
+    return Decoded(count=written, kept=np.setdiff1d(np.arange(end), skipped_at), skipped=[names[i] for i in skipped_at],
+                   sha256=digest.hexdigest())
 
 
 def _shorten(path: Path, offset: int, shape: tuple[int, ...]) -> None:

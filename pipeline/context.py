@@ -12,6 +12,7 @@ from pipeline import checkpoint
 from pipeline.errors import PipelineError
 from pipeline.io import load_json_object, load_npy
 from pipeline.methods import REGISTRY, Method, TrainData
+from pipeline.methods.base import hold
 
 
 def limit_threads(threads: int) -> None:
@@ -41,14 +42,17 @@ def read_data(data_dir: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     if not data_dir.is_dir():
         raise PipelineError(f"{data_dir}: no such data folder; run the data stage (snakemake data/images.npy)")
     meta = load_json_object(data_dir / "meta.json", ("shape", "classes", "count", "dataset"))
-    images = load_npy(data_dir / "images.npy")
+    images = load_npy(data_dir / "images.npy", mmap=True)
     labels = load_npy(data_dir / "labels.npy")
     check_data(images, labels, meta, data_dir)
     return images, labels, meta
 
 
-def load_data(data_dir: Path, inputs: dict[str, Path], needs: tuple[str, ...], dev: torch.device) -> TrainData:
-    """Load data/ (and the extra inputs a method needs) onto ``dev``."""
+def load_data(data_dir: Path, inputs: dict[str, Path], needs: tuple[str, ...], dev: torch.device,
+              budget_mb: float | None = None) -> TrainData:
+    """Load data/ (and the extra inputs a method needs) onto ``dev``: the images too when they take at
+    most ``budget_mb`` (``train.data_budget_mb``; None: always), else they stay memory-mapped and
+    each batch's rows are read from the file (:class:`MappedImages`), with the same results."""
     images, labels, meta = read_data(data_dir)
     extra: dict[str, Any] = {}
     for need in needs:
@@ -58,7 +62,7 @@ def load_data(data_dir: Path, inputs: dict[str, Path], needs: tuple[str, ...], d
 
         extra[need] = knn_io.load(need, inputs[need], n=len(images))
     return TrainData(
-        images=torch.from_numpy(images).to(dev),
+        images=hold(images, dev, budget_mb),
         labels=torch.from_numpy(labels).to(dev),
         n_classes=len(meta["classes"]),
         **{k: v.to(dev) for k, v in extra.items()},
@@ -94,7 +98,8 @@ def restore(params: dict, run: str, run_dir: Path, data_dir: Path,
     if state.get("run") != run:
         raise PipelineError(f"{run_dir}/checkpoint.pt holds run {state.get('run')!r}, not {run!r}; retrain it")
     dev = device(params["train"]["threads"])
-    data = load_data(data_dir, inputs, method_class(state["hp"]["method"]).needs, dev)
+    data = load_data(data_dir, inputs, method_class(state["hp"]["method"]).needs, dev,
+                     params["train"].get("data_budget_mb"))
     m = build(state["hp"], state["train"], data, dev)
     try:
         m.nets.load_state_dict(state["nets"])

@@ -27,7 +27,7 @@ def run(params: dict, method: str, run_dir: Path, data_dir: Path) -> dict:
     torch.manual_seed(state["seed"])
     untrained = context.build(state["hp"], state["train"], m.data, m.device)
     untrained.nets.eval()
-    images, labels = m.data.images.cpu().numpy(), m.data.labels.cpu().numpy()
+    images, labels = m.data.images_numpy(), m.data.labels.cpu().numpy()
     fc, pc = params["features"], params["features"]["probe"]
     train, test = probe.split(len(images), pc["n_train"], pc["n_test"], fc["seed"])
     args = (images, labels, train, test, pc["k"], fc["batch_size"], m.device)

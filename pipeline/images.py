@@ -15,6 +15,8 @@ from pipeline.io import atomic_path
 
 def to_float(images: np.ndarray | torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
     """uint8 N,H,W,C -> float32 N,C,H,W in [-1, 1]."""
+    if isinstance(images, np.ndarray) and not images.flags.writeable:  # a slice of a read-only memory map
+        images = np.array(images)
     t = torch.as_tensor(images).to(device)
     return t.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 

@@ -29,18 +29,36 @@ def real_subset_indices(n_images: int, n: int) -> np.ndarray:
     return np.sort(np.random.default_rng(SUBSET_SEED).choice(n_images, n, replace=False))
 
 
-def real_subset(images: np.ndarray, n: int, what: str) -> np.ndarray:
-    """A fixed random subset of n training images (sorted indices, seed 0)."""
+class Rows:
+    """Rows ``idx`` of ``images``, read a slice at a time (of a memory map: never all in memory)."""
+
+    def __init__(self, images: np.ndarray, idx: np.ndarray):
+        self.images, self.idx = images, idx
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, part: slice) -> np.ndarray:
+        return self.images[self.idx[part]]
+
+
+def real_rows(images: np.ndarray, n: int, what: str) -> Rows:
+    """A fixed random subset of n training images (sorted indices, seed 0), read when sliced."""
     if n > len(images):
         raise PipelineError(f"{what}: asks for {n} real images but the dataset has {len(images)}")
-    return images[real_subset_indices(len(images), n)]
+    return Rows(images, real_subset_indices(len(images), n))
+
+
+def real_subset(images: np.ndarray, n: int, what: str) -> np.ndarray:
+    """The images of :func:`real_rows`, in memory."""
+    return real_rows(images, n, what)[:]
 
 
 def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Path) -> dict:
     ev = params["evaluate"]
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     backbone = backbones.load(ev["backbone"], ev["input_size"], dev, ev["resize"])
-    real = real_subset(images, ev["n_real"], "evaluate.n_real")
+    real = real_rows(images, ev["n_real"], "evaluate.n_real")
     check_count(len(real), backbone.dim, "real")
     stats = RunningStats(backbone.dim)
     feats = np.empty((len(real), backbone.dim), np.float32)
@@ -69,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = config.load(args.params)
     context.limit_threads(params["train"]["threads"])
-    meta = BUILDERS[args.name](params, load_npy(args.data / "images.npy"), load_npy(args.data / "labels.npy"), args.out)
+    images = load_npy(args.data / "images.npy", mmap=True)  # read as used: subsets and batches
+    meta = BUILDERS[args.name](params, images, load_npy(args.data / "labels.npy"), args.out)
     meta = {"name": args.name, "dataset": params["dataset"]["name"], "subset_seed": SUBSET_SEED, **meta}
     save_json(args.out / "reference.json", meta)
     print(f"reference: {args.name} -> {args.out} {meta}")

@@ -37,14 +37,14 @@ def build(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inp
     dev = context.device(train["threads"], world.local_rank)
     torch.manual_seed(seed)
     cls = context.method_class(hp["method"])
-    data = context.load_data(data_dir, inputs, cls.needs, dev)
+    data = context.load_data(data_dir, inputs, cls.needs, dev, train.get("data_budget_mb"))
     if len(data.images) < max(2, train["batch_size"]):
         fail(f"{data_dir}: {len(data.images)} training images; train needs at least train.batch_size "
              f"({train['batch_size']}) and 2")
     m = context.build(hp, train, data, dev)
     m.rank, m.world = world.rank, world.size
     meta = load_json_object(data_dir / "meta.json", ("checksums_sha256", "count", "shape"))
-    defining = {k: v for k, v in train.items() if k not in ("checkpoint_every", "log_every", "threads", "seeds")}
+    defining = {k: v for k, v in train.items() if k not in ("checkpoint_every", "log_every", "threads", "seeds", "data_budget_mb")}
     monitor = None
     if train["eval_every"] and world.main:
         if reference is None:

@@ -21,10 +21,11 @@ Net = Callable[[torch.Tensor], torch.Tensor]
 class Setup:
     """What a builder may use: the dataset, the ``features`` params, the device, the output folder."""
 
-    images: np.ndarray  # uint8 N,H,W,C
+    images: np.ndarray  # uint8 N,H,W,C (memory-mapped data/images.npy)
     cfg: dict[str, Any]
     device: torch.device
     out: Path
+    budget_mb: float | None = None  # train.data_budget_mb: larger images are trained on from the memory map
 
 
 @dataclass
@@ -41,7 +42,7 @@ def _simclr(s: Setup) -> Extractor:
     torch.manual_seed(s.cfg["seed"])
     untrained = simclr.Encoder(s.images.shape[-1], cfg["width"]).to(s.device).eval()
     torch.manual_seed(s.cfg["seed"])  # the trained encoder starts from exactly these weights
-    encoder, log = simclr.train(s.images, cfg, s.device)
+    encoder, log = simclr.train(s.images, cfg, s.device, s.budget_mb)
     simclr.save_encoder(encoder, s.out / "encoder.pt")
     return Extractor(encoder, {"simclr": cfg, "training": log}, {"random_weights": untrained})
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from pipeline.errors import PipelineError
 from pipeline.images import to_float
 from pipeline.io import atomic_path
+from pipeline.methods.base import hold
 
 CROP_SCALE = (0.3, 1.0)  # area fraction of a random resized crop (SimCLR: 0.08; small images need more)
 JITTER = 0.4  # brightness, contrast and saturation factors are drawn from [1 - JITTER, 1 + JITTER]
@@ -108,14 +109,16 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     return y.clamp(0, 1).mul(2).sub(1)
 
 
-def train(images: np.ndarray, cfg: dict[str, Any], device: torch.device) -> tuple[Encoder, dict[str, Any]]:
-    """Train an encoder on uint8 N,H,W,C ``images`` for ``cfg['steps']`` steps (seed set by the caller)."""
+def train(images: np.ndarray, cfg: dict[str, Any], device: torch.device,
+          budget_mb: float | None = None) -> tuple[Encoder, dict[str, Any]]:
+    """Train an encoder on uint8 N,H,W,C ``images`` for ``cfg['steps']`` steps (seed set by the caller);
+    images over ``budget_mb`` are read batch by batch from their memory map (same results)."""
     encoder = Encoder(images.shape[-1], cfg["width"]).to(device)
     head = projection_head(encoder.dim, cfg["projection_dim"]).to(device)
     params = list(encoder.parameters()) + list(head.parameters())
     opt = torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["steps"])
-    data = torch.from_numpy(images).to(device)
+    data = hold(images, device, budget_mb)
     losses, start = [], time.perf_counter()
     bar = tqdm(range(cfg["steps"]), desc="simclr", disable=None, leave=False)
     for _ in bar:

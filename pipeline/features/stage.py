@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from pipeline import config, context
-from pipeline.backbones import features as batched_features
+from pipeline.backbones import feature_batches
 from pipeline.errors import PipelineError, run_cli
 from pipeline.features import REGISTRY, Net, Setup
 from pipeline.features import probe
@@ -25,13 +25,19 @@ from pipeline.io import load_npy, save_json, save_npy
 
 
 def embed(net: Net, images: np.ndarray, batch_size: int, device: torch.device, desc: str) -> np.ndarray:
-    """float32 L2-normalised features of uint8 N,H,W,C images."""
-    feats = batched_features(net, images, batch_size, device, desc)
-    norms = np.linalg.norm(feats, axis=1, keepdims=True)
-    bad = int((~np.isfinite(norms) | (norms == 0)).sum())
+    """float32 L2-normalised features of uint8 N,H,W,C images, read and embedded batch by batch."""
+    feats, bad, start = None, 0, 0
+    for batch in feature_batches(net, images, batch_size, device, desc):
+        norms = np.linalg.norm(batch, axis=1, keepdims=True)
+        bad += int((~np.isfinite(norms) | (norms == 0)).sum())
+        if feats is None:
+            feats = np.empty((len(images), batch.shape[1]), np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            feats[start:start + len(batch)] = batch / norms
+        start += len(batch)
     if bad:
         raise PipelineError(f"{desc}: {bad} images have a zero or non-finite feature vector")
-    return (feats / norms).astype(np.float32)
+    return feats
 
 
 def probe_net(net: Net, images: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray,
@@ -46,13 +52,13 @@ def probe_net(net: Net, images: np.ndarray, labels: np.ndarray, train: np.ndarra
 def run(params: dict, data_dir: Path, out: Path) -> tuple[np.ndarray, dict]:
     """Write the stage's outputs in ``out``; return the features and the probe report."""
     cfg = params["features"]
-    images, labels = load_npy(data_dir / "images.npy"), load_npy(data_dir / "labels.npy")
+    images, labels = load_npy(data_dir / "images.npy", mmap=True), load_npy(data_dir / "labels.npy")
     if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
         raise PipelineError(f"{data_dir}: images.npy must be uint8 N,H,W,C with one label each in labels.npy")
     dev = context.device(params["train"]["threads"])
     name, bs = cfg["extractor"], cfg["batch_size"]
     start = time.perf_counter()
-    extractor = REGISTRY[name](Setup(images, cfg, dev, out))
+    extractor = REGISTRY[name](Setup(images, cfg, dev, out, params["train"].get("data_budget_mb")))
     feats = embed(extractor.net, images, bs, dev, name)
     flipped = embed(lambda x: extractor.net(x.flip(-1)), images, bs, dev, f"{name} flipped") if cfg["hflip"] else None
     seconds = time.perf_counter() - start

@@ -14,9 +14,11 @@ of z per G block (:class:`pipeline.nets.HierGenerator`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -24,11 +26,59 @@ from pipeline import nets
 from pipeline.images import to_float
 
 
+class MappedImages:
+    """uint8 N,H,W,C images left in a memory-mapped data/images.npy (too large for the device): indexing
+    with a tensor of indices gathers those rows, sorted by index for locality and put back in the
+    order given, split among ``THREADS`` background threads when there are at least
+    ``2 x ROWS_PER_THREAD`` (so reads of uncached pages overlap), then moves them to ``device``
+    (through pinned memory, asynchronously, on CUDA). ``device`` is where the images would be held,
+    so indices are drawn there from the same random stream as in memory. The indices are those the
+    method draws, when it draws them: the next batch cannot be read ahead without drawing its
+    indices early, which would change every later random number."""
+
+    THREADS = 4
+    ROWS_PER_THREAD = 256
+
+    def __init__(self, array: np.ndarray, device: torch.device):
+        self.array, self.device, self.shape = array, torch.device(device), tuple(array.shape)
+        self._pool = ThreadPoolExecutor(self.THREADS, thread_name_prefix="gather")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx: torch.Tensor) -> torch.Tensor:
+        flat = idx.reshape(-1).cpu().numpy()
+        order = np.argsort(flat, kind="stable")
+        rows = flat[order]
+        out = torch.empty((len(flat), *self.shape[1:]), dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+        buf = out.numpy()
+
+        def gather(part: np.ndarray) -> None:
+            buf[order[part]] = self.array[rows[part]]
+
+        parts = np.array_split(np.arange(len(flat)), max(1, min(self.THREADS, len(flat) // self.ROWS_PER_THREAD)))
+        if len(parts) == 1:  # a small batch: a thread's hand-off would cost more than the reads
+            gather(parts[0])
+        else:
+            for done in [self._pool.submit(gather, part) for part in parts]:
+                done.result()
+        return out.reshape(*idx.shape, *self.shape[1:]).to(self.device, non_blocking=True)
+
+
+def hold(images: np.ndarray, device: torch.device, budget_mb: float | None) -> torch.Tensor | MappedImages:
+    """uint8 N,H,W,C ``images`` (a memory map of data/images.npy) copied onto ``device`` when they take at
+    most ``budget_mb`` (``train.data_budget_mb``; None: always), else left in the memory map."""
+    if budget_mb is None or images.nbytes <= budget_mb * 2**20:
+        return torch.from_numpy(np.array(images)).to(device)
+    return MappedImages(images, device)
+
+
 @dataclass
 class TrainData:
-    """Training data on the training device; features and neighbours only for instance methods."""
+    """Training data on the training device (the images memory-mapped instead when they exceed
+    ``train.data_budget_mb``); features and neighbours only for instance methods."""
 
-    images: torch.Tensor  # uint8 N,H,W,C
+    images: torch.Tensor | MappedImages  # uint8 N,H,W,C
     labels: torch.Tensor  # int64 N
     n_classes: int
     features: torch.Tensor | None = None  # float32 N,D, L2-normalised
@@ -42,6 +92,10 @@ class TrainData:
 
     def real(self, idx: torch.Tensor) -> torch.Tensor:
         return to_float(self.images[idx])
+
+    def images_numpy(self) -> np.ndarray:
+        """The images as a numpy array (the memory map itself when they are not held in memory)."""
+        return self.images.array if isinstance(self.images, MappedImages) else self.images.cpu().numpy()
 
 
 class Method(ABC):

@@ -93,8 +93,9 @@ def trainer_img_s(tree: Path, run: str, options: list[str]) -> float:
 
 
 def against(rev: str, args: argparse.Namespace, runs: list[str]) -> None:
-    """Print before (revision ``rev``) and after (the working tree) img/s per run, alternating."""
-    options = ["--steps", str(args.steps), "--data", str(args.data.resolve()), "--params", str(Path(args.params).resolve())]
+    """Print before (revision ``rev``) and after (the working tree) img/s per run, alternating. Each side
+    reads its own tree's params file (the schema changes between revisions); the overrides apply to both."""
+    options = ["--steps", str(args.steps), "--data", str(args.data.resolve())]
     options += [f"--{k.replace('_', '-')}={v}" for k in ("backbone", "width", "batch_size", "threads")
                 if (v := getattr(args, k))]
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,7 +108,7 @@ def against(rev: str, args: argparse.Namespace, runs: list[str]) -> None:
             before = after = 0.0
             for _ in range(args.repeats):
                 before = max(before, trainer_img_s(Path(tmp), run, options))
-                after = max(after, trainer_img_s(ROOT, run, options))
+                after = max(after, trainer_img_s(ROOT, run, [*options, "--params", str(Path(args.params).resolve())]))
             print(f"{run:<10} {before:>13.0f} {after:>12.0f} {after / before:>13.2f}", flush=True)
 
 

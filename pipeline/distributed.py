@@ -104,6 +104,9 @@ def plain(net: nn.Module) -> nn.Module:
 @contextmanager
 def no_sync(nets: list[nn.Module]) -> Iterator[None]:
     """Forward passes in this block prepare no gradient reduction for these networks."""
+    if not dist.is_initialized():  # one process: nothing is wrapped
+        yield
+        return
     with ExitStack() as stack:
         for net in nets:
             for module in net.modules():

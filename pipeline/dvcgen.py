@@ -92,8 +92,12 @@ def stages(params: dict) -> dict:
             "cmd": _cmd("sample", [f"{RUN_DIR}/samples.npy"]),
             "deps": [f"{RUN_DIR}/checkpoint.pt", *DATA, *extra, *_code("sample.py")],
             "params": stage_keys("sample"),
-            "outs": [f"{RUN_DIR}/samples.npy", f"{RUN_DIR}/conditions.npy", f"{RUN_DIR}/samples.json",
-                     f"{RUN_DIR}/samples.png"],
+            # conditions.npy is byte-identical across seeds (and across unconditional runs, all -1): in
+            # the cache, DVC would hardlink every copy to one file, whose single mtime is older than
+            # most runs' checkpoints, and Snakemake would then resample those runs. Versioned in
+            # dvc.lock by its hash, not cached; it is rewritten with its samples.
+            "outs": [f"{RUN_DIR}/samples.npy", {f"{RUN_DIR}/conditions.npy": {"cache": False}},
+                     f"{RUN_DIR}/samples.json", f"{RUN_DIR}/samples.png"],
         }
     if REAL in methods:
         out["real"] = {

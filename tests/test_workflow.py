@@ -142,6 +142,27 @@ def test_dvc_shares_the_main_commands_state_then_experiment(repo):
     assert change["old"] != change["new"] and change["diff"] == pytest.approx(change["new"] - change["old"])
 
 
+def test_the_main_command_leaves_nothing_to_do_when_runs_write_identical_files(tmp_path, default_params):
+    """Two unconditional runs of two seeds write four identical conditions.npy (all -1). Cached by
+    DVC, they would become hardlinks to one file with one mtime, older than the later runs'
+    checkpoints, and Snakemake would resample those runs after the main command."""
+    from conftest import tiny
+
+    repo = copy_repo(tmp_path / "repo")
+    p = tiny(default_params)
+    p["study"]["methods"], p["train"]["seeds"] = ["gan", "lsgan"], [0, 1]
+    write_params(p, repo / "params.yaml")
+    sh(repo, "python", "-m", "pipeline.dvcgen")
+    sh(repo, "git", "init", "-q")
+    (repo / ".venv").symlink_to(BIN.parent, target_is_directory=True)
+    sh(repo, "bash", "scripts/run.sh")
+    conditions = sorted(repo.glob("results/*/seed*/conditions.npy"))
+    assert len(conditions) == 4 and len({c.read_bytes() for c in conditions}) == 1
+    assert len({c.stat().st_ino for c in conditions}) == 4  # not linked to one cache file
+    assert "Nothing to be done" in sh(repo, "snakemake", "--cores", "2", "-n")
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
+
+
 def test_dvc_push_and_pull_through_the_local_remote(repo):
     remote = repo.parent / "ganbench-dvc-store"  # the default remote: a folder beside the repository
     sh(repo, "dvc", "push")

@@ -80,12 +80,17 @@ def stage_keys(stage: str, run: str | None = None, metrics: list[str] = (), moni
     return list(dict.fromkeys(keys))
 
 
+def metric_reference(params: dict, metric: str) -> str | None:
+    """The results/reference/ folder ``metric`` reads under ``params``: the Inception Score from the
+    Inception network's logits (``evaluate.is_net: inception``) reads none, not the classifier."""
+    if metric == "inception_score" and params["evaluate"]["is_net"] == "inception":
+        return None
+    return METRIC_REFERENCE[metric]
+
+
 def metric_references(params: dict) -> list[str]:
     """The results/reference/ folders the configured metrics (and FD during training) read."""
-    needed = {METRIC_REFERENCE[m] for m in params["evaluate"]["metrics"]}
-    if "inception_score" in params["evaluate"]["metrics"] and params["evaluate"]["is_net"] == "inception" \
-            and "classes" not in params["evaluate"]["metrics"]:
-        needed.discard("classifier")  # the Inception Score proper reads the Inception weights instead
+    needed = {metric_reference(params, m) for m in params["evaluate"]["metrics"]}
     return sorted((needed | ({"backbone"} if monitored(params) else set())) - {None})
 
 

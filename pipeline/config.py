@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import jsonschema
 import yaml
 
-from pipeline.catalogue import REAL
+from pipeline.catalogue import REAL, metric_reference
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 
@@ -140,7 +140,6 @@ def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS)
 
 
 LABELLED_METHODS = ("cgan", "msgan")  # class-conditional: trained on the labels
-LABELLED_METRICS = ("classes", "inception_score")  # score against a classifier trained on the labels
 
 
 def _unlabelled(ds: dict) -> str | None:
@@ -163,8 +162,8 @@ def _check_labels_needed(params: dict, source: str) -> None:
     if reason is None:
         return
     runs = [r for r in params["study"]["methods"] if params["methods"].get(r, {}).get("method") in LABELLED_METHODS]
-    metrics = [m for m in params["evaluate"]["metrics"] if m in LABELLED_METRICS
-               and not (m == "inception_score" and params["evaluate"]["is_net"] == "inception")]
+    # the metrics that score against a classifier trained on the labels
+    metrics = [m for m in params["evaluate"]["metrics"] if metric_reference(params, m) == "classifier"]
     if runs or metrics:
         what = ", ".join([*(f"run {r}" for r in runs), *(f"metric {m}" for m in metrics)])
         raise PipelineError(f"{source}: {reason}, but {what} needs them; remove it or use labelled data")

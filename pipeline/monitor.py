@@ -21,10 +21,10 @@ import torch
 import torch.nn as nn
 
 from pipeline import backbones
-from pipeline.images import to_uint8
 from pipeline.io import load_npy, load_npz
 from pipeline.methods import Method
 from pipeline.metrics import fid, kid
+from pipeline.sample import generate
 
 NOISE_SEED = 20_240_101
 
@@ -49,13 +49,10 @@ class QualityMonitor:
         wrapped, method.nets = method.nets, nets  # generate() reads its networks from method.nets
         nets.eval()
         try:
-            with torch.random.fork_rng(devices=devices), torch.no_grad():
+            with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(NOISE_SEED)
                 cond, _ = method.sample_conditions(self.n)
-                return np.concatenate([
-                    to_uint8(method.generate(min(self.batch_size, self.n - start),
-                                             None if cond is None else cond[start:start + self.batch_size]))
-                    for start in range(0, self.n, self.batch_size)])
+                return generate(method, self.n, cond, self.batch_size, desc="monitor samples")
         finally:
             method.nets = wrapped
             for name, net in nets.items():

@@ -18,6 +18,18 @@ from pipeline import config, context
 from pipeline.errors import run_cli
 from pipeline.images import save_grid, to_uint8
 from pipeline.io import save_json, save_npy
+from pipeline.methods import Method
+
+
+def generate(m: Method, n: int, cond: torch.Tensor | None, batch_size: int, desc: str = "sample") -> np.ndarray:
+    """uint8 N,H,W,C: ``n`` images from the method's generator, ``batch_size`` at a time, for the
+    condition ids ``cond`` (None: unconditional)."""
+    out = np.empty((n, *m.data.shape), np.uint8)
+    with torch.no_grad():
+        for start in tqdm(range(0, n, batch_size), desc=desc, disable=None, leave=False):
+            c = None if cond is None else cond[start:start + batch_size]
+            out[start:start + batch_size] = to_uint8(m.generate(min(batch_size, n - start), c))
+    return out
 
 
 def draw(params: dict, method: str, run_dir: Path, data_dir: Path,
@@ -26,11 +38,7 @@ def draw(params: dict, method: str, run_dir: Path, data_dir: Path,
     torch.manual_seed(state["seed"])
     n, bs = params["sample"]["n"], params["sample"]["batch_size"]
     cond, how = m.sample_conditions(n)
-    out = np.empty((n, *m.data.shape), np.uint8)
-    with torch.no_grad():
-        for start in tqdm(range(0, n, bs), desc=f"sample {method}", disable=None, leave=False):
-            c = None if cond is None else cond[start:start + bs]
-            out[start:start + bs] = to_uint8(m.generate(min(bs, n - start), c))
+    out = generate(m, n, cond, bs, desc=f"sample {method}")
     meta = {"method": method, "method_class": state["hp"]["method"], "seed": state["seed"], "n": n, "step": state["step"],
             "generator": "ema" if state["ema"] is not None else "raw", **how}
     ids = np.full(n, -1, np.int64) if cond is None else cond.cpu().numpy().astype(np.int64)

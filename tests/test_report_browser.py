@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from selenium import webdriver
+from selenium.common.exceptions import (ElementClickInterceptedException, ElementNotInteractableException,
+                                        StaleElementReferenceException)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -39,6 +41,12 @@ return Object.entries(results).filter(([p, r]) => r.mime_type.startsWith("image/
 SHOWN = """
 const img = [...document.images].find(i => !i.closest("nav") && i.src === results[arguments[0]].data_uri);
 return img && img.complete ? img : null;
+"""
+# Is the element itself what a click at its centre would hit (not a neighbour sliding over it)?
+ON_TOP = """
+const el = arguments[0], r = el.getBoundingClientRect();
+const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+return r.width > 0 && r.height > 0 && hit !== null && (hit === el || el.contains(hit));
 """
 # Every <img> on screen, once all have loaded or failed: [start of src, naturalWidth] (null until then).
 ON_SCREEN = """
@@ -100,6 +108,31 @@ class Report:
     def console(self):
         self.errors += [e["message"] for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
 
+    def click(self, find, what: str):
+        """Click the element ``find()`` returns once it is displayed, enabled, at the same place on two
+        polls in a row (the sidebar animates), and on top at its centre. A click that lands elsewhere
+        all the same (the element moved or was replaced in between) is not dispatched by the driver
+        and is tried again on the next poll."""
+        last = {}
+
+        def clicked() -> bool:
+            try:
+                element = find()
+                if element is None or not (element.is_displayed() and element.is_enabled()):
+                    return False
+                rect, previous = element.rect, last.get(element.id)
+                last.clear()
+                last[element.id] = rect
+                if rect != previous or not self.driver.execute_script(ON_TOP, element):
+                    return False
+                element.click()
+                return True
+            except (ElementClickInterceptedException, ElementNotInteractableException, StaleElementReferenceException):
+                last.clear()
+                return False
+
+        self.wait(clicked, f"clickable {what}")
+
     def link(self, text: str):
         """The sidebar's link reading ``text``, or None."""
         found = self.driver.find_elements(By.XPATH, f'//nav//a[normalize-space(.)="{text}"]')
@@ -108,21 +141,21 @@ class Report:
     def open(self, category: str, subcategory: str):
         """Load the page afresh and open a category (and its subcategory, where the report lists them)."""
         self.driver.get(self.url)
-        self.wait(lambda: self.link(category), f"sidebar link {category!r}").click()
+        self.click(lambda: self.link(category), f"sidebar link {category!r}")
         self.wait(lambda: self.link(subcategory) or self.rows(), f"contents of {category!r}")
-        if sub := self.link(subcategory):  # a lone subcategory is not listed: its rows show at once
-            sub.click()
+        if self.link(subcategory):  # a lone subcategory is not listed: its rows show at once
+            self.click(lambda: self.link(subcategory), f"sidebar link {subcategory!r}")
 
     def rows(self) -> list:
         return self.driver.find_elements(By.CSS_SELECTOR, "nav tbody tr")
 
     def show(self, path: str, cells: list[str]):
         """Click the eye of the result's row (its path, or its labels); its <img> once loaded."""
-        def row():
+        def eye():
             for tr in self.rows():
                 if {td.text.strip() for td in tr.find_elements(By.TAG_NAME, "td")} - {""} == set(cells):
-                    return tr
-        self.wait(row, f"row {cells} for {path}").find_element(By.CSS_SELECTOR, "a[iconname=eye]").click()
+                    return tr.find_element(By.CSS_SELECTOR, "a[iconname=eye]")
+        self.click(eye, f"eye of row {cells} for {path}")
         img = self.wait(lambda: self.driver.execute_script(SHOWN, path), f"image of {path}")
         self.console()
         return img
@@ -131,7 +164,9 @@ class Report:
 def test_the_report_renders_in_headless_chromium(report, browser):
     page = Report(browser, report)
     shots = report.parent / "report_screenshots"
+    shutil.rmtree(shots, ignore_errors=True)  # a repeated run (pytest --count) starts clean
     shots.mkdir()
+    (report.parent / "report_screenshot.png").unlink(missing_ok=True)
     try:
         page.driver.get(page.url)
         page.wait(lambda: page.driver.execute_script("return document.readyState") == "complete", "page load")

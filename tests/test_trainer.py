@@ -31,7 +31,6 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_params, digits_da
     deadline = time.monotonic() + 120
     while not (killed / PARTIAL).exists() and time.monotonic() < deadline:
         time.sleep(0.01)
-    time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL and not (killed / FINAL).exists(), "run ended before the kill"

@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -119,10 +118,8 @@ def test_dvc_shares_the_main_commands_state_then_experiment(repo):
     assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
     # dvc commit kept every output's mtime (hardlinked cache): Snakemake too finds nothing to do
     assert "Nothing to be done" in sh(repo, "snakemake", "--cores", "2", "-n")
-    start = time.perf_counter()
-    out = sh(repo, "dvc", "repro")
+    out = sh(repo, "dvc", "repro")  # nothing to run: no stage reruns, whatever the machine's load
     assert "Running stage" not in out and "Data and pipelines are up to date" in out
-    assert time.perf_counter() - start < 60
     assert "results/gan/fid.json" in sh(repo, "dvc", "metrics", "show")
     plots = json.loads(sh(repo, "dvc", "plots", "show", "--json"))  # the training curves, as declared
     curve = plots["data"]["results/gan/seed0/train_log.csv"][0]

@@ -144,7 +144,7 @@ def main() -> None:
 
     def build(name: str) -> Method:
         torch.manual_seed(0)
-        return context.build(params["methods"][name], train, data, dev)
+        return context.build(params["methods"][name], train, data, dev, seed=0)
 
     def trainer_run(name: str) -> float:
         with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,7 @@ import torch
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 
-FORMAT = 1
+FORMAT = 2  # 2: the method's random streams in rng (pipeline/streams.py)
 KEYS = ("method", "fingerprint", "step", "nets", "opts", "ema", "rng", "log", "elapsed")  # the trainer's
 
 
@@ -39,7 +39,7 @@ def load(path: str | Path, keys: tuple[str, ...] = ()) -> dict[str, Any]:
     except Exception as err:  # a truncated or foreign file: report it, do not guess
         raise PipelineError(f"{path}: unreadable checkpoint ({type(err).__name__}); delete it and retrain") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise PipelineError(f"{path}: not a ganbench checkpoint of format {FORMAT}")
+        raise PipelineError(f"{path}: not a ganbench checkpoint of format {FORMAT}; delete it and retrain")
     lacking = [k for k in (*KEYS, *keys) if k not in state]
     if lacking:
         raise PipelineError(f"{path}: checkpoint lacks {', '.join(lacking)}; delete it and retrain")

@@ -86,9 +86,10 @@ def check_data(images: np.ndarray, labels: np.ndarray, meta: dict, data_dir: Pat
                             f"0..{k - 1} of meta.json; rerun the data stage")
 
 
-def build(hp: dict, train: dict, data: TrainData, dev: torch.device) -> Method:
-    """The method class ``hp["method"]`` with a run's settings ``hp``."""
-    return method_class(hp["method"])(hp, data, train["z_dim"], train["width"], dev, train["backbone"])
+def build(hp: dict, train: dict, data: TrainData, dev: torch.device, seed: int) -> Method:
+    """The method class ``hp["method"]`` with a run's settings ``hp``, its networks initialised and its
+    random streams seeded from ``seed``."""
+    return method_class(hp["method"])(hp, data, train["z_dim"], train["width"], dev, train["backbone"], seed)
 
 
 def restore(params: dict, run: str, run_dir: Path, data_dir: Path,
@@ -100,7 +101,7 @@ def restore(params: dict, run: str, run_dir: Path, data_dir: Path,
     dev = device(params["train"]["threads"])
     data = load_data(data_dir, inputs, method_class(state["hp"]["method"]).needs, dev,
                      params["train"].get("data_budget_mb"))
-    m = build(state["hp"], state["train"], data, dev)
+    m = build(state["hp"], state["train"], data, dev, state["seed"])
     try:
         m.nets.load_state_dict(state["nets"])
         if state["ema"] is not None:

@@ -25,7 +25,7 @@ def run(params: dict, method: str, run_dir: Path, data_dir: Path) -> dict:
     if not hasattr(m, "encode"):
         raise PipelineError(f"method {method!r} has no encoder to probe")
     torch.manual_seed(state["seed"])
-    untrained = context.build(state["hp"], state["train"], m.data, m.device)
+    untrained = context.build(state["hp"], state["train"], m.data, m.device, state["seed"])  # the run's own initial weights
     untrained.nets.eval()
     images, labels = m.data.images_numpy(), m.data.labels.cpu().numpy()
     fc, pc = params["features"], params["features"]["probe"]

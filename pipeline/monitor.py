@@ -2,8 +2,8 @@
 
 At each of those steps (and the last), the generator the sample stage would use (the EMA copy when
 the run keeps one, in eval mode) draws ``train.eval_samples`` images from the same noise and
-conditions every time (drawn from seed ``NOISE_SEED`` inside ``torch.random.fork_rng``, so training's
-random stream is untouched and a run's weights do not depend on the monitor). Their features in the
+conditions every time (from the random streams of seed ``NOISE_SEED``, swapped in for the draw, so
+training's streams are untouched and a run's weights do not depend on the monitor). Their features in the
 evaluation backbone (``evaluate.backbone``, ``input_size``, ``resize``) are scored against the
 reference stage's real statistics and features, by the metric code of pipeline/metrics: the
 columns ``fd`` (fid's Frechet distance) and ``kid`` (kid's unbiased MMD, its subsets capped by the
@@ -25,6 +25,7 @@ from pipeline.io import load_npy, load_npz
 from pipeline.methods import Method
 from pipeline.metrics import fid, kid
 from pipeline.sample import generate
+from pipeline.streams import Streams
 
 NOISE_SEED = 20_240_101
 
@@ -43,18 +44,17 @@ class QualityMonitor:
     def samples(self, method: Method, plain: nn.ModuleDict, g: nn.Module) -> np.ndarray:
         """The fixed batch from generator ``g``, the method's other networks taken from ``plain`` (not
         DDP-wrapped: rank 0 draws alone), all in eval mode for the draw and restored after."""
-        devices = [method.device] if method.device.type == "cuda" else []
         nets = nn.ModuleDict({**plain, "G": g})
         modes = {name: net.training for name, net in nets.items()}
-        wrapped, method.nets = method.nets, nets  # generate() reads its networks from method.nets
+        saved = method.nets, method.streams, method.phase
+        # generate() reads its networks from method.nets and its draws from method.streams
+        method.nets, method.streams, method.phase = nets, Streams(NOISE_SEED), "sample"
         nets.eval()
         try:
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(NOISE_SEED)
-                cond, _ = method.sample_conditions(self.n)
-                return generate(method, self.n, cond, self.batch_size, desc="monitor samples")
+            cond, _ = method.sample_conditions(self.n)
+            return generate(method, self.n, cond, self.batch_size, desc="monitor samples")
         finally:
-            method.nets = wrapped
+            method.nets, method.streams, method.phase = saved
             for name, net in nets.items():
                 net.train(modes[name])
 

@@ -34,8 +34,7 @@ def generate(m: Method, n: int, cond: torch.Tensor | None, batch_size: int, desc
 
 def draw(params: dict, method: str, run_dir: Path, data_dir: Path,
          inputs: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, dict]:
-    m, state = context.restore(params, method, run_dir, data_dir, inputs)
-    torch.manual_seed(state["seed"])
+    m, state = context.restore(params, method, run_dir, data_dir, inputs)  # draws from the seed's sample/ streams
     n, bs = params["sample"]["n"], params["sample"]["batch_size"]
     cond, how = m.sample_conditions(n)
     out = generate(m, n, cond, bs, desc=f"sample {method}")

@@ -41,7 +41,7 @@ def build(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inp
     if len(data.images) < max(2, train["batch_size"]):
         fail(f"{data_dir}: {len(data.images)} training images; train needs at least train.batch_size "
              f"({train['batch_size']}) and 2")
-    m = context.build(hp, train, data, dev)
+    m = context.build(hp, train, data, dev, seed)
     m.rank, m.world = world.rank, world.size
     meta = load_json_object(data_dir / "meta.json", ("checksums_sha256", "count", "shape"))
     defining = {k: v for k, v in train.items() if k not in ("checkpoint_every", "log_every", "threads", "seeds", "data_budget_mb")}

@@ -4,7 +4,7 @@ Per step: ``n_dis`` D steps then one G step (D's parameters frozen during it), a
 G (the run's ``ema`` decay from step ``ema_start``, a plain copy before it, over parameters and
 BatchNorm buffers; spectral norm's vectors by the copy's own power iteration), NaN/inf detection, a log row every ``log_every`` steps and a resume checkpoint every
 ``checkpoint_every`` steps. Resuming restores networks, optimisers, EMA, the log and the RNG
-states, so on CPU a resumed run ends with exactly the weights of an uninterrupted one.
+states (the method's streams included), so on CPU a resumed run ends with exactly the weights of an uninterrupted one.
 
 Files in the run folder: ``checkpoint.partial.pt`` while training (not a declared output, so
 Snakemake does not delete it when a killed job is rerun), then ``checkpoint.pt`` and
@@ -99,7 +99,8 @@ class Trainer:
             "opts": {k: o.state_dict() for k, o in self.opts.items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": distributed.gather(  # every rank's stream
-                {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+                {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                 "streams": self.m.streams.state()},
                 self.world),
             "log": self.rows, "elapsed": self.elapsed, **self.meta,
         }
@@ -129,6 +130,7 @@ class Trainer:
         torch.set_rng_state(rng["cpu"])
         if rng["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+        self.m.streams.load(rng["streams"])
         self.step, self.rows, self.elapsed = state["step"], state["log"], state["elapsed"]
         if self.world.main:
             print(f"train: resumed {self.m.name} from step {self.step} ({path})", file=sys.stderr)
@@ -138,6 +140,7 @@ class Trainer:
     def one_step(self) -> dict[str, float]:
         m, batch = self.m, self.batch_size // self.world.size
         logs: dict[str, float] = {}
+        m.phase = "d"  # the D steps' draws come from their own streams (pipeline/streams.py)
         for _ in range(self.n_dis):
             with self.autocast:
                 loss, logs_d = m.d_loss(m.draw(batch))
@@ -147,6 +150,7 @@ class Trainer:
             self.opts["d"].step()
             logs.update(logs_d)
         _set_requires_grad(m, m.d_nets, False)
+        m.phase = "g"
         with self.autocast, distributed.no_sync([m.nets[n] for n in m.d_nets]):  # D is frozen: nothing to reduce
             loss, logs_g = m.g_loss(m.draw(batch))
         _check_finite(logs_g, loss, self.step, m.name, self.world)

@@ -10,6 +10,13 @@ a fair comparison must hold equal: ``sn`` (spectral norm in D instead of BatchNo
 trainer), ``hflip`` (each real image flipped horizontally with probability 1/2) and the Adam
 settings. ``hier_z`` (methods with a plain noise input): BigGAN's hierarchical latent, one chunk
 of z per G block (:class:`pipeline.nets.HierGenerator`).
+
+Randomness (pipeline/streams.py): every network is built by ``seeded(name, ...)`` (or the
+``generator``/``discriminator`` helpers, which are), and every draw takes its generator from
+``rng(what)``, a stream of (seed, ``phase``/what); the trainer sets ``phase`` to ``d`` or ``g``
+for each step, sampling leaves it at ``sample``. A method draws its extras (neighbour positions,
+reparameterisation noise) from purposes its baseline does not use, so the draws both share stay
+identical at the same seed.
 """
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from pipeline import nets
+from pipeline import nets, streams
 from pipeline.images import to_float
 
 
@@ -107,16 +114,17 @@ class Method(ABC):
     d_nets: ClassVar[tuple[str, ...]] = ("D",)
 
     def __init__(self, hp: dict[str, Any], data: TrainData, z_dim: int, width: int, device: torch.device,
-                 backbone: str = "dcgan"):
+                 backbone: str = "dcgan", seed: int = 0):
         self.hp, self.data, self.z_dim, self.width, self.device = hp, data, z_dim, width, device
         self.backbone = backbone
+        self.streams, self.phase = streams.Streams(seed), "sample"
         self.rank, self.world = 0, 1  # this process's share of each random draw (pipeline/distributed.py)
         self.resolution, _, self.channels = data.shape
         # channels_last: faster convolutions on CPU (about 15% per step, measured) and CUDA; real
         # batches are already in that layout (to_float permutes N,H,W,C)
         built = self.build()
         if hp["g_sn"]:
-            nets.spectral_normalise(built["G"])
+            self.seeded("G.spectral_norm", nets.spectral_normalise, built["G"])
         self.nets = nn.ModuleDict(built).to(device, memory_format=torch.channels_last)
 
     # --- what a method defines -------------------------------------------------------------
@@ -136,8 +144,19 @@ class Method(ABC):
         """n images in [-1, 1] from G for the given conditions (None for unconditional methods)."""
         return self.nets["G"](self.noise(n))
 
+    # --- randomness ------------------------------------------------------------------------
+    def seeded(self, name: str, make: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``make(*args, **kwargs)`` with PyTorch's generator seeded for network ``name``: networks of the
+        same name and shape start from the same weights in every method at the same seed."""
+        with streams.seeded(self.streams.seed, f"init/{name}"):
+            return make(*args, **kwargs)
+
+    def rng(self, what: str, device: torch.device | None = None) -> torch.Generator:
+        """The stream of draws ``what`` in the current phase, on ``device`` (default: the method's)."""
+        return self.streams(f"{self.phase}/{what}", self.device if device is None else device)
+
     # --- shared defaults -------------------------------------------------------------------
-    def generator(self, shared_dim: int = 0, extra_in: int = 0) -> nn.Module:
+    def generator(self, shared_dim: int = 0, extra_in: int = 0, name: str = "G") -> nn.Module:
         """The ``train.backbone`` generator at the run's width and the data's shape, called as
         ``G(z, shared)``: z (B, z_dim + extra_in) and, when ``shared_dim``, a condition for every
         conditional norm. With ``hier_z`` it is BigGAN's hierarchical latent (``z_dim`` becomes a
@@ -146,14 +165,16 @@ class Method(ABC):
         if self.hp.get("hier_z"):
             if extra_in:
                 raise ValueError("hier_z takes no extra input channels")
-            g = nets.HierGenerator(make, self.z_dim, shared_dim, self.width, self.resolution, self.channels)
+            g = self.seeded(name, nets.HierGenerator, make, self.z_dim, shared_dim, self.width, self.resolution,
+                            self.channels)
             self.z_dim = g.z_dim
             return g
-        return make(self.z_dim + extra_in, self.width, self.resolution, self.channels, shared_dim)
+        return self.seeded(name, make, self.z_dim + extra_in, self.width, self.resolution, self.channels, shared_dim)
 
-    def discriminator(self, sn: bool, extra_channels: int = 0) -> nn.Module:
+    def discriminator(self, sn: bool, extra_channels: int = 0, name: str = "D") -> nn.Module:
         """The ``train.backbone`` discriminator body (flat features, ``feat_dim`` wide)."""
-        return nets.BACKBONES[self.backbone][1](self.channels + extra_channels, self.width, self.resolution, sn)
+        return self.seeded(name, nets.BACKBONES[self.backbone][1], self.channels + extra_channels, self.width,
+                           self.resolution, sn)
 
 
     def shard(self, draw: Callable[[int], torch.Tensor], n: int) -> torch.Tensor:
@@ -165,22 +186,30 @@ class Method(ABC):
 
     def gaussian_like(self, x: torch.Tensor) -> torch.Tensor:
         """Standard normal noise shaped as the batch ``x`` (reparameterised sampling)."""
-        return self.shard(lambda k: torch.randn(k, *x.shape[1:], device=x.device, dtype=x.dtype), len(x))
+        g = self.rng("eps", x.device)
+        return self.shard(lambda k: torch.randn(k, *x.shape[1:], device=x.device, dtype=x.dtype, generator=g), len(x))
 
     def noise(self, n: int) -> torch.Tensor:
-        return self.shard(lambda k: torch.randn(k, self.z_dim, device=self.device), n)
+        g = self.rng("z")
+        return self.shard(lambda k: torch.randn(k, self.z_dim, device=self.device, generator=g), n)
+
+    def real_indices(self, batch_size: int) -> torch.Tensor:
+        """Uniformly random training image indices: the draw every method's real batch starts from."""
+        dev = self.data.images.device
+        g = self.rng("data", dev)
+        return self.shard(lambda k: torch.randint(len(self.data.images), (k,), device=dev, generator=g), batch_size)
 
     def draw(self, batch_size: int) -> dict[str, torch.Tensor]:
         """A training batch: uniformly random real images with their labels."""
-        idx = self.shard(lambda k: torch.randint(len(self.data.images), (k,), device=self.data.images.device),
-                         batch_size)
+        idx = self.real_indices(batch_size)
         return {"real": self.augment(self.data.real(idx).to(self.device)), "label": self.data.labels[idx].to(self.device)}
 
     def augment(self, real: torch.Tensor) -> torch.Tensor:
         """With ``hflip``, each real image (B, C, H, W) flipped horizontally with probability 1/2."""
         if not self.hp["hflip"]:
             return real
-        flip = self.shard(lambda k: torch.rand(k, device=real.device), len(real)) < 0.5
+        g = self.rng("flip", real.device)
+        flip = self.shard(lambda k: torch.rand(k, device=real.device, generator=g), len(real)) < 0.5
         return torch.where(flip[:, None, None, None], real.flip(3), real)
 
     def sample_conditions(self, n: int) -> tuple[torch.Tensor | None, dict[str, Any]]:

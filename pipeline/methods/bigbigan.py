@@ -64,13 +64,15 @@ class BigBiGAN(Method):
     def build(self):
         hidden, sn = self.hp["hidden"], self.hp["sn"]
         g = self.generator()  # first: with hier_z it sets the z_dim that E and H use
-        f = self.discriminator(sn)
+        f = self.discriminator(sn)  # F's body and head start as the unconditional baseline's D and D_head
+        stochastic = self.hp["encoder"] == "stochastic"
         return {
             "G": g,
-            "E": Encoder(self.discriminator(sn=False), self.z_dim, self.hp["encoder"] == "stochastic"),
-            "F": nn.ModuleDict({"body": f, "head": linear(f.feat_dim, 1, sn)}),
-            "H": nn.ModuleDict({"body": mlp(self.z_dim, hidden, sn), "head": linear(hidden, 1, sn)}),
-            "J": nn.Sequential(mlp(f.feat_dim + hidden, hidden, sn), linear(hidden, 1, sn)),
+            "E": self.seeded("E.head", Encoder, self.discriminator(sn=False, name="E"), self.z_dim, stochastic),
+            "F": nn.ModuleDict({"body": f, "head": self.seeded("D_head", linear, f.feat_dim, 1, sn)}),
+            "H": self.seeded("H", lambda: nn.ModuleDict({"body": mlp(self.z_dim, hidden, sn),
+                                                          "head": linear(hidden, 1, sn)})),
+            "J": self.seeded("J", lambda: nn.Sequential(mlp(f.feat_dim + hidden, hidden, sn), linear(hidden, 1, sn))),
         }
 
     def scores(self, x: torch.Tensor, z: torch.Tensor) -> list[torch.Tensor]:

@@ -40,7 +40,7 @@ class GAN(Method):
         return {
             "G": self.generator(extra_in=k),
             "D": d,
-            "D_head": linear(d.feat_dim, 1, sn=self.hp["sn"]),
+            "D_head": self.seeded("D_head", linear, d.feat_dim, 1, sn=self.hp["sn"]),
         }
 
     def d_adv(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,10 @@
 Training (as train_fns.py and datasets_common.py): a real sample draws an instance i uniformly and
 shows D a uniformly random member of i's neighbourhood A_i (the knn stage; self excluded),
 conditioned on i's feature vector h_i (the features stage, L2-normalised); the fakes of the same
-step are generated from separately drawn instances j, h_j. G embeds h with a linear layer
+step are generated from separately drawn instances j, h_j. At the same seed, the instances i are
+the draw that gives the unconditional baseline its real images (pipeline/streams.py), so the two
+runs' reals differ only by IC-GAN's neighbour step; the neighbour positions and the instances j
+come from streams of their own. G embeds h with a linear layer
 (``embed_dim``; SN with ``g_sn``, as ``shared_feat``); with ``hier_z`` (the official G) block k's
 conditional BatchNorm gets ``[embed(h), z_k]`` and z's first chunk is G's input; without it every
 norm gets ``embed(h)``. D is the backbone's D body with a projection head on h; ``loss``: hinge
@@ -48,18 +51,22 @@ class ICGAN(GAN):
         h_dim, embed = self.data.features.shape[1], self.hp["embed_dim"]
         d = self.discriminator(self.hp["sn"])
         return {
-            "G": InstanceGenerator(self.generator(shared_dim=embed), h_dim, embed),
+            "G": self.seeded("G.embed", InstanceGenerator, self.generator(shared_dim=embed), h_dim, embed),
             "D": d,
-            "D_head": Projection(d.feat_dim, h_dim, sn=self.hp["sn"]),
+            "D_head": self.seeded("D_head", Projection, d.feat_dim, h_dim, sn=self.hp["sn"]),
         }
 
     def draw(self, batch_size):
         d = self.data
         dev = d.neighbours.device
-        randint = lambda high: self.shard(lambda k: torch.randint(high, (k,), device=dev), batch_size)  # noqa: E731
-        inst = randint(len(d.neighbours))
-        nb = d.neighbours[inst, randint(d.neighbours.shape[1])]
-        other = randint(len(d.neighbours))
+
+        def randint(high: int, what: str) -> torch.Tensor:
+            g = self.rng(what, dev)
+            return self.shard(lambda k: torch.randint(high, (k,), device=dev, generator=g), batch_size)
+
+        inst = self.real_indices(batch_size).to(dev)  # the baseline's real batch indices, as instances
+        nb = d.neighbours[inst, randint(d.neighbours.shape[1], "neighbour")]
+        other = randint(len(d.neighbours), "condition")
         return {"real": self.augment(d.real(nb).to(self.device)), "instance": inst.to(self.device),
                 "fake_instance": other.to(self.device)}
 
@@ -81,8 +88,9 @@ class ICGAN(GAN):
     def sample_conditions(self, n):
         if self.hp["sampling"] == "instances":
             total = len(self.data.features)
-            ids = (torch.randperm(total, device=self.device)[:n] if n <= total
-                   else torch.randint(total, (n,), device=self.device))
+            g = self.rng("condition")
+            ids = (torch.randperm(total, device=self.device, generator=g)[:n] if n <= total
+                   else torch.randint(total, (n,), device=self.device, generator=g))
             return ids, {"conditioning": "instance features of distinct uniformly drawn training instances",
                          "sampling": "instances"}
         centres = self.data.centres.to(self.device)

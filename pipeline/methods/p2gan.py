@@ -74,8 +74,8 @@ class P2GAN(Method):
         return {
             "G": self.generator(shared_dim=dim),
             "D": d,
-            "D_mu": linear(d.feat_dim, dim),
-            "D_sigma": linear(d.feat_dim, dim),
+            "D_mu": self.seeded("D_mu", linear, d.feat_dim, dim),
+            "D_sigma": self.seeded("D_sigma", linear, d.feat_dim, dim),
         }
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,6 +130,6 @@ class P2GAN(Method):
         return fake
 
     def sample_conditions(self, n):
-        ids = torch.randint(len(self.data.images), (n,), device=self.device)
+        ids = torch.randint(len(self.data.images), (n,), device=self.device, generator=self.rng("condition"))
         return ids, {"conditioning": "posterior z ~ D(x) of uniformly random real training images "
                                      "(condition ids: their indices)"}

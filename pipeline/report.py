@@ -10,10 +10,10 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
   held-out real images as the floor row when it is in ``study.methods``): the settings in which its
   method and baseline runs differ (computed from params.yaml; a difference that ``differs_in`` does
   not declare marks every verdict of the page "unfair pair"), mean +- std over seeds
-  (sample std) of the columns the paper's claims name, and per claim whether this run supports it.
-  With two or more seeds per method the verdict uses the Welch 95% interval of the difference of
-  means (supported / contradicted when the interval excludes 0 on the claimed / other side,
-  inconclusive otherwise); with one seed only the direction is reported, as no interval exists.
+  (sample std) of the columns the paper's claims name, and per claim its difference, 95% interval
+  (paired over seeds or Welch, as the comparison declares), power and verdict (pipeline/verdicts.py):
+  the pre-registered primary claims of the whole study share one family-wise error rate (Holm),
+  the others are descriptive.
   The paper's own numbers are quoted, labelled as the paper's, only for columns whose dataset and
   feature space (backbone or net, where the metric has one) match this run.
   A claim with ``against: <column>`` compares two columns of the method's own rows instead (e.g.
@@ -22,7 +22,8 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
   std over seeds); plots/<paper>.png: the comparison on one screen (pipeline/figures.py: sample
   grids side by side, every seed's value, means with 95% intervals); plots/curves_<run>.png: each
   trained run's training log, one line per seed.
-- summary.txt: the lines printed at the end: method means and every claim's verdict.
+- summary.txt: the lines printed at the end: method means and every claim's difference, interval
+  and verdict.
 """
 from __future__ import annotations
 
@@ -35,9 +36,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from pipeline import catalogue, config, figures, pairs
+from pipeline import catalogue, config, figures, pairs, verdicts
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import atomic_path, load_json
 
@@ -72,30 +72,6 @@ def metrics_table(results: dict[tuple[str, str], dict]) -> tuple[pd.DataFrame, l
                     measured.append(column(metric, field))
             row.update({f"{metric}.{k}": v for k, v in r.items() if k not in NOT_COLUMNS})
     return pd.DataFrame(list(rows.values())), measured
-
-
-def verdict(a: np.ndarray, b: np.ndarray, direction: str) -> dict:
-    """Does ``a`` (the method's per-seed values) beat ``b`` (the baseline's) in ``direction``?"""
-    sign = -1.0 if direction == "lower" else 1.0
-    diff = float(a.mean() - b.mean())
-    seeds = f"{len(a)} seed{'s' * (len(a) > 1)}" + (f" vs {len(b)}" if len(a) != len(b) else "")
-    if len(a) < 2 or len(b) < 2:
-        side = "agrees" if sign * diff > 0 else "disagrees" if sign * diff < 0 else "shows no difference"
-        return {"difference": diff, "ci_low": None, "ci_high": None,
-                "verdict": f"direction {side}; {seeds}: no interval exists"}
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    half = 0.0
-    if va + vb > 0:
-        dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-        half = float(stats.t.ppf(0.975, dof) * math.sqrt(va + vb))
-    low, high = diff - half, diff + half
-    if sign * low > 0 and sign * high > 0:
-        text = "supported"
-    elif sign * low < 0 and sign * high < 0:
-        text = "contradicted"
-    else:
-        text = "inconclusive: the interval includes 0"
-    return {"difference": diff, "ci_low": low, "ci_high": high, "verdict": f"{text} (Welch 95% interval, {seeds})"}
 
 
 def protocol_name(df: pd.DataFrame, col: str) -> str:
@@ -140,25 +116,34 @@ def mean_std(values: np.ndarray) -> str:
     return f"{fmt(values.mean())} ± {fmt(values.std(ddof=1))}"
 
 
-def seed_values(df: pd.DataFrame, method: str, col: str) -> np.ndarray:
+def seed_series(df: pd.DataFrame, method: str, col: str) -> pd.Series:
+    """The method's per-seed values of ``col``, indexed by seed."""
     if col not in df:
-        return np.array([])
-    return df.loc[df["method"] == method, col].dropna().to_numpy(float)
+        return pd.Series(dtype=float)
+    rows = df.loc[df["method"] == method]
+    return rows.set_index("seed")[col].dropna().astype(float)
 
 
-def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: str,
-                 unfair: list[str]) -> pd.DataFrame:
-    """One row per claim: both sides' mean and std, the verdict, and the paper's numbers if quoted."""
+def seed_values(df: pd.DataFrame, method: str, col: str) -> np.ndarray:
+    return seed_series(df, method, col).to_numpy(float)
+
+
+def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: str) -> pd.DataFrame:
+    """One row per claim: both sides' mean and std, the claim's role and test (no verdict yet: see
+    ``decide``), and the paper's numbers if quoted."""
     rows = []
     for claim in spec["claims"]:
         col, against = claim["metric"], claim.get("against")
-        a = seed_values(df, spec["method"], col)
-        b = seed_values(df, spec["method"], against) if against else seed_values(df, spec["baseline"], col)
+        a = seed_series(df, spec["method"], col)
+        b = seed_series(df, spec["method"], against) if against else seed_series(df, spec["baseline"], col)
         row = {"paper": name, "method": spec["method"], "baseline": against or spec["baseline"], "metric": col,
-               "direction": claim["direction"], "method_mean": a.mean() if len(a) else None,
+               "direction": claim["direction"], "against": bool(against),
+               "role": "primary" if col in spec["primary"]["metrics"] else "secondary",
+               "method_mean": a.mean() if len(a) else None,
                "method_std": a.std(ddof=1) if len(a) > 1 else None, "baseline_mean": b.mean() if len(b) else None,
                "baseline_std": b.std(ddof=1) if len(b) > 1 else None, "n_seeds_method": len(a),
-               "n_seeds_baseline": len(b)}
+               "n_seeds_baseline": len(b), "design": None, "difference": None, "ci_low": None, "ci_high": None,
+               "p": None, "p_holm": None, "detectable": None, "seeds_needed": None, "verdict": None}
         if col not in df:
             row.update(verdict=f"not measured: add {col.split('.')[0]} to evaluate.metrics")
         elif against and against not in df:
@@ -166,13 +151,43 @@ def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: s
         elif not len(a) or not len(b):
             row.update(verdict=f"not run: add {spec['method'] if not len(a) else spec['baseline']} to study.methods")
         else:
-            row.update(verdict(a, b, claim["direction"]))
-            if unfair and not against:
-                row["verdict"] = f"unfair pair (also differs in {', '.join(unfair)}): {row['verdict']}"
+            est = verdicts.estimate(a, b, paired=bool(against) or spec["paired"]["seeds"])
+            row.update(design=est.design, difference=est.difference, ci_low=est.low, ci_high=est.high, p=est.p,
+                       estimate=est)
         row.update(paper_method=quoted.get(col, {}).get(spec["method"]),
                    paper_baseline=quoted.get(col, {}).get(spec["baseline"]), paper_label=label if col in quoted else None)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def decide(tables: dict[str, pd.DataFrame], unfair: dict[str, list[str]]) -> int:
+    """Every claim's verdict, in place: Holm's step-down over the primary claims of all papers that
+    this study ran and measured (one with too few seeds for a test counts with p = 1), descriptive
+    labels for the others, and the power of each primary at level ALPHA / (number of primaries).
+    Returns that number: the size of the family Holm adjusts for."""
+    primaries = [(name, i) for name, t in tables.items() for i in t.index
+                 if t.at[i, "role"] == "primary" and pd.isna(t.at[i, "verdict"])]
+    adjusted = verdicts.holm([tables[n].at[i, "p"] if pd.notna(tables[n].at[i, "p"]) else 1.0 for n, i in primaries])
+    alpha = verdicts.ALPHA / max(1, len(primaries))
+    for (name, i), (p_holm, rejected) in zip(primaries, adjusted):
+        t, est = tables[name], tables[name].at[i, "estimate"]
+        if est.p is None:
+            t.at[i, "verdict"] = f"not testable: {est.n} seed(s) per run; an interval needs at least 2"
+            continue
+        t.at[i, "p_holm"] = p_holm
+        t.at[i, "detectable"] = verdicts.detectable(est, alpha)
+        t.at[i, "verdict"] = verdicts.primary_verdict(est, t.at[i, "direction"], p_holm, rejected)
+        if not rejected:
+            t.at[i, "seeds_needed"] = verdicts.seeds_needed(est, alpha)
+    for name, t in tables.items():
+        for i in t.index:
+            if pd.isna(t.at[i, "verdict"]):
+                t.at[i, "verdict"] = verdicts.secondary_verdict(t.at[i, "estimate"], t.at[i, "direction"])
+            if unfair[name] and not t.at[i, "against"]:
+                t.at[i, "verdict"] = f"unfair pair (also differs in {', '.join(unfair[name])}): {t.at[i, 'verdict']}"
+        if "estimate" in t:
+            tables[name] = t.drop(columns="estimate")
+    return len(primaries)
 
 
 def pair_section(params: dict, spec: dict) -> tuple[list[str], list[str]]:
@@ -190,14 +205,22 @@ def pair_section(params: dict, spec: dict) -> tuple[list[str], list[str]]:
     return lines + [""], unfair
 
 
-def comparison(name: str, spec: dict, df: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, str]:
-    """The claims table (csv) and the markdown page of one paper."""
+def comparison(name: str, spec: dict, df: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, list[str]]:
+    """The claims table (verdicts to be decided) and the undeclared differences of one paper's pair."""
     columns = list(dict.fromkeys(c for claim in spec["claims"] for c in (claim["metric"], claim.get("against")) if c))
     paper = spec["paper"]
     quoted = paper_numbers(paper, df, columns)
     label = "paper's" + ("" if paper is None or paper["verified"] else ", unverified")
-    differ, unfair = pair_section(params, spec)
-    table = claims_table(name, spec, df, quoted, label, unfair)
+    return claims_table(name, spec, df, quoted, label), pairs.undeclared(params, spec)
+
+
+def page(name: str, spec: dict, df: pd.DataFrame, params: dict, table: pd.DataFrame, n_primary: int) -> str:
+    """The markdown page of one paper: the pair, the table of runs, the claims and their verdicts."""
+    columns = list(dict.fromkeys(c for claim in spec["claims"] for c in (claim["metric"], claim.get("against")) if c))
+    paper = spec["paper"]
+    quoted = paper_numbers(paper, df, columns)
+    label = "paper's" + ("" if paper is None or paper["verified"] else ", unverified")
+    differ, _ = pair_section(params, spec)
     shown = [c for c in columns if quoted.get(c)]
     lines = [f"# {name}: {spec['title']}", "",
              f"Claim: {spec['method']} gives " + ", ".join(
@@ -214,13 +237,29 @@ def comparison(name: str, spec: dict, df: pd.DataFrame, params: dict) -> tuple[p
     if catalogue.REAL in set(df["method"]):  # the floor: held-out real images scored as a method's samples
         cells = [mean_std(seed_values(df, catalogue.REAL, c)) for c in columns] + [""] * len(shown)
         lines.append(f"| {catalogue.REAL} (held-out real images: the floor) | " + " | ".join(cells) + " |")
-    lines += ["", "| claim | difference | 95% interval | verdict |", "| --- | --- | --- | --- |"]
+    design = "paired" if spec["paired"]["seeds"] else "unpaired (Welch)"
+    lines += ["", f"Primary claim{'s' * (len(spec['primary']['metrics']) > 1)} (pre-registered in params.yaml): "
+              f"{', '.join(spec['primary']['metrics'])}. {spec['primary']['reason']}",
+              f"Holm's step-down over the study's {n_primary} primary claims holds the chance of any false "
+              f"verdict to {verdicts.ALPHA:.0%}; the other claims are secondary and only described.", "",
+              f"Seeds: {design}. {spec['paired']['reason']}", "",
+              "| claim | role | difference | 95% interval | design | Holm p | detectable (80% power) | verdict |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in table.to_dict("records"):
         interval = f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]" if pd.notna(r.get("ci_low")) else "none"
         vs = f" than {r['baseline']}" if r["baseline"] != spec["baseline"] else ""
-        lines.append(f"| {r['metric']} {r['direction']}{vs} | {fmt(r.get('difference'))} | {interval} | {r['verdict']} |")
-    lines += ["", paper_note(paper, shown, df, columns), ""]
-    return table, "\n".join(lines)
+        power = fmt(r.get("detectable"))
+        if pd.notna(r.get("seeds_needed")):
+            power += f"; the observed difference needs {int(r['seeds_needed'])} seeds"
+        elif r["role"] == "primary" and pd.notna(r.get("p_holm")) and str(r["verdict"]).startswith("inconclusive"):
+            power += f"; the observed difference needs over {verdicts.MAX_SEEDS} seeds"
+        lines.append(f"| {r['metric']} {r['direction']}{vs} | {r['role']} | {fmt(r.get('difference'))} | {interval} | "
+                     f"{r.get('design') or ''} | {fmt(r.get('p_holm'))} | {power} | {r['verdict']} |")
+    lines += ["", "Difference: method minus baseline; paired: the t interval of the per-seed differences, Welch: "
+                  "of the difference of means. Detectable: the true difference this many seeds find with 80% "
+                  f"power at level {verdicts.ALPHA:.0%} / {n_primary} (pipeline/verdicts.py).",
+              "", paper_note(paper, shown, df, columns), ""]
+    return "\n".join(lines)
 
 
 def paper_note(paper: dict | None, shown: list[str], df: pd.DataFrame, columns: list[str]) -> str:
@@ -255,15 +294,17 @@ def report(params: dict, results: Path) -> list[str]:
     means.columns = [protocol_name(df, c) for c in means.columns]
     summary = [f"report: {len(df)} rows ({df['method'].nunique()} methods) -> {results}/metrics.parquet",
                means.to_string(float_format=lambda x: f"{x:.4g}")]
+    tables, unfair = {}, {}
     for name, spec in params["comparisons"].items():
-        table, page = comparison(name, spec, df, params)
+        tables[name], unfair[name] = comparison(name, spec, df, params)
+    n_primary = decide(tables, unfair)
+    for name, spec in params["comparisons"].items():
+        table = tables[name]
         with atomic_path(results / "comparisons" / f"{name}.csv") as tmp:
             table.to_csv(tmp, index=False)
         with atomic_path(results / "comparisons" / f"{name}.md") as tmp:
-            tmp.write_text(page)
-        summary += [f"{name}: {protocol_name(df, r.metric)} {r.direction} than "
-                    f"{protocol_name(df, r.baseline) if r.baseline in df else r.baseline}: {r.verdict}"
-                    for r in table.itertuples()]
+            tmp.write_text(page(name, spec, df, params, table, n_primary))
+        summary += [summary_line(name, df, r) for r in table.itertuples()]
         comparison_plot(name, spec, df, table, params, results)
     for run in catalogue.trained_runs(params):
         logs = {s: pd.read_csv(results / run / f"seed{s}" / "train_log.csv") for s in params["train"]["seeds"]
@@ -273,6 +314,16 @@ def report(params: dict, results: Path) -> list[str]:
     with atomic_path(results / "summary.txt") as tmp:
         tmp.write_text("\n".join(summary) + "\n")
     return summary
+
+
+def summary_line(name: str, df: pd.DataFrame, r) -> str:
+    """One claim: its columns, role, difference with its interval, and verdict."""
+    against = protocol_name(df, r.baseline) if r.baseline in df else r.baseline
+    test = ""
+    if pd.notna(r.difference):
+        test = f"difference {fmt(r.difference)}" + (f" {r.design} 95% [{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
+                                                    if pd.notna(r.ci_low) else "") + ": "
+    return f"{name}: {protocol_name(df, r.metric)} {r.direction} than {against} ({r.role}): {test}{r.verdict}"
 
 
 def provenance(params: dict, data_meta: Path = Path("data/meta.json")) -> str:

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy.spatial.distance import cdist
+from scipy import stats
 from sklearn.datasets import load_digits
 
 from conftest import write_params
@@ -457,14 +458,25 @@ def test_report_on_a_fake_results_tree(tmp_path, tiny_params, capsys):
     table = pd.read_parquet(tmp_path / "metrics.parquet")
     assert len(table) == 7 and {"fid", "fid.backbone", "fid.name", "ndb", "ndb.jsd"} <= set(table.columns)
     claims = pd.read_csv(tmp_path / "comparisons" / "msgan.csv")
-    fid_claim = claims.set_index("metric").loc["fid"]
-    assert fid_claim["verdict"].startswith("supported") and fid_claim["n_seeds_method"] == 3
+    fid_claim, ndb_claim = claims.set_index("metric").loc["fid"], claims.set_index("metric").loc["ndb"]
+    # ndb is msgan's pre-registered primary (paired seeds: differences -10, -10, -11.5); the only primary
+    # this study tests, so Holm leaves its p-value as it is: t = -21.0 on 2 degrees of freedom
+    assert ndb_claim["role"] == "primary" and ndb_claim["design"] == "paired"
+    assert ndb_claim["p_holm"] == pytest.approx(2 * stats.t.sf(10.5 / (math.sqrt(0.75) / math.sqrt(3)), 2))
+    assert ndb_claim["verdict"].startswith("supported (Holm-adjusted p = 0.00226)") and ndb_claim["detectable"] > 0
+    # fid is secondary: described by its interval, never "supported"
+    assert fid_claim["role"] == "secondary" and fid_claim["n_seeds_method"] == 3
+    assert fid_claim["verdict"] == "descriptive: the interval excludes 0 in the claimed direction"
     assert fid_claim["paper_method"] == 28.73 and "unverified" in fid_claim["paper_label"]
     page = (tmp_path / "comparisons" / "msgan.md").read_text()
     assert "30.5 ± 0.5" in page and "| fid (paper's, unverified) |" in page and "| 28.73 |" in page
     assert "not run: add icgan to study.methods" in (tmp_path / "comparisons" / "icgan.md").read_text()
     assert (tmp_path / "plots" / "metrics.png").stat().st_size > 0
-    assert "msgan: FD_efficientnet_lite0 lower than cgan: supported" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "msgan: NDB lower than cgan (primary): difference -10.5 paired 95% [-12.65, -8.349]: supported" in out
+    assert "msgan: FD_efficientnet_lite0 lower than cgan (secondary): difference -10.5 paired 95% [" in out
+    assert "Primary claims (pre-registered in params.yaml): ndb, lpips.per_condition." in page
+    assert "Seeds: paired. cgan is msgan's own class" in page
     df = pd.read_parquet(tmp_path / "metrics.parquet")
     df["classes.accuracy"] = 0.9  # the same for every method: not plotted
     assert report.plotted_columns(df, ["fid", "ndb", "ndb.jsd", "classes.accuracy"]) == ["fid", "ndb"]  # jsd: 0.01 for all
@@ -481,7 +493,7 @@ def test_report_flags_a_pair_that_differs_in_an_undeclared_setting(tmp_path, tin
     page = (tmp_path / "comparisons" / "msgan.md").read_text()
     assert "| lr_g (undeclared) | 0.001 | 0.0002 |" in page and "**Unfair pair**: it also differs in lr_g" in page
     verdicts = pd.read_csv(tmp_path / "comparisons" / "msgan.csv").set_index("metric")["verdict"]
-    assert verdicts["fid"].startswith("unfair pair (also differs in lr_g): supported")
+    assert verdicts["ndb"].startswith("unfair pair (also differs in lr_g): supported")
 
 
 def test_encoder_claim_compares_the_methods_own_columns(tmp_path, tiny_params):
@@ -497,19 +509,16 @@ def test_encoder_claim_compares_the_methods_own_columns(tmp_path, tiny_params):
     claims = pd.read_csv(tmp_path / "comparisons" / "bigbigan.csv").set_index("metric")
     probe = claims.loc["probe"]
     assert probe["baseline"] == "probe.random_init" and probe["difference"] == pytest.approx(0.105)
+    # paired by seed (the same run): differences 0.10, 0.11, t = 21 on 1 degree of freedom
+    assert probe["design"] == "paired" and probe["p_holm"] == pytest.approx(2 * stats.t.sf(21.0, 1))
     assert probe["verdict"].startswith("supported") and claims.loc["fid", "baseline"] == "biggan"
     page = (tmp_path / "comparisons" / "bigbigan.md").read_text()
     assert "higher probe than its own probe.random_init" in page and "| 0.81 ± 0.01414 |" in page
     assert "| probe (linear_probe_accuracy) |" in page  # named although biggan, the first row, has no probe
     assert "| biggan (baseline) | 50 (1 seed) | n/a | n/a |" in page
     summary = (tmp_path / "summary.txt").read_text()
-    assert "bigbigan: linear_probe_accuracy higher than linear_probe_accuracy.random_init: supported" in summary
-
-
-def test_one_seed_says_no_interval_exists():
-    got = report.verdict(np.array([1.0]), np.array([2.0]), "lower")
-    assert got["verdict"] == "direction agrees; 1 seed: no interval exists" and got["ci_low"] is None
-    assert report.verdict(np.array([1.0, 3.0]), np.array([2.0, 2.5]), "lower")["verdict"].startswith("inconclusive")
+    assert ("bigbigan: linear_probe_accuracy higher than linear_probe_accuracy.random_init (primary): difference "
+            "0.105 paired 95% [0.04147, 0.1685]: supported") in summary
 
 
 # --- the real-data run ---------------------------------------------------------------------------

@@ -136,6 +136,10 @@ def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS)
             raise PipelineError(f"{source}: comparisons.{paper} names run {unknown[0]!r}, which methods: does not define")
         if not {spec["method"], spec["baseline"]} <= set(spec["methods"]):
             raise PipelineError(f"{source}: comparisons.{paper}.methods must list its method and its baseline")
+        strays = [c["run"] for c in spec["claims"] if c.get("run", spec["method"]) not in spec["methods"]]
+        if strays:
+            raise PipelineError(f"{source}: comparisons.{paper} has a claim by run {strays[0]!r}, which its methods: "
+                                f"does not list")
         unclaimed = [m for m in spec["primary"]["metrics"] if m not in [c["metric"] for c in spec["claims"]]]
         if unclaimed:
             raise PipelineError(f"{source}: comparisons.{paper}.primary names {unclaimed[0]!r}, which is not the metric "

@@ -19,8 +19,14 @@ def differences(method: dict[str, Any], baseline: dict[str, Any]) -> dict[str, t
             if method.get(k, ABSENT) != baseline.get(k, ABSENT)}
 
 
+def claim_runs(spec: dict) -> list[str]:
+    """The runs that make ``spec``'s claims against its baseline: its method first, then any claim's ``run``."""
+    return list(dict.fromkeys([spec["method"], *(c["run"] for c in spec["claims"] if "run" in c)]))
+
+
 def undeclared(params: dict, spec: dict) -> list[str]:
-    """The settings in which ``spec``'s pair differs but which its ``differs_in`` does not declare."""
+    """The settings in which a claiming run of ``spec`` and its baseline differ but which its
+    ``differs_in`` does not declare."""
     runs = params["methods"]
-    diff = differences(runs[spec["method"]], runs[spec["baseline"]])
-    return [k for k in diff if k not in spec["differs_in"]]
+    diff = [k for run in claim_runs(spec) for k in differences(runs[run], runs[spec["baseline"]])]
+    return [k for k in dict.fromkeys(diff) if k not in spec["differs_in"]]

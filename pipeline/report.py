@@ -133,27 +133,28 @@ def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: s
     ``decide``), and the paper's numbers if quoted."""
     rows = []
     for claim in spec["claims"]:
-        col, against = claim["metric"], claim.get("against")
-        a = seed_series(df, spec["method"], col)
-        b = seed_series(df, spec["method"], against) if against else seed_series(df, spec["baseline"], col)
-        row = {"paper": name, "method": spec["method"], "baseline": against or spec["baseline"], "metric": col,
-               "direction": claim["direction"], "against": bool(against),
-               "role": "primary" if col in spec["primary"]["metrics"] else "secondary",
+        col, against, run = claim["metric"], claim.get("against"), claim.get("run", spec["method"])
+        a = seed_series(df, run, col)
+        b = seed_series(df, run, against) if against else seed_series(df, spec["baseline"], col)
+        primary = col in spec["primary"]["metrics"] and run == spec["method"]
+        row = {"paper": name, "method": run, "baseline": against or spec["baseline"], "metric": col,
+               "direction": claim["direction"], "against": bool(against), "role": "primary" if primary else "secondary",
                "method_mean": a.mean() if len(a) else None,
                "method_std": a.std(ddof=1) if len(a) > 1 else None, "baseline_mean": b.mean() if len(b) else None,
                "baseline_std": b.std(ddof=1) if len(b) > 1 else None, "n_seeds_method": len(a),
                "n_seeds_baseline": len(b), "design": None, "difference": None, "ci_low": None, "ci_high": None,
-               "p": None, "p_holm": None, "detectable": None, "seeds_needed": None, "verdict": None}
+               "sd_difference": None, "p": None, "p_holm": None, "detectable": None, "seeds_needed": None,
+               "verdict": None}
         if col not in df:
             row.update(verdict=f"not measured: add {col.split('.')[0]} to evaluate.metrics")
         elif against and against not in df:
             row.update(verdict=f"not measured: {against} is not a column of metrics.parquet")
         elif not len(a) or not len(b):
-            row.update(verdict=f"not run: add {spec['method'] if not len(a) else spec['baseline']} to study.methods")
+            row.update(verdict=f"not run: add {run if not len(a) else spec['baseline']} to study.methods")
         else:
             est = verdicts.estimate(a, b, paired=bool(against) or spec["paired"]["seeds"])
             row.update(design=est.design, difference=est.difference, ci_low=est.low, ci_high=est.high, p=est.p,
-                       estimate=est)
+                       sd_difference=est.sd[0] if est.design == "paired" and est.sd else None, estimate=est)
         row.update(paper_method=quoted.get(col, {}).get(spec["method"]),
                    paper_baseline=quoted.get(col, {}).get(spec["baseline"]), paper_label=label if col in quoted else None)
         rows.append(row)
@@ -192,13 +193,14 @@ def decide(tables: dict[str, pd.DataFrame], unfair: dict[str, list[str]]) -> int
 
 def pair_section(params: dict, spec: dict) -> tuple[list[str], list[str]]:
     """The markdown lines stating how the pair differs, and the undeclared differences."""
-    runs = params["methods"]
-    diff = pairs.differences(runs[spec["method"]], runs[spec["baseline"]])
+    runs, claiming, baseline = params["methods"], pairs.claim_runs(spec), spec["baseline"]
+    keys = list(dict.fromkeys(k for run in claiming for k in pairs.differences(runs[run], runs[baseline])))
     unfair = pairs.undeclared(params, spec)
     lines = [f"Method and baseline differ only in these settings (params.yaml `methods:`; the `train:` section, "
-             f"data and metrics are shared):", "", f"| setting | {spec['method']} | {spec['baseline']} |",
-             "| --- | --- | --- |"]
-    lines += [f"| {k}{' (undeclared)' if k in unfair else ''} | {a} | {b} |" for k, (a, b) in diff.items()]
+             f"data and metrics are shared):", "", f"| setting | {' | '.join(claiming)} | {baseline} |",
+             "| --- |" + " --- |" * (len(claiming) + 1)]
+    lines += [f"| {k}{' (undeclared)' if k in unfair else ''} | "
+              + " | ".join(str(runs[r].get(k, pairs.ABSENT)) for r in [*claiming, baseline]) + " |" for k in keys]
     if unfair:
         lines += ["", f"**Unfair pair**: it also differs in {', '.join(unfair)}, which `differs_in` does not declare "
                       "as the paper's contribution; the verdicts below mix that change with the paper's."]
@@ -223,9 +225,10 @@ def page(name: str, spec: dict, df: pd.DataFrame, params: dict, table: pd.DataFr
     differ, _ = pair_section(params, spec)
     shown = [c for c in columns if quoted.get(c)]
     lines = [f"# {name}: {spec['title']}", "",
-             f"Claim: {spec['method']} gives " + ", ".join(
-                 f"{c['direction']} {c['metric']} than " + (f"its own {c['against']}" if "against" in c else spec["baseline"])
-                 for c in spec["claims"]) + ".", "", *differ,
+             "Claims: " + ", ".join(
+                 f"{c.get('run', spec['method'])} gives {c['direction']} {c['metric']} than "
+                 + (f"its own {c['against']}" if "against" in c else spec["baseline"]) for c in spec["claims"]) + ".",
+             "", *differ,
              f"This run: dataset {df['dataset'].iloc[0]}; mean ± sample std over seeds.", "",
              "| method | " + " | ".join([header(df, c) for c in columns] + [f"{c} ({label})" for c in shown]) + " |",
              "| --- |" + " --- |" * (len(columns) + len(shown))]
@@ -248,6 +251,7 @@ def page(name: str, spec: dict, df: pd.DataFrame, params: dict, table: pd.DataFr
     for r in table.to_dict("records"):
         interval = f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]" if pd.notna(r.get("ci_low")) else "none"
         vs = f" than {r['baseline']}" if r["baseline"] != spec["baseline"] else ""
+        vs = (f" ({r['method']})" if r["method"] != spec["method"] else "") + vs
         power = fmt(r.get("detectable"))
         if pd.notna(r.get("seeds_needed")):
             power += f"; the observed difference needs {int(r['seeds_needed'])} seeds"
@@ -304,7 +308,7 @@ def report(params: dict, results: Path) -> list[str]:
             table.to_csv(tmp, index=False)
         with atomic_path(results / "comparisons" / f"{name}.md") as tmp:
             tmp.write_text(page(name, spec, df, params, table, n_primary))
-        summary += [summary_line(name, df, r) for r in table.itertuples()]
+        summary += [summary_line(name, spec, df, r) for r in table.itertuples()]
         comparison_plot(name, spec, df, table, params, results)
     for run in catalogue.trained_runs(params):
         logs = {s: pd.read_csv(results / run / f"seed{s}" / "train_log.csv") for s in params["train"]["seeds"]
@@ -316,14 +320,16 @@ def report(params: dict, results: Path) -> list[str]:
     return summary
 
 
-def summary_line(name: str, df: pd.DataFrame, r) -> str:
-    """One claim: its columns, role, difference with its interval, and verdict."""
+def summary_line(name: str, spec: dict, df: pd.DataFrame, r) -> str:
+    """One claim: its run (when not the comparison's method), columns, role, difference with its
+    interval, and verdict."""
     against = protocol_name(df, r.baseline) if r.baseline in df else r.baseline
     test = ""
     if pd.notna(r.difference):
         test = f"difference {fmt(r.difference)}" + (f" {r.design} 95% [{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
                                                     if pd.notna(r.ci_low) else "") + ": "
-    return f"{name}: {protocol_name(df, r.metric)} {r.direction} than {against} ({r.role}): {test}{r.verdict}"
+    run = f"{r.method} " if r.method != spec["method"] else ""
+    return f"{name}: {run}{protocol_name(df, r.metric)} {r.direction} than {against} ({r.role}): {test}{r.verdict}"
 
 
 def provenance(params: dict, data_meta: Path = Path("data/meta.json")) -> str:
@@ -346,20 +352,21 @@ def comparison_plot(name: str, spec: dict, df: pd.DataFrame, table: pd.DataFrame
                     results: Path) -> None:
     """plots/<paper>.png: sample grids of the first seed side by side, and one panel per claim."""
     ran = set(df["method"])
-    roles = {spec["method"]: "method", spec["baseline"]: "baseline"}
+    roles = {**dict.fromkeys(pairs.claim_runs(spec), "method"), spec["baseline"]: "baseline"}
     if catalogue.REAL in ran:
         roles[catalogue.REAL] = "real"
     seed = params["train"]["seeds"][0]
     grids = {run: path for run in roles if (path := results / run / f"seed{seed}" / "samples.png").exists()}
     panels = []
     for claim, row in zip(spec["claims"], table.to_dict("records")):
-        col, against = claim["metric"], claim.get("against")
+        col, against, run = claim["metric"], claim.get("against"), claim.get("run", spec["method"])
         if against:
-            values = {spec["method"]: seed_values(df, spec["method"], col),
-                      f"{spec['method']} {against.partition('.')[2] or against}": seed_values(df, spec["method"], against)}
+            values = {run: seed_values(df, run, col),
+                      f"{run} {against.partition('.')[2] or against}": seed_values(df, run, against)}
             roles.setdefault(list(values)[1], "baseline")
         else:
-            values = {run: seed_values(df, run, col) for run in roles}
+            shown = [run, spec["baseline"], *([catalogue.REAL] if catalogue.REAL in ran else [])]
+            values = {r: seed_values(df, r, col) for r in shown}
         panels.append({"column": col, "title": row["verdict"].split(" (")[0][:60], "values": values})
     figures.comparison_figure(roles, grids, panels, lambda c: protocol_name(df, c) if c in df else c,
                               results / "plots" / f"{name}.png")

@@ -27,7 +27,7 @@ import torch
 import yaml
 
 from conftest import PYTHON, ROOT, tiny, write_params
-from pipeline import aggregate, data, encoder_probe, evaluate, knn, real, reference, report, sample, train
+from pipeline import aggregate, checkpoint, data, encoder_probe, evaluate, knn, real, reference, report, sample, train
 from pipeline.errors import check_stop, run_cli
 from pipeline.trainer import PARTIAL
 
@@ -264,7 +264,7 @@ CASES = [
     ("sample-no-checkpoint", "sample", remove(f"{RUN}/checkpoint.pt"), "no checkpoint; run the train stage"),
     ("sample-truncated-checkpoint", "sample", truncate(f"{RUN}/checkpoint.pt"), "unreadable checkpoint"),
     ("sample-text-checkpoint", "sample", write_bytes(f"{RUN}/checkpoint.pt", b"hello"), "unreadable checkpoint"),
-    ("sample-checkpoint-without-keys", "sample", torch_save(f"{RUN}/checkpoint.pt", {"format": 1}),
+    ("sample-checkpoint-without-keys", "sample", torch_save(f"{RUN}/checkpoint.pt", {"format": checkpoint.FORMAT}),
      "checkpoint lacks method, fingerprint"),
     ("sample-checkpoint-other-format", "sample", torch_save(f"{RUN}/checkpoint.pt", {"weights": torch.zeros(2)}),
      "not a ganbench checkpoint"),

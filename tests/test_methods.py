@@ -307,9 +307,23 @@ def test_p2gan_priors_and_losses(data):
 
 
 def test_p2gan_samples_from_posteriors_of_real_images(data):
-    m = make("p2gan", data)
+    m = make("p2gan", data, sampling="posterior")
     cond, how = m.sample_conditions(5)
-    assert "real training images" in how["conditioning"] and cond.max() < N
+    assert "real training images" in how["conditioning"] and cond.max() < N and how["sampling"] == "posterior"
+
+
+def test_p2gan_prior_sampling_styles_g_from_pc_without_real_images(data):
+    m = make("p2gan", data, sampling="prior", mu_a=-1.0, mu_b=3.0, sigma_a=0.5, sigma_b=1.5)  # Pc = N(1, 1)
+    m.nets.eval()
+    cond, how = m.sample_conditions(5)
+    assert cond is None and how["sampling"] == "prior"
+    styles = []
+    m.nets["G"].register_forward_hook(lambda mod, args, out: styles.append(args[1]))
+    with torch.no_grad():
+        m.generate(2000, cond)
+    (style,) = styles
+    assert style.shape == (2000, HP["p2gan"]["posterior_dim"])
+    assert style.mean().item() == pytest.approx(1.0, abs=0.01) and style.std().item() == pytest.approx(1.0, abs=0.01)
 
 
 # --- bigbigan ---------------------------------------------------------------------------------

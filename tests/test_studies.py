@@ -33,7 +33,7 @@ PAPER = {
     "bigbigan-imagenet64": dict(dataset="image_folder", resolution=64, backbone="resnet", batch=2048,
                                 steps=500_000, runs=["biggan", "bigbigan", REAL], images=1_281_167),
     "p2gan-celeba64": dict(dataset="image_folder", resolution=64, backbone="resnet", batch=32, steps=100_000,
-                           runs=["lsgan", "p2gan", REAL], images=202_599),
+                           runs=["lsgan", "p2gan", "p2gan_posterior", REAL], images=202_599),
 }
 # Stand-ins for the image folders the studies name (the real ones are the user's): ImageNet's class
 # folders, CelebA's flat folder (unlabelled, so the parse-time label checks apply as they will).

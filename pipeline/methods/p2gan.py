@@ -40,8 +40,11 @@ carries its image when the spread is large against sigma.
 Not done: the pre-training step the seed names twice ("reparameterisation and pre-training ... for
 stable training") but never describes; no public code exists to say what is pre-trained, on what,
 for how long, and inventing one would add a second, unstated difference to the LSGAN baseline.
-Evaluation samples draw their posteriors from uniformly random training images; condition ids
-are those images' indices.
+Evaluation samples (``sampling``): ``prior``, G's style drawn from the generator's prior Pc
+(no real image: like the LSGAN baseline, which samples from noise alone; the default study's
+primary claim); ``posterior``, the posterior of a uniformly random training image (how G is
+trained; each sample is then conditioned on a real image, an advantage the baseline lacks; condition
+ids are those images' indices). The default study scores both, as two runs trained alike.
 """
 from __future__ import annotations
 
@@ -126,10 +129,18 @@ class P2GAN(Method):
         return loss, {"g_loss": loss.item(), "g_adv": adv.item(), "l_z": lz.item()}
 
     def generate(self, n, cond):
+        if cond is None:  # sampling: prior
+            mu_c, sigma_c = self.prior("c")
+            style = mu_c + sigma_c * torch.randn(n, self.hp["posterior_dim"], device=self.device, generator=self.rng("eps"))
+            return self.nets["G"](self.noise(n), style)
         fake, _ = self.fake_from(self.data.real(cond).to(self.device))
         return fake
 
     def sample_conditions(self, n):
+        if self.hp["sampling"] == "prior":
+            mu_c, sigma_c = self.prior("c")
+            return None, {"conditioning": f"none: style z ~ Pc = N({mu_c:g}, {sigma_c:g}^2) per dimension, no real image",
+                          "sampling": "prior"}
         ids = torch.randint(len(self.data.images), (n,), device=self.device, generator=self.rng("condition"))
         return ids, {"conditioning": "posterior z ~ D(x) of uniformly random real training images "
-                                     "(condition ids: their indices)"}
+                                     "(condition ids: their indices)", "sampling": "posterior"}

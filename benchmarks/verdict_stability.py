@@ -1,0 +1,155 @@
+"""Verdict stability: the study trained on two disjoint seed sets, every verdict side by side.
+
+    .venv/bin/python benchmarks/verdict_stability.py                     # train.seeds' count, sets 0.. and 100..
+    .venv/bin/python benchmarks/verdict_stability.py --seeds 3 --offset 100 --cores 2 --out results/stability.md
+
+The repository's files (tracked and untracked, not ignored: the working tree as it is) are copied
+into ``--workdir``, where Snakemake runs the whole study twice with ``train.seeds`` overridden
+(``--config``; params.yaml is untouched): first seeds 0..n-1, then offset..offset+n-1. The data,
+features, kNN and reference stages run once and serve both sets. Each set's
+``results/comparisons/*.csv`` is kept; the table gives, per claim, both sets' difference, 95%
+interval and verdict, and how they relate:
+
+- ``agree``: the same verdict (primaries) or the same side of 0 (secondary claims' descriptions);
+- ``CONFLICT``: a primary supported in one set and contradicted in the other (the design's goal: never);
+- ``power p``: a primary supported in one set and inconclusive in the other, with ``p`` the power the
+  inconclusive set had (its own seeds and variance, level 5% / number of primaries) to detect the
+  supported set's difference: at 80% power one such disagreement in five is what chance predicts.
+
+The markdown table goes to ``--out`` and to stdout, with the commit and the machine's default
+training img/s (the `gan` run, measured here by benchmarks/train_speed.py) so that times scale.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline import verdicts  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_tree(workdir: Path) -> None:
+    """The working tree's tracked and untracked (not ignored) files, copied into ``workdir``."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        src, dst = ROOT / name, workdir / name
+        if src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+
+
+def run_set(workdir: Path, seeds: list[int], cores: int, keep: Path) -> float:
+    """The whole study at ``seeds``; its comparison tables and summary copied to ``keep``. Returns seconds."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--config",
+                    f"train={{seeds: [{', '.join(map(str, seeds))}]}}"], cwd=workdir, env=env, check=True)
+    seconds = time.perf_counter() - start
+    shutil.rmtree(keep, ignore_errors=True)
+    shutil.copytree(workdir / "results" / "comparisons", keep)
+    shutil.copy(workdir / "results" / "summary.txt", keep / "summary.txt")
+    return seconds
+
+
+def estimate(row: pd.Series) -> verdicts.Estimate:
+    """A claim's test rebuilt from its row of a comparison table (enough for its power)."""
+    n = int(min(row["n_seeds_method"], row["n_seeds_baseline"]))
+    sd = ((row["sd_difference"],) if row["design"] == "paired" else (row["method_std"], row["baseline_std"]))
+    return verdicts.Estimate(row["design"], n, n, row["difference"], sd=sd if all(pd.notna(sd)) else ())
+
+
+def kind(verdict: str) -> str:
+    return str(verdict).removeprefix("descriptive: ").split(" (")[0]
+
+
+def relation(a: pd.Series, b: pd.Series, alpha: float) -> str:
+    ka, kb = kind(a["verdict"]), kind(b["verdict"])
+    if ka == kb:
+        return "agree"
+    if {ka, kb} == {"supported", "contradicted"}:
+        return "CONFLICT"
+    if a["role"] == "primary" and {ka, kb} == {"supported", "inconclusive"}:
+        weak, strong = (a, b) if ka == "inconclusive" else (b, a)
+        est = estimate(weak)
+        return f"power {verdicts.power(est, strong['difference'], est.n, alpha):.2f}" if est.sd else "differ"
+    return "differ"
+
+
+def fmt(x) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
+
+
+def cell(row: pd.Series) -> str:
+    interval = f" [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]" if pd.notna(row["ci_low"]) else ""
+    return f"{fmt(row['difference'])}{interval}: {row['verdict']}"
+
+
+def table(sets: dict[str, Path], names: list[str]) -> list[str]:
+    """Markdown rows comparing the two sets' claims, paper by paper."""
+    (la, a_dir), (lb, b_dir) = sets.items()
+    frames = {label: pd.concat([pd.read_csv(d / f"{p}.csv") for p in names]) for label, d in sets.items()}
+    m = int(((frames[la]["role"] == "primary") & frames[la]["p_holm"].notna()).sum())
+    alpha = verdicts.ALPHA / max(1, m)
+    lines = [f"| paper | claim | role | seeds {la} | seeds {lb} | relation |", "| --- | --- | --- | --- | --- | --- |"]
+    for (_, ra), (_, rb) in zip(frames[la].iterrows(), frames[lb].iterrows()):
+        run = f"{ra['method']} " if ra["method"] != ra["paper"] else ""
+        claim = f"{run}{ra['metric']} {ra['direction']} than {ra['baseline']}"
+        lines.append(f"| {ra['paper']} | {claim} | {ra['role']} | {cell(ra)} | {cell(rb)} | {relation(ra, rb, alpha)} |")
+    return lines
+
+
+def gan_img_per_s(workdir: Path) -> str:
+    """The default `gan` run's training img/s on this machine (benchmarks/train_speed.py on the study's data)."""
+    out = subprocess.run([sys.executable, "benchmarks/train_speed.py", "--methods", "gan", "--steps", "30"],
+                         cwd=workdir, capture_output=True, text=True)
+    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("gan ")]
+    return rows[-1][1] if rows else f"(not measured: {out.stderr.strip().splitlines()[-1:]})"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="benchmarks/verdict_stability.py", description=__doc__.splitlines()[0])
+    default_n = len(yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["seeds"])
+    parser.add_argument("--seeds", type=int, default=default_n, help="seeds per set (default: train.seeds' count, %(default)s)")
+    parser.add_argument("--offset", type=int, default=100, help="first seed of the second set (default: %(default)s)")
+    parser.add_argument("--cores", type=int, default=os.cpu_count(), help="Snakemake --cores (default: %(default)s)")
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".stability", help="copy of the repository where the study runs")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "verdict_stability.md")
+    args = parser.parse_args(argv)
+    if args.offset < args.seeds:
+        parser.error(f"--offset {args.offset} must be at least --seeds {args.seeds}, so that the sets are disjoint")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    copy_tree(args.workdir)
+    a, b = list(range(args.seeds)), list(range(args.offset, args.offset + args.seeds))
+    sets, seconds = {}, {}
+    for seeds in (a, b):
+        label = f"{seeds[0]}-{seeds[-1]}"
+        sets[label] = args.workdir / "stability" / label
+        seconds[label] = run_set(args.workdir, seeds, args.cores, sets[label])
+    names = list(yaml.safe_load((args.workdir / "params.yaml").read_text())["comparisons"])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = " (uncommitted changes)" if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                                      capture_output=True, text=True).stdout.strip() else ""
+    lines = [f"Verdict stability: commit {commit}{dirty}, {time.strftime('%Y-%m-%d')}, {args.seeds} seeds per set; "
+             f"study time per set {', '.join(f'{k}: {v / 60:.1f} min' for k, v in seconds.items())} on "
+             f"{args.cores} cores; default gan training {gan_img_per_s(args.workdir)} img/s on this machine.", "",
+             *table(sets, names)]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

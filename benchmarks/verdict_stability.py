@@ -22,7 +22,6 @@ training img/s (the `gan` run, measured here by benchmarks/train_speed.py) so th
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
 import subprocess
@@ -36,6 +35,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import verdicts  # noqa: E402
+from pipeline.report import fmt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,10 +86,6 @@ def relation(a: pd.Series, b: pd.Series, alpha: float) -> str:
         est = estimate(weak)
         return f"power {verdicts.power(est, strong['difference'], est.n, alpha):.2f}" if est.sd else "differ"
     return "differ"
-
-
-def fmt(x) -> str:
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
 
 
 def cell(row: pd.Series) -> str:

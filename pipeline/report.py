@@ -196,8 +196,8 @@ def pair_section(params: dict, spec: dict) -> tuple[list[str], list[str]]:
     runs, claiming, baseline = params["methods"], pairs.claim_runs(spec), spec["baseline"]
     keys = list(dict.fromkeys(k for run in claiming for k in pairs.differences(runs[run], runs[baseline])))
     unfair = pairs.undeclared(params, spec)
-    lines = [f"Method and baseline differ only in these settings (params.yaml `methods:`; the `train:` section, "
-             f"data and metrics are shared):", "", f"| setting | {' | '.join(claiming)} | {baseline} |",
+    lines = ["Method and baseline differ only in these settings (params.yaml `methods:`; the `train:` section, "
+             "data and metrics are shared):", "", f"| setting | {' | '.join(claiming)} | {baseline} |",
              "| --- |" + " --- |" * (len(claiming) + 1)]
     lines += [f"| {k}{' (undeclared)' if k in unfair else ''} | "
               + " | ".join(str(runs[r].get(k, pairs.ABSENT)) for r in [*claiming, baseline]) + " |" for k in keys]

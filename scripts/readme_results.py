@@ -1,0 +1,115 @@
+"""Write the README's results section from a finished study, so that no number in it is typed by hand.
+
+    .venv/bin/python scripts/readme_results.py                                   # results/ of this checkout
+    .venv/bin/python scripts/readme_results.py --results .stability/results --stability results/verdict_stability.md
+
+Reads the report stage's outputs under ``--results`` (comparisons/<paper>.csv, metrics.parquet, and
+summary.txt's provenance line: commit, configuration hash, data checksums), measures the default
+``gan`` run's training img/s on this machine (benchmarks/train_speed.py on the study's data, so that
+quoted times can be scaled to another machine), and replaces the text between the markers
+``<!-- results: begin -->`` and ``<!-- results: end -->`` in ``--readme`` with: the run's provenance and
+settings, the floor (held-out real images), and one row per claim with both runs' mean ± std over
+seeds, the difference with its 95% interval and design, the primaries' detectable difference, and the
+verdict. With ``--stability``, the table benchmarks/verdict_stability.py wrote is appended.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.report import fmt  # noqa: E402
+BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
+
+
+def mean_std(mean, std) -> str:
+    return fmt(mean) + (f" ± {fmt(std)}" if pd.notna(std) else "")
+
+
+def claims(results: Path, papers: list[str]) -> list[str]:
+    lines = ["| paper | claim | role | method | baseline | difference [95% interval] | detectable (80% power) | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for paper in papers:
+        for r in pd.read_csv(results / "comparisons" / f"{paper}.csv").to_dict("records"):
+            interval = f" [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}] {r['design']}" if pd.notna(r["ci_low"]) else ""
+            verdict = str(r["verdict"])
+            if r["role"] == "primary" and verdict.split(" (")[0] in ("supported", "contradicted"):
+                verdict = f"**{verdict}**"
+            needed = f"; observed needs {int(r['seeds_needed'])} seeds" if pd.notna(r["seeds_needed"]) else ""
+            lines.append(f"| {paper} | {r['metric']} {r['direction']} | {r['role']} | {r['method']} "
+                         f"{mean_std(r['method_mean'], r['method_std'])} | {r['baseline']} "
+                         f"{mean_std(r['baseline_mean'], r['baseline_std'])} | {fmt(r['difference'])}{interval} | "
+                         f"{fmt(r['detectable'])}{needed} | {verdict} |")
+    return lines
+
+
+def floor(results: Path) -> str:
+    """The held-out real images' scores (mean ± std over seeds), or a note that the study had none."""
+    df = pd.read_parquet(results / "metrics.parquet")
+    real = df[df["method"] == "real"]
+    if real.empty:
+        return "The study did not score held-out real images (add `real` to `study.methods`)."
+    cols = [c for c in ("fid", "kid", "ndb", "ndb.jsd", "lpips.per_condition") if c in real and real[c].notna().any()]
+    names = {c: str(real[f"{c.split('.')[0]}.name"].dropna().iloc[0]) + (f".{c.split('.', 1)[1]}" if "." in c else "")
+             if f"{c.split('.')[0]}.name" in real else c for c in cols}
+    return "The floor, held-out real images scored as samples: " + ", ".join(
+        f"{names[c]} {mean_std(real[c].mean(), real[c].std(ddof=1))}" for c in cols) + "."
+
+
+def gan_img_per_s(study: Path) -> str:
+    """The default `gan` run's training img/s here (benchmarks/train_speed.py on ``study``'s data/)."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_speed.py"), "--methods", "gan",
+                          "--steps", "30"], cwd=study, capture_output=True, text=True)
+    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("gan ")]
+    if not rows:
+        raise SystemExit(f"error: benchmarks/train_speed.py found no data in {study}/data: {out.stderr.strip()[-300:]}")
+    return rows[-1][1]
+
+
+def section(results: Path, stability: Path | None) -> str:
+    params = yaml.safe_load((results.parent / "params.yaml").read_text())
+    summary = (results / "summary.txt").read_text().splitlines()
+    provenance = next((line for line in summary if line.startswith("provenance:")), "provenance: not recorded")
+    t, ds = params["train"], params["dataset"]
+    seeds = sorted(set(pd.read_parquet(results / "metrics.parquet")["seed"]))  # as run (--config may override)
+    date = time.strftime("%Y-%m-%d", time.gmtime((results / "summary.txt").stat().st_mtime))
+    lines = [BEGIN, "<!-- written by scripts/readme_results.py from a finished study; do not edit by hand -->", "",
+             f"Study of {date}; {provenance.removeprefix('provenance: ')}. Settings: {ds['name']} at "
+             f"{ds['resolution']} px, {t['steps']:,} steps of batch {t['batch_size']}, `{t['backbone']}` width "
+             f"{t['width']}, seeds {', '.join(map(str, seeds))}, {params['sample']['n']:,} samples per seed, "
+             f"`{params['evaluate']['backbone']}` features. This machine trains the default `gan` run at "
+             f"{gan_img_per_s(results.parent)} img/s (benchmarks/train_speed.py, one thread): scale quoted times by it.",
+             "", floor(results), "", *claims(results, list(params["comparisons"]))]
+    if stability is not None:
+        lines += ["", "A second, disjoint set of seeds (`benchmarks/verdict_stability.py`):", "",
+                  *stability.read_text().splitlines()]
+    return "\n".join([*lines, "", END])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="scripts/readme_results.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=ROOT / "results", help="a finished study's results/ (default: %(default)s)")
+    parser.add_argument("--stability", type=Path, help="benchmarks/verdict_stability.py's table to append")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    args = parser.parse_args(argv)
+    text = args.readme.read_text()
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise SystemExit(f"error: {args.readme} needs one {BEGIN} and one {END} line")
+    head, rest = text.split(BEGIN)
+    tail = rest.split(END, 1)[1]
+    tmp = args.readme.with_name(f".{args.readme.name}.tmp")
+    tmp.write_text(head + section(args.results.resolve(), args.stability) + tail)
+    tmp.replace(args.readme)
+    print(f"readme_results: wrote the results section of {args.readme}")
+
+
+if __name__ == "__main__":
+    main()

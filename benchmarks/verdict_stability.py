@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/verdict_stability.py                     # train.seeds' count, sets 0.. and 100..
     .venv/bin/python benchmarks/verdict_stability.py --seeds 3 --offset 100 --cores 2 --out results/stability.md
 
-The repository's files (tracked and untracked, not ignored: the working tree as it is) are copied
-into ``--workdir``, where Snakemake runs the whole study twice with ``train.seeds`` overridden
+``--workdir`` is made a git worktree of this checkout's HEAD (``git worktree add --detach``, or moved
+to HEAD if it is one already; its data and results stay), and the working tree's uncommitted and
+untracked (not ignored) files are copied over it, so that the report's provenance line names the
+commit and says whether it had uncommitted changes. There Snakemake runs the whole study twice with ``train.seeds`` overridden
 (``--config``; params.yaml is untouched): first seeds 0..n-1, then offset..offset+n-1. The data,
 features, kNN and reference stages run once and serve both sets. Each set's
 ``results/comparisons/*.csv`` is kept; the table gives, per claim, both sets' difference, 95%
@@ -22,6 +24,7 @@ training img/s (the `gan` run, measured here by benchmarks/train_speed.py) so th
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import subprocess
@@ -40,15 +43,25 @@ from pipeline.report import fmt  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def copy_tree(workdir: Path) -> None:
-    """The working tree's tracked and untracked (not ignored) files, copied into ``workdir``."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, files):
-        src, dst = ROOT / name, workdir / name
-        if src.is_file():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
+def git(*args: str, cwd: Path = ROOT) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def prepare(workdir: Path) -> str:
+    """``workdir`` as a worktree of HEAD with the working tree's changes; returns 'commit[ (uncommitted changes)]'."""
+    head = git("rev-parse", "--short", "HEAD")
+    if (workdir / ".git").is_file():  # a worktree already: move it to this HEAD, keeping data and results
+        git("checkout", "--detach", "--force", git("rev-parse", "HEAD"), cwd=workdir)
+    elif workdir.exists() and any(workdir.iterdir()):
+        raise SystemExit(f"error: {workdir} exists and is not a git worktree; remove it or give another --workdir")
+    else:
+        git("worktree", "add", "--detach", str(workdir), "HEAD")
+    changed = git("ls-files", "-z", "--modified", "--others", "--exclude-standard").split("\0")
+    for name in filter(None, changed):
+        if (ROOT / name).is_file():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, workdir / name)
+    return head + (" (uncommitted changes)" if any(changed) else "")
 
 
 def run_set(workdir: Path, seeds: list[int], cores: int, keep: Path) -> float:
@@ -68,7 +81,7 @@ def estimate(row: pd.Series) -> verdicts.Estimate:
     """A claim's test rebuilt from its row of a comparison table (enough for its power)."""
     n = int(min(row["n_seeds_method"], row["n_seeds_baseline"]))
     sd = ((row["sd_difference"],) if row["design"] == "paired" else (row["method_std"], row["baseline_std"]))
-    return verdicts.Estimate(row["design"], n, n, row["difference"], sd=sd if all(pd.notna(sd)) else ())
+    return verdicts.Estimate(row["design"], n, n, row["difference"], sd=sd if all(pd.notna(v) for v in sd) else ())
 
 
 def kind(verdict: str) -> str:
@@ -123,24 +136,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="Snakemake --cores (default: %(default)s)")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".stability", help="copy of the repository where the study runs")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "verdict_stability.md")
+    parser.add_argument("--tabulate", metavar="COMMIT", help="train nothing: tabulate the sets' tables kept in "
+                        "--workdir by an earlier run of COMMIT (its study times are not known then)")
     args = parser.parse_args(argv)
     if args.offset < args.seeds:
         parser.error(f"--offset {args.offset} must be at least --seeds {args.seeds}, so that the sets are disjoint")
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    copy_tree(args.workdir)
+    commit = args.tabulate or prepare(args.workdir)
     a, b = list(range(args.seeds)), list(range(args.offset, args.offset + args.seeds))
     sets, seconds = {}, {}
     for seeds in (a, b):
         label = f"{seeds[0]}-{seeds[-1]}"
         sets[label] = args.workdir / "stability" / label
-        seconds[label] = run_set(args.workdir, seeds, args.cores, sets[label])
+        seconds[label] = math.nan if args.tabulate else run_set(args.workdir, seeds, args.cores, sets[label])
     names = list(yaml.safe_load((args.workdir / "params.yaml").read_text())["comparisons"])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = " (uncommitted changes)" if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                                      capture_output=True, text=True).stdout.strip() else ""
-    lines = [f"Verdict stability: commit {commit}{dirty}, {time.strftime('%Y-%m-%d')}, {args.seeds} seeds per set; "
-             f"study time per set {', '.join(f'{k}: {v / 60:.1f} min' for k, v in seconds.items())} on "
-             f"{args.cores} cores; default gan training {gan_img_per_s(args.workdir)} img/s on this machine.", "",
+    lines = [f"Verdict stability: commit {commit}, {time.strftime('%Y-%m-%d')}, {args.seeds} seeds per set; "
+             ("study time per set " + ", ".join(f"{k}: {v / 60:.1f} min" for k, v in seconds.items())
+              + f" on {args.cores} cores" if not args.tabulate else "tabulated from the tables kept by the run")
+             + f"; default gan training {gan_img_per_s(args.workdir)} img/s on this machine.", "",
              *table(sets, names)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")

@@ -149,11 +149,10 @@ def main(argv: list[str] | None = None) -> None:
         sets[label] = args.workdir / "stability" / label
         seconds[label] = math.nan if args.tabulate else run_set(args.workdir, seeds, args.cores, sets[label])
     names = list(yaml.safe_load((args.workdir / "params.yaml").read_text())["comparisons"])
-    lines = [f"Verdict stability: commit {commit}, {time.strftime('%Y-%m-%d')}, {args.seeds} seeds per set; "
-             ("study time per set " + ", ".join(f"{k}: {v / 60:.1f} min" for k, v in seconds.items())
-              + f" on {args.cores} cores" if not args.tabulate else "tabulated from the tables kept by the run")
-             + f"; default gan training {gan_img_per_s(args.workdir)} img/s on this machine.", "",
-             *table(sets, names)]
+    times = ("tabulated from the tables kept by the run" if args.tabulate else "study time per set "
+             + ", ".join(f"{k}: {v / 60:.1f} min" for k, v in seconds.items()) + f" on {args.cores} cores")
+    lines = [f"Verdict stability: commit {commit}, {time.strftime('%Y-%m-%d')}, {args.seeds} seeds per set; {times}; "
+             f"default gan training {gan_img_per_s(args.workdir)} img/s on this machine.", "", *table(sets, names)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

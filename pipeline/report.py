@@ -207,21 +207,24 @@ def pair_section(params: dict, spec: dict) -> tuple[list[str], list[str]]:
     return lines + [""], unfair
 
 
-def comparison(name: str, spec: dict, df: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, list[str]]:
-    """The claims table (verdicts to be decided) and the undeclared differences of one paper's pair."""
+def claimed_columns(spec: dict, df: pd.DataFrame) -> tuple[list[str], dict, str]:
+    """The columns a paper's claims read, the paper's numbers quoted for them, and their label."""
     columns = list(dict.fromkeys(c for claim in spec["claims"] for c in (claim["metric"], claim.get("against")) if c))
     paper = spec["paper"]
-    quoted = paper_numbers(paper, df, columns)
     label = "paper's" + ("" if paper is None or paper["verified"] else ", unverified")
+    return columns, paper_numbers(paper, df, columns), label
+
+
+def comparison(name: str, spec: dict, df: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, list[str]]:
+    """The claims table (verdicts to be decided) and the undeclared differences of one paper's pair."""
+    _, quoted, label = claimed_columns(spec, df)
     return claims_table(name, spec, df, quoted, label), pairs.undeclared(params, spec)
 
 
 def page(name: str, spec: dict, df: pd.DataFrame, params: dict, table: pd.DataFrame, n_primary: int) -> str:
     """The markdown page of one paper: the pair, the table of runs, the claims and their verdicts."""
-    columns = list(dict.fromkeys(c for claim in spec["claims"] for c in (claim["metric"], claim.get("against")) if c))
+    columns, quoted, label = claimed_columns(spec, df)
     paper = spec["paper"]
-    quoted = paper_numbers(paper, df, columns)
-    label = "paper's" + ("" if paper is None or paper["verified"] else ", unverified")
     differ, _ = pair_section(params, spec)
     shown = [c for c in columns if quoted.get(c)]
     lines = [f"# {name}: {spec['title']}", "",

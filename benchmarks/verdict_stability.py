@@ -24,7 +24,6 @@ training img/s (the `gan` run, measured here by benchmarks/train_speed.py) so th
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
 import subprocess
@@ -37,6 +36,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import rule_times  # noqa: E402
 from pipeline import verdicts  # noqa: E402
 from pipeline.report import fmt  # noqa: E402
 
@@ -64,17 +64,23 @@ def prepare(workdir: Path) -> str:
     return head + (" (uncommitted changes)" if any(changed) else "")
 
 
-def run_set(workdir: Path, seeds: list[int], cores: int, keep: Path) -> float:
-    """The whole study at ``seeds``; its comparison tables and summary copied to ``keep``. Returns seconds."""
+def run_set(workdir: Path, seeds: list[int], cores: int, keep: Path) -> None:
+    """The whole study at ``seeds``; its comparison tables, summary and Snakemake log copied to ``keep``."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--config",
                     f"train={{seeds: [{', '.join(map(str, seeds))}]}}"], cwd=workdir, env=env, check=True)
-    seconds = time.perf_counter() - start
     shutil.rmtree(keep, ignore_errors=True)
     shutil.copytree(workdir / "results" / "comparisons", keep)
     shutil.copy(workdir / "results" / "summary.txt", keep / "summary.txt")
-    return seconds
+    log = max((workdir / ".snakemake" / "log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
+    shutil.copy(log, keep / "snakemake.log")
+
+
+def wall_minutes(keep: Path) -> str:
+    """The set's Snakemake wall time, from its log (benchmarks/rule_times.py)."""
+    if not (keep / "snakemake.log").exists():
+        return "not logged"
+    return f"{rule_times.job_seconds((keep / 'snakemake.log').read_text().splitlines())[1] / 60:.1f} min"
 
 
 def estimate(row: pd.Series) -> verdicts.Estimate:
@@ -136,21 +142,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="Snakemake --cores (default: %(default)s)")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".stability", help="copy of the repository where the study runs")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "verdict_stability.md")
-    parser.add_argument("--tabulate", metavar="COMMIT", help="train nothing: tabulate the sets' tables kept in "
-                        "--workdir by an earlier run of COMMIT (its study times are not known then)")
+    parser.add_argument("--tabulate", metavar="COMMIT", help="train nothing: tabulate the sets' tables (and logs) "
+                        "kept in --workdir by an earlier run of COMMIT")
     args = parser.parse_args(argv)
     if args.offset < args.seeds:
         parser.error(f"--offset {args.offset} must be at least --seeds {args.seeds}, so that the sets are disjoint")
     commit = args.tabulate or prepare(args.workdir)
     a, b = list(range(args.seeds)), list(range(args.offset, args.offset + args.seeds))
-    sets, seconds = {}, {}
+    sets = {}
     for seeds in (a, b):
         label = f"{seeds[0]}-{seeds[-1]}"
         sets[label] = args.workdir / "stability" / label
-        seconds[label] = math.nan if args.tabulate else run_set(args.workdir, seeds, args.cores, sets[label])
+        if not args.tabulate:
+            run_set(args.workdir, seeds, args.cores, sets[label])
     names = list(yaml.safe_load((args.workdir / "params.yaml").read_text())["comparisons"])
-    times = ("tabulated from the tables kept by the run" if args.tabulate else "study time per set "
-             + ", ".join(f"{k}: {v / 60:.1f} min" for k, v in seconds.items()) + f" on {args.cores} cores")
+    times = "Snakemake wall time " + ", ".join(f"{k}: {wall_minutes(d)}" for k, d in sets.items()) + f" on {args.cores} cores"
     lines = [f"Verdict stability: commit {commit}, {time.strftime('%Y-%m-%d')}, {args.seeds} seeds per set; {times}; "
              f"default gan training {gan_img_per_s(args.workdir)} img/s on this machine.", "", *table(sets, names)]
     args.out.parent.mkdir(parents=True, exist_ok=True)

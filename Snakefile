@@ -11,12 +11,14 @@ configfile: "params.yaml"
 
 
 sys.path.insert(0, workflow.basedir)
-from pipeline.config import RESOLVED, resolve_workflow
+from pipeline.config import resolve_workflow
 from pipeline.errors import PipelineError
 
-# params.yaml merged with --configfile and --config, validated, and written to RESOLVED for the stages
+# params.yaml merged with --configfile and --config, validated, and written to a file named by its content,
+# RESOLVED, which every rule's command passes to its stage ({RESOLVED}: not a rule param, so a change of
+# one key reruns only the rules whose settings read it)
 try:
-    resolve_workflow(config, workflow.config_settings.config, workflow.config_settings.configfiles)
+    RESOLVED = str(resolve_workflow(config, workflow.config_settings.config, workflow.config_settings.configfiles))
 except PipelineError as err:
     sys.exit(f"error: {err}")
 

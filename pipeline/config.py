@@ -14,6 +14,7 @@ passes that file to its stage, so the stages run with what Snakemake resolved.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 from functools import cache
 from importlib.resources import files
@@ -28,7 +29,11 @@ from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 
 DEFAULT_PARAMS = "params.yaml"
-RESOLVED = Path(".snakemake/ganbench/params.yaml")  # the configuration Snakemake resolved, for the stages
+# The configuration Snakemake resolved: the stages read params-<sha256 of its text>.yaml, a file per content
+# that no other invocation changes (a dry run beside a running workflow cannot alter what its jobs read);
+# params.yaml beside it is the latest, for people (e.g. to make a merged study the params.yaml of DVC).
+RESOLVED_DIR = Path(".snakemake/ganbench")
+RESOLVED = RESOLVED_DIR / "params.yaml"
 
 
 @cache
@@ -207,8 +212,9 @@ def _sets(tree: Any, path: tuple, prefix: tuple) -> bool:
 
 
 def resolve_workflow(config: dict, overrides: Mapping, configfiles: Sequence[Path],
-                     out: Path = RESOLVED) -> dict:
-    """Re-type ``config``'s ``--config`` values in place, validate it and write it to ``out``.
+                     folder: Path = RESOLVED_DIR) -> Path:
+    """Re-type ``config``'s ``--config`` values in place, validate it, and write it to ``folder`` as
+    params-<hash>.yaml (returned: the file the stages read) and as params.yaml (the latest).
 
     A validation error names the source of the bad value: ``--config``, a ``--configfile``, or params.yaml."""
     overrides = typed(dict(overrides))
@@ -227,11 +233,13 @@ def resolve_workflow(config: dict, overrides: Mapping, configfiles: Sequence[Pat
 
     validate(config, source)
     text = yaml.safe_dump(config, sort_keys=False)
-    if not out.exists() or out.read_text() != text:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as tmp:
-            tmp.write_text(text)
-    return config
+    fixed = folder / f"params-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+    for out in (fixed, folder / RESOLVED.name):
+        if not out.exists() or out.read_text() != text:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(out) as tmp:
+                tmp.write_text(text)
+    return fixed
 
 
 def _merge(base: dict, update: Mapping) -> None:

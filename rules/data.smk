@@ -4,7 +4,6 @@ rule data:
         labels="data/labels.npy",
         meta="data/meta.json",
     params:
-        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=stage_params(config, "data"),
     log:
         "logs/data.log",
@@ -14,4 +13,4 @@ rule data:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.data --params {params.config} --out data > {log} 2>&1"
+        "python -m pipeline.data --params {RESOLVED} --out data > {log} 2>&1"

@@ -5,7 +5,6 @@ rule reference:
     output:
         directory("results/reference/{name}"),
     params:
-        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=lambda w: stage_params(config, f"reference_{w.name}"),
     log:
         "logs/reference/{name}.log",
@@ -16,7 +15,7 @@ rule reference:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.reference --params {params.config} --name {wildcards.name} --data data --out {output} > {log} 2>&1"
+        "python -m pipeline.reference --params {RESOLVED} --name {wildcards.name} --data data --out {output} > {log} 2>&1"
 
 
 rule evaluate:
@@ -28,7 +27,6 @@ rule evaluate:
         # every metric of a run and seed in one job: the samples are embedded once (pipeline/evaluate.py)
         expand("results/{{method}}/seed{{seed}}/{metric}.json", metric=METRICS),
     params:
-        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=stage_params(config, "evaluate"),
         metrics=" ".join(METRICS),
     log:
@@ -40,7 +38,7 @@ rule evaluate:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.evaluate --params {params.config} --metric {params.metrics}"
+        "python -m pipeline.evaluate --params {RESOLVED} --metric {params.metrics}"
         " --run results/{wildcards.method}/seed{wildcards.seed} --data data > {log} 2>&1"
 
 
@@ -54,7 +52,6 @@ rule encoder_probe:
     wildcard_constraints:
         method="|".join(ENCODER_RUNS) or "(?!)",  # (?!) matches nothing
     params:
-        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=stage_params(config, "encoder_probe"),
     log:
         "logs/encoder_probe/{method}_seed{seed}.log",
@@ -66,7 +63,7 @@ rule encoder_probe:
     conda:
         "../envs/pipeline-gpu.yaml"
     shell:
-        "python -m pipeline.encoder_probe --params {params.config} --method {wildcards.method}"
+        "python -m pipeline.encoder_probe --params {RESOLVED} --method {wildcards.method}"
         " --run results/{wildcards.method}/seed{wildcards.seed} --data data > {log} 2>&1"
 
 

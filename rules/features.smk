@@ -14,7 +14,6 @@ rule features:
         probe="results/features/probe.json",
         **FEATURE_EXTRAS,
     params:
-        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=stage_params(config, "features"),
     log:
         "logs/features.log",
@@ -27,4 +26,4 @@ rule features:
     conda:
         "../envs/pipeline-gpu.yaml"
     shell:
-        "python -m pipeline.features --params {params.config} --data data --out results/features > {log} 2>&1"
+        "python -m pipeline.features --params {RESOLVED} --data data --out results/features > {log} 2>&1"

@@ -7,7 +7,6 @@ rule knn:
         centres="results/knn/centres.parquet",
         report="results/knn/knn.json",
     params:
-        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=stage_params(config, "knn"),
     log:
         "logs/knn.log",
@@ -19,4 +18,4 @@ rule knn:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.knn --params {params.config} --features {input.features} --data data --out results/knn > {log} 2>&1"
+        "python -m pipeline.knn --params {RESOLVED} --features {input.features} --data data --out results/knn > {log} 2>&1"

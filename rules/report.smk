@@ -20,7 +20,6 @@ rule report:
         curves=[report(f"results/plots/curves_{run}.png", caption="captions/curves.rst", category="Training curves",
                        subcategory=run) for run in TRAINED],
     params:
-        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=stage_params(config, "report"),
     log:
         "logs/report.log",
@@ -30,4 +29,4 @@ rule report:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.report --params {params.config} --results results > {log} 2>&1"
+        "python -m pipeline.report --params {RESOLVED} --results results > {log} 2>&1"

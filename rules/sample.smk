@@ -12,7 +12,6 @@ rule sample:
     wildcard_constraints:
         method=RUNS,
     params:
-        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=stage_params(config, "sample"),
         options=method_options,
     log:
@@ -25,7 +24,7 @@ rule sample:
     conda:
         "../envs/pipeline-gpu.yaml"
     shell:
-        "python -m pipeline.sample --params {params.config} --method {wildcards.method}"
+        "python -m pipeline.sample --params {RESOLVED} --method {wildcards.method}"
         " --run results/{wildcards.method}/seed{wildcards.seed} --data data {params.options} > {log} 2>&1"
 
 
@@ -40,7 +39,6 @@ rule real:
         grid=report("results/real/seed{seed}/samples.png", caption="captions/samples.rst", category="Samples",
                     subcategory="real", labels={"run": "real", "seed": "{seed}"}),
     params:
-        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=stage_params(config, "real"),
     log:
         "logs/real/seed{seed}.log",
@@ -50,5 +48,5 @@ rule real:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.real --params {params.config} --seed {wildcards.seed} --data data"
+        "python -m pipeline.real --params {RESOLVED} --seed {wildcards.seed} --data data"
         " --out results/real/seed{wildcards.seed} > {log} 2>&1"

@@ -11,7 +11,6 @@ rule train:
     wildcard_constraints:
         method=RUNS,
     params:
-        config=str(RESOLVED),  # the configuration Snakemake resolved (Snakefile)
         settings=train_settings,
         options=train_options,
         launch=launcher(config["train"]),  # python, or torchrun with train.gpus x train.nodes processes
@@ -25,5 +24,5 @@ rule train:
     conda:
         "../envs/pipeline-gpu.yaml"
     shell:
-        "{params.launch} -m pipeline.train --params {params.config} --method {wildcards.method} --seed {wildcards.seed}"
+        "{params.launch} -m pipeline.train --params {RESOLVED} --method {wildcards.method} --seed {wildcards.seed}"
         " --data data --out results/{wildcards.method}/seed{wildcards.seed} {params.options} > {log} 2>&1"

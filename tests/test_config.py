@@ -80,10 +80,15 @@ def test_snakefile_validates_at_parse_time(tmp_path, tiny_params):
 
 def test_workflow_config_is_typed_validated_with_its_source_and_written(tmp_path, default_params):
     params = copy.deepcopy(default_params)
-    out = tmp_path / "resolved.yaml"
-    config.resolve_workflow(params, {"train": {"steps": "7", "seeds": "[0, 4]"}, "sample": "{n: 3000}"}, [], out)
+    out = tmp_path / "resolved"
+    fixed = config.resolve_workflow(params, {"train": {"steps": "7", "seeds": "[0, 4]"}, "sample": "{n: 3000}"}, [], out)
     assert params["train"]["steps"] == 7 and params["train"]["seeds"] == [0, 4] and params["sample"]["n"] == 3000
-    assert config.load(out) == params
+    assert config.load(fixed) == config.load(out / "params.yaml") == params
+    # another invocation's configuration goes to another file: the first one's stages read theirs unchanged
+    before = fixed.read_text()
+    other_fixed = config.resolve_workflow(copy.deepcopy(default_params), {"sample": "{n: 7}"}, [], out)
+    assert other_fixed != fixed and fixed.read_text() == before and config.load(other_fixed)["sample"]["n"] == 7
+    assert config.resolve_workflow(copy.deepcopy(default_params), {"sample": "{n: 7}"}, [], out) == other_fixed
     other = tmp_path / "o.yaml"
     write_params({"train": {"batch_size": "x"}}, other)
     bad = copy.deepcopy(default_params)

@@ -72,6 +72,17 @@ def test_overrides_reach_the_stages(repo, tmp_path, how):
     assert bad.returncode != 0 and "error: --config: train.steps: 'many' is not of type 'integer'" in bad.stderr
 
 
+def test_a_dry_run_beside_a_workflow_leaves_the_configuration_its_jobs_read_alone(repo, tmp_path):
+    """Each invocation's stages read a file named by the resolved configuration's content."""
+    copy = Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))
+    plan = sh(copy, "snakemake", "-n", "-p", "--forceall", "--cores", "1", "results/gan/seed0/samples.npy",
+              "--config", "sample={n: 1300}")
+    path = copy / re.search(r"pipeline\.sample --params (\S+)", plan).group(1)
+    before = path.read_text()
+    sh(copy, "snakemake", "-n", "--cores", "1", "--config", "sample={n: 7}")  # another invocation, other settings
+    assert path.read_text() == before and yaml.safe_load(before)["sample"]["n"] == 1300
+
+
 @pytest.mark.parametrize("edit, expected", [
     (lambda p: None, {}),
     (lambda p: p["train"].update(log_every=3, checkpoint_every=4, threads=2), {}),

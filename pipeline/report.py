@@ -24,6 +24,8 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
   trained run's training log, one line per seed.
 - summary.txt: the lines printed at the end: method means and every claim's difference, interval
   and verdict.
+- verdicts.rst: the primary claims' verdicts, the first screen of Snakemake's HTML report (the
+  Snakefile's ``report:``).
 """
 from __future__ import annotations
 
@@ -320,7 +322,29 @@ def report(params: dict, results: Path) -> list[str]:
     summary.append(provenance(params))
     with atomic_path(results / "summary.txt") as tmp:
         tmp.write_text("\n".join(summary) + "\n")
+    with atomic_path(results / "verdicts.rst") as tmp:
+        tmp.write_text(verdicts_page(tables, n_primary, df, summary[-1]))
     return summary
+
+
+def verdicts_page(tables: dict[str, pd.DataFrame], n_primary: int, df: pd.DataFrame, provenance_line: str) -> str:
+    """reStructuredText for the report's first screen: the primary claims' verdicts and the provenance.
+    Short on purpose: Snakemake centres its landing page vertically, so a taller one loses its top."""
+    rows = pd.concat(tables.values(), ignore_index=True)
+    lines = ["**Verdicts of this study**: the pre-registered primary claims (``comparisons.<paper>.primary``). "
+             f"Holm's step-down over these {n_primary} holds the chance of any false verdict to "
+             f"{verdicts.ALPHA:.0%}. Difference: method minus baseline, paired over seeds where the design pairs "
+             "them. Secondary claims and every number: Comparisons (each paper's claims table) and Overview "
+             "(summary.txt).", "", ".. list-table::", "   :header-rows: 1", ""]
+    header = ["paper", "claim", "difference [95% interval]", "detectable (80% power)", "verdict"]
+    for cells in [header] + [[
+            r["paper"], f"{r['method']}: {protocol_name(df, r['metric'])} {r['direction']} than "
+            f"{protocol_name(df, r['baseline']) if r['baseline'] in df else r['baseline']}",
+            fmt(r["difference"]) + (f" [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}] {r['design']}"
+                                    if pd.notna(r["ci_low"]) else ""),
+            fmt(r["detectable"]), str(r["verdict"])] for r in rows[rows["role"] == "primary"].to_dict("records")]:
+        lines += [f"   * - {cells[0]}"] + [f"     - {c}" for c in cells[1:]]
+    return "\n".join([*lines, "", provenance_line, ""])
 
 
 def summary_line(name: str, spec: dict, df: pd.DataFrame, r) -> str:

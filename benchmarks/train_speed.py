@@ -1,5 +1,9 @@
 """Training speed: images per second of each method through the trainer and through a bare PyTorch
-loop over the same networks, losses and optimisers; their ratio is the trainer's overhead.
+loop over the same networks, losses and optimisers; their ratio is the trainer's overhead. Also per
+method: the FLOPs of one step (every matmul and convolution, forward and backward, counted by
+``torch.utils.flop_counter.FlopCounterMode``) and the efficiency: counted FLOPs per second of the
+trainer over the matmul throughput (1024^3) measured in the same run at the same thread count and
+precision (fp32 on CPU; bf16 on CUDA, where training runs under bf16 autocast).
 
     .venv/bin/python benchmarks/train_speed.py [--methods gan msgan] [--steps 30] [--backbone resnet] [--width 16] [--threads 1]
     .venv/bin/python benchmarks/train_speed.py --against HEAD~1     # before (a git revision) and after, in one run
@@ -32,6 +36,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -140,7 +145,10 @@ def main() -> None:
     threads = torch.get_num_threads() if dev.type == "cpu" else "-"
     print(f"device {dev} (threads {threads}), torch {torch.__version__}; batch {bs}, {train['backbone']} width {train['width']}, "
           f"n_dis {n_dis}, {args.steps} steps; images {tuple(data.images.shape)}")
-    print(f"{'method':<10} {'trainer img/s':>14} {'bare img/s':>11} {'trainer/bare':>13}")
+    peak = matmul_gflops(dev)
+    precision = "bf16" if dev.type == "cuda" else "fp32"  # what training runs in (bf16 autocast on CUDA)
+    print(f"{precision} matmul (1024^3, same threads): {peak:.0f} GFLOP/s; efficiency = counted FLOPs x steps/s / that")
+    print(f"{'method':<10} {'trainer img/s':>14} {'bare img/s':>11} {'trainer/bare':>13} {'GFLOP/step':>11} {'efficiency':>11}")
 
     def build(name: str) -> Method:
         torch.manual_seed(0)
@@ -162,7 +170,21 @@ def main() -> None:
             bare = min(bare, timed(lambda: bare_loop(m, args.steps, bs, n_dis), dev))
             full = min(full, trainer_run(name))
         imgs = args.steps * bs
-        print(f"{name:<10} {imgs / full:>14.0f} {imgs / bare:>11.0f} {bare / full:>13.2f}", flush=True)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            bare_loop(build(name), 1, bs, n_dis)
+        gflop = counter.get_total_flops() / 1e9
+        print(f"{name:<10} {imgs / full:>14.0f} {imgs / bare:>11.0f} {bare / full:>13.2f} {gflop:>11.2f} "
+              f"{gflop * imgs / full / bs / peak:>11.2f}", flush=True)
+
+
+def matmul_gflops(dev: torch.device, n: int = 1024, repeats: int = 5) -> float:
+    """The device's matmul throughput at the current thread count and the precision training uses
+    there (bf16 on CUDA, fp32 on CPU), best of ``repeats``."""
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
+    a @ b  # warm-up
+    return 2 * n ** 3 / min(timed(lambda: a @ b, dev) for _ in range(repeats)) / 1e9
 
 
 if __name__ == "__main__":

@@ -4,11 +4,19 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from pipeline import data
 from pipeline.datasets import fashion_mnist
 from pipeline.errors import PipelineError
@@ -444,3 +452,63 @@ def test_bad_celeba_archives_fail_cleanly(tmp_path, tiny_params, monkeypatch):
     with pytest.raises(PipelineError, match="celeba is read without its annotations, so its images have no labels, "
                                             "but metric inception_score needs them"):
         config.load(write_params(tiny_params, tmp_path / "p.yaml"))
+
+
+def test_a_fifo_in_an_image_folder_is_refused_before_any_read(tmp_path):
+    from pipeline.datasets import image_folder
+
+    root = tmp_path / "imgs"
+    write_images(root, {"a/01.png": (8, 8), "b/02.png": (8, 8)})
+    os.mkfifo(root / "a" / "zz_fifo.png")  # opening it for reading would block forever
+    with pytest.raises(PipelineError, match=r"zz_fifo.png is not a regular file \(a FIFO, socket or device\)"):
+        image_folder.load(str(root), 8, tmp_path / "x.npy")
+    assert not list(tmp_path.glob("*.npy")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_killed_decode_worker_fails_the_stage_with_one_line(tmp_path, monkeypatch):
+    """A worker dying mid-task (SIGKILL, the out-of-memory killer) breaks the pool: one PipelineError."""
+    from pipeline.datasets import image_folder, stream
+
+    root = tmp_path / "imgs"
+    write_images(root, {f"c/{i:02d}.png": (8, 8) for i in range(12)})
+    monkeypatch.setattr(stream, "decode_chunk", killed)  # forked workers see it
+    with pytest.raises(PipelineError, match="a decode worker process died while reading"):
+        image_folder.load(str(root), 8, tmp_path / "x.npy", chunk=3, n_workers=2)
+    assert not list(tmp_path.glob("*.npy")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def killed(*args) -> None:
+    """A decode task whose worker is killed (stands in for stream.decode_chunk)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_decode_workers_die_with_their_parent(tmp_path):
+    """SIGKILL of the process that owns the pool takes its workers with it (no orphans left blocked)."""
+    script = tmp_path / "owner.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing, os, sys, time
+        from concurrent.futures import ProcessPoolExecutor
+        from pipeline.datasets.stream import die_with_parent
+        pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent,
+                                   initargs=(os.getpid(),))
+        pool.submit(os.getpid).result()
+        print(" ".join(str(p.pid) for p in pool._processes.values()), flush=True)
+        time.sleep(600)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    assert len(workers) == 2 and all(running(p) for p in workers)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(running(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in workers if running(p)], "decode workers outlived their killed parent"
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False

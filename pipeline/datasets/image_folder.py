@@ -13,6 +13,7 @@ not grow with the folder; meta.json records the sha256 of the decoded pixels.
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -43,6 +44,15 @@ def _files(path: Path) -> list[str]:
     names = [n for n in names if os.path.splitext(n)[1].lower() in EXTENSIONS and not n.rpartition("/")[2].startswith(".")]
     if not names:
         raise PipelineError(f"image_folder: no image files ({', '.join(sorted(EXTENSIONS))}) under {path}")
+    if path.is_dir():
+        for name in names:  # a FIFO or a device would block or never end a read
+            try:
+                regular = stat.S_ISREG(os.stat(path / name).st_mode)
+            except OSError as err:
+                raise PipelineError(f"image_folder: {path / name}: cannot be read ({err.strerror}); fix or remove it") from None
+            if not regular:
+                raise PipelineError(f"image_folder: {path / name} is not a regular file (a FIFO, socket or device); "
+                                    "remove it")
     return names
 
 

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import hashlib
 import io
 import multiprocessing
 import os
+import signal
 import zipfile
 import zlib
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +43,14 @@ ERRORS = (UnidentifiedImageError, OSError, ValueError, EOFError, zipfile.BadZipF
 def workers() -> int:
     """The CPUs this process may run on."""
     return len(os.sched_getaffinity(0))
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initialiser: the kernel sends this process SIGKILL when its parent dies (Linux's
+    PR_SET_PDEATHSIG), so a killed stage leaves no worker behind; if the parent is gone already, exit."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def decode(data: bytes, resolution: int, crop: int | None = None) -> np.ndarray:
@@ -109,9 +120,14 @@ def _chunks(pool: Executor, root: Path, names: list[str], resolution: int, crop:
     while pending:
         start, future = pending.popleft()
         nxt = next(starts, None)
-        if nxt is not None:
-            pending.append((nxt, pool.submit(decode_chunk, str(root), names[nxt:nxt + chunk], resolution, crop)))
-        yield (start, *future.result())
+        try:
+            if nxt is not None:
+                pending.append((nxt, pool.submit(decode_chunk, str(root), names[nxt:nxt + chunk], resolution, crop)))
+            result = future.result()
+        except BrokenProcessPool:
+            raise PipelineError(f"a decode worker process died while reading {root} (killed, or out of memory); "
+                                "rerun the stage") from None
+        yield (start, *result)
 
 
 @contextlib.contextmanager
@@ -158,7 +174,8 @@ def decode_to_npy(target: Path, root: Path, names: list[str], resolution: int, *
     shape = (n, resolution, resolution, 3)
     digest, skipped_at, written, end = hashlib.sha256(), [], 0, 0
     use_pool = n_workers > 1 and len(names) > chunk
-    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork")) if use_pool else _Inline()
+    pool = (ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent,
+                                initargs=(os.getpid(),)) if use_pool else _Inline())
     with atomic_path(target) as tmp, _closing(pool), tqdm(total=n, unit="img", desc=f"{what}: decoding",
                                                           disable=None, leave=False) as bar:
         offset = _create(tmp, shape)

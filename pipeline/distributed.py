@@ -39,7 +39,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, die_with_parent
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ def start(expected: int) -> World:
                             f"run the train rule (it launches torchrun --nproc-per-node train.gpus) or "
                             f"torchrun --nproc-per-node {expected} -m pipeline.train ...")
     world = World(int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0")))
+    if size > 1:
+        die_with_parent(os.getppid())  # a killed torchrun launcher takes its ranks with it
     if size > 1 and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":

@@ -11,6 +11,8 @@ not bad input.
 """
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import sys
 from typing import Callable, NoReturn
@@ -70,3 +72,11 @@ def run_cli(main: Callable[[list[str] | None], None], argv: list[str] | None = N
         _received.clear()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask the kernel for SIGKILL when this process's parent dies (Linux's PR_SET_PDEATHSIG), and exit at
+    once if ``parent`` is gone already: decode workers and torchrun's ranks do not outlive a killed stage."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)

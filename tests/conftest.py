@@ -46,6 +46,22 @@ def processes_in(folder: Path) -> list[tuple[int, str]]:
     return found
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until_gone(pids: list[int], timeout: float = 15) -> list[int]:
+    """Wait up to ``timeout`` s for the processes to end; those still alive."""
+    deadline = time.monotonic() + timeout
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
 def end_processes(folder: Path, grace: float = 30) -> list[tuple[int, str]]:
     """Wait up to ``grace`` s for the processes working in ``folder`` to end, then SIGKILL the rest;
     return those that had to be killed."""

@@ -10,13 +10,11 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, alive, wait_until_gone
 from pipeline import data
 from pipeline.datasets import fashion_mnist
 from pipeline.errors import PipelineError
@@ -488,7 +486,7 @@ def test_decode_workers_die_with_their_parent(tmp_path):
     script.write_text(textwrap.dedent("""
         import multiprocessing, os, sys, time
         from concurrent.futures import ProcessPoolExecutor
-        from pipeline.datasets.stream import die_with_parent
+        from pipeline.errors import die_with_parent
         pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent,
                                    initargs=(os.getpid(),))
         pool.submit(os.getpid).result()
@@ -497,18 +495,7 @@ def test_decode_workers_die_with_their_parent(tmp_path):
     """))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     workers = [int(p) for p in proc.stdout.readline().split()]
-    assert len(workers) == 2 and all(running(p) for p in workers)
+    assert len(workers) == 2 and all(alive(p) for p in workers)
     proc.kill()
     proc.wait()
-    deadline = time.monotonic() + 10
-    while any(running(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [p for p in workers if running(p)], "decode workers outlived their killed parent"
-
-
-def running(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
+    assert not wait_until_gone(workers, 10), "decode workers outlived their killed parent"

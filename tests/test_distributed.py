@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PYTHON, ROOT, copy_repo, processes_in, run_stage, tiny, write_params
+from conftest import PYTHON, ROOT, copy_repo, processes_in, run_stage, tiny, wait_until_gone, write_params
 from pipeline import checkpoint
 from pipeline.catalogue import launcher, train_resources, trained_runs
 from pipeline.trainer import FINAL, PARTIAL
@@ -88,6 +88,22 @@ def test_two_processes_train_as_one_with_the_same_global_batch(study, default_pa
 def train_cmd(params: str, out: str) -> list[str]:
     return ["-m", "pipeline.train", "--params", params, "--method", "gan", "--seed", "0", "--data", "data",
             "--out", out]
+
+
+def test_the_ranks_die_with_a_killed_launcher(study, default_params):
+    """SIGKILL of torchrun alone (not its process group): the ranks end too and write nothing more."""
+    write_params(study_params(default_params, 2, steps=100_000, checkpoint_every=5, log_every=5), study / "orphan.yaml")
+    proc = torchrun(study, 2, *train_cmd("orphan.yaml", "orphan"))
+    deadline = time.monotonic() + 120
+    while not (study / "orphan" / PARTIAL).exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    ranks = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert len(ranks) == 2, ranks
+    proc.kill()
+    proc.communicate()
+    assert not wait_until_gone(ranks), "the ranks outlived their launcher"
+    assert not (study / "orphan" / FINAL).exists() and not (study / "orphan" / "train_log.csv").exists()
 
 
 def test_a_killed_two_process_run_resumes_to_the_weights_of_an_uninterrupted_one(study, default_params):

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
 import hashlib
 import io
 import multiprocessing
 import os
-import signal
 import zipfile
 import zlib
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -31,7 +29,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, die_with_parent
 from pipeline.io import atomic_path
 
 CHUNK = 256  # images per worker task
@@ -43,14 +41,6 @@ ERRORS = (UnidentifiedImageError, OSError, ValueError, EOFError, zipfile.BadZipF
 def workers() -> int:
     """The CPUs this process may run on."""
     return len(os.sched_getaffinity(0))
-
-
-def die_with_parent(parent: int) -> None:
-    """Worker initialiser: the kernel sends this process SIGKILL when its parent dies (Linux's
-    PR_SET_PDEATHSIG), so a killed stage leaves no worker behind; if the parent is gone already, exit."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 def decode(data: bytes, resolution: int, crop: int | None = None) -> np.ndarray:

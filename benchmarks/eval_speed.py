@@ -13,6 +13,11 @@
 (d) EfficientNet-Lite0 features per second at 32 and 64 px: the network as this pipeline loads it
     (symmetric "same" padding folded into the convolutions) against the PyPI model's separate pads,
     ratio and largest feature difference.
+(e) The cost of FID in the default study: features per second of the evaluation backbone as
+    configured (efficientnet_lite0 at evaluate.input_size) and of the FID Inception at 299 px (the
+    offline weights unless pytorch-fid's file is present), on the same real images, each through
+    its resize; and the images the study embeds (every run and the floor, every seed, n_fake each,
+    plus n_real once), so the CPU time of each space.
 
 Real images: the reference stage's fixed subset of data/images.npy. "Generated" images: a random
 N training images with Gaussian pixel noise (std 24), so that the distances are not zero. Run it
@@ -182,6 +187,25 @@ def padding_speed(batch: int = 250, repeats: int = 4) -> None:
               f"ratio {rates['folded'] / rates['separate pads']:.2f}x; largest difference {diff:.1e}")
 
 
+def backbone_cost(params: dict, images: np.ndarray, n: int = 200) -> None:
+    ev, study = params["evaluate"], params["study"]["methods"]
+    embedded = len(study) * len(params["train"]["seeds"]) * ev["n_fake"] + ev["n_real"]
+    print(f"(e) features per second, {n} real images, batch {ev['batch_size']}; the default study embeds "
+          f"{embedded:,} images ({len(study)} runs x {len(params['train']['seeds'])} seeds x {ev['n_fake']:,} + "
+          f"{ev['n_real']:,} real)")
+    rates = {}
+    for name, size in ((ev["backbone"], ev["input_size"]), ("inception", 299)):
+        net = backbones.load(name, size, "cpu", ev["resize"])
+        backbones.features(net, images[:ev["batch_size"]], ev["batch_size"])  # warm-up
+        t = time.perf_counter()
+        backbones.features(net, images[:n], ev["batch_size"])
+        rates[name] = n / (time.perf_counter() - t)
+        print(f"    {name} at {net.input_size} px ({net.weights}): {rates[name]:.0f} img/s, "
+              f"{1000 / rates[name]:.2f} ms/img; the study's embeddings: {embedded / rates[name] / 3600:.2f} CPU-hours")
+    first, inception = rates[ev["backbone"]], rates["inception"]
+    print(f"    Inception / {ev['backbone']} time per image: {first / inception:.0f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
@@ -189,6 +213,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000, help="generated images in (a) and (b)")
     parser.add_argument("--n-memory", type=int, default=50_000, help="samples in (c)")
     parser.add_argument("--threads", type=int, help="torch threads (default: train.threads)")
+    parser.add_argument("--parts", default="abcde", help="which parts to run (default: %(default)s)")
     args = parser.parse_args()
     params = config.load(args.params)
     threads = args.threads or params["train"]["threads"]
@@ -198,12 +223,18 @@ def main() -> None:
     fake = disturbed(images[np.random.default_rng(1).permutation(len(images))[:args.n]])
     print(f"eval_speed: {params['dataset']['name']} {images.shape[1:]}, {threads} torch thread(s), "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    padding_speed()
+    if "d" in args.parts:
+        padding_speed()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        fid_speed(params, images, fake, work / "reference", work, workers)
-        ndb_speed(params, real_subset(images, args.n, "--n"), fake)
-        memory(params, images[:args.n_memory], work / "reference")
+        if "a" in args.parts:
+            fid_speed(params, images, fake, work / "reference", work, workers)
+        if "b" in args.parts:
+            ndb_speed(params, real_subset(images, args.n, "--n"), fake)
+        if "c" in args.parts:
+            memory(params, images[:args.n_memory], work / "reference")
+    if "e" in args.parts:
+        backbone_cost(params, images)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,6 @@ def main() -> None:
             for path in PATHS:
                 if path == "mapped" and args.cold:
                     evict(args.data / "images.npy")
-                torch.manual_seed(0)
                 m = context.build(hp, train, data[path], dev, seed=0)
                 with tempfile.TemporaryDirectory() as tmp:
                     t = Trainer(m, Path(tmp), steps=args.steps, batch_size=bs, n_dis=train["n_dis"], ema=hp["ema"],

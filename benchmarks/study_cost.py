@@ -73,7 +73,6 @@ def standin_data(params: dict, classes: int) -> TrainData:
 
 def step_flops(params: dict, run: str, data: TrainData, batch: int) -> int:
     """FLOPs of one training step of ``run`` (n_dis D updates and one G update) at ``batch``."""
-    torch.manual_seed(0)
     m = context.build(params["methods"][run], params["train"], data, torch.device("cpu"), seed=0)
     counter = FlopCounterMode(display=False)
     with counter:

@@ -151,7 +151,6 @@ def main() -> None:
     print(f"{'method':<10} {'trainer img/s':>14} {'bare img/s':>11} {'trainer/bare':>13} {'GFLOP/step':>11} {'efficiency':>11}")
 
     def build(name: str) -> Method:
-        torch.manual_seed(0)
         return context.build(params["methods"][name], train, data, dev, seed=0)
 
     def trainer_run(name: str) -> float:
@@ -176,6 +175,17 @@ def main() -> None:
         gflop = counter.get_total_flops() / 1e9
         print(f"{name:<10} {imgs / full:>14.0f} {imgs / bare:>11.0f} {bare / full:>13.2f} {gflop:>11.2f} "
               f"{gflop * imgs / full / bs / peak:>11.2f}", flush=True)
+
+
+def measured_img_per_s(cwd: Path, run: str = "gan") -> str | None:
+    """``run``'s trainer img/s on this machine: this script in a fresh process on ``cwd``/data (the
+    figure README numbers quote beside times); None, with the reason on stderr, when it cannot run."""
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--methods", run, "--steps", "30"], cwd=cwd,
+                         capture_output=True, text=True)
+    rows = [line.split() for line in out.stdout.splitlines() if line.startswith(f"{run} ")]
+    if not rows:
+        print(f"train_speed: no measurement in {cwd}: {out.stderr.strip()[-300:]}", file=sys.stderr)
+    return rows[-1][1] if rows else None
 
 
 def matmul_gflops(dev: torch.device, n: int = 1024, repeats: int = 5) -> float:

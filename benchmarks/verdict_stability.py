@@ -36,9 +36,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import rule_times  # noqa: E402
+from benchmarks import rule_times, train_speed  # noqa: E402
 from pipeline import verdicts  # noqa: E402
-from pipeline.report import fmt  # noqa: E402
+from pipeline.report import difference_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,8 +108,7 @@ def relation(a: pd.Series, b: pd.Series, alpha: float) -> str:
 
 
 def cell(row: pd.Series) -> str:
-    interval = f" [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]" if pd.notna(row["ci_low"]) else ""
-    return f"{fmt(row['difference'])}{interval}: {row['verdict']}"
+    return f"{difference_text(row)}: {row['verdict']}"
 
 
 def table(sets: dict[str, Path], names: list[str]) -> list[str]:
@@ -124,14 +123,6 @@ def table(sets: dict[str, Path], names: list[str]) -> list[str]:
         claim = f"{run}{ra['metric']} {ra['direction']} than {ra['baseline']}"
         lines.append(f"| {ra['paper']} | {claim} | {ra['role']} | {cell(ra)} | {cell(rb)} | {relation(ra, rb, alpha)} |")
     return lines
-
-
-def gan_img_per_s(workdir: Path) -> str:
-    """The default `gan` run's training img/s on this machine (benchmarks/train_speed.py on the study's data)."""
-    out = subprocess.run([sys.executable, "benchmarks/train_speed.py", "--methods", "gan", "--steps", "30"],
-                         cwd=workdir, capture_output=True, text=True)
-    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("gan ")]
-    return rows[-1][1] if rows else f"(not measured: {out.stderr.strip().splitlines()[-1:]})"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     names = list(yaml.safe_load((args.workdir / "params.yaml").read_text())["comparisons"])
     times = "Snakemake wall time " + ", ".join(f"{k}: {wall_minutes(d)}" for k, d in sets.items()) + f" on {args.cores} cores"
     lines = [f"Verdict stability: commit {commit}, {time.strftime('%Y-%m-%d')}, {args.seeds} seeds per set; {times}; "
-             f"default gan training {gan_img_per_s(args.workdir)} img/s on this machine.", "", *table(sets, names)]
+             f"default gan training {train_speed.measured_img_per_s(args.workdir) or 'not measured'} img/s on this machine.", "", *table(sets, names)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -118,6 +118,12 @@ def mean_std(values: np.ndarray) -> str:
     return f"{fmt(values.mean())} ± {fmt(values.std(ddof=1))}"
 
 
+def difference_text(r) -> str:
+    """A claim row's difference with its 95% interval and design, e.g. ``-1.6 [-3.3, 0.02] paired``."""
+    interval = f" [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}] {r['design']}" if pd.notna(r["ci_low"]) else ""
+    return fmt(r["difference"]) + interval
+
+
 def seed_series(df: pd.DataFrame, method: str, col: str) -> pd.Series:
     """The method's per-seed values of ``col``, indexed by seed."""
     if col not in df:
@@ -340,8 +346,7 @@ def verdicts_page(tables: dict[str, pd.DataFrame], n_primary: int, df: pd.DataFr
     for cells in [header] + [[
             r["paper"], f"{r['method']}: {protocol_name(df, r['metric'])} {r['direction']} than "
             f"{protocol_name(df, r['baseline']) if r['baseline'] in df else r['baseline']}",
-            fmt(r["difference"]) + (f" [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}] {r['design']}"
-                                    if pd.notna(r["ci_low"]) else ""),
+            difference_text(r),
             fmt(r["detectable"]), str(r["verdict"])] for r in rows[rows["role"] == "primary"].to_dict("records")]:
         lines += [f"   * - {cells[0]}"] + [f"     - {c}" for c in cells[1:]]
     return "\n".join([*lines, "", provenance_line, ""])

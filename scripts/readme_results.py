@@ -15,7 +15,6 @@ verdict. With ``--stability``, the table benchmarks/verdict_stability.py wrote i
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.report import fmt  # noqa: E402
+from benchmarks import train_speed  # noqa: E402
+from pipeline.report import difference_text, fmt  # noqa: E402
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
 
 
@@ -39,14 +39,13 @@ def claims(results: Path, papers: list[str]) -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for paper in papers:
         for r in pd.read_csv(results / "comparisons" / f"{paper}.csv").to_dict("records"):
-            interval = f" [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}] {r['design']}" if pd.notna(r["ci_low"]) else ""
             verdict = str(r["verdict"])
             if r["role"] == "primary" and verdict.split(" (")[0] in ("supported", "contradicted"):
                 verdict = f"**{verdict}**"
             needed = f"; observed needs {int(r['seeds_needed'])} seeds" if pd.notna(r["seeds_needed"]) else ""
             lines.append(f"| {paper} | {r['metric']} {r['direction']} | {r['role']} | {r['method']} "
                          f"{mean_std(r['method_mean'], r['method_std'])} | {r['baseline']} "
-                         f"{mean_std(r['baseline_mean'], r['baseline_std'])} | {fmt(r['difference'])}{interval} | "
+                         f"{mean_std(r['baseline_mean'], r['baseline_std'])} | {difference_text(r)} | "
                          f"{fmt(r['detectable'])}{needed} | {verdict} |")
     return lines
 
@@ -64,14 +63,12 @@ def floor(results: Path) -> str:
         f"{names[c]} {mean_std(real[c].mean(), real[c].std(ddof=1))}" for c in cols) + "."
 
 
-def gan_img_per_s(study: Path) -> str:
-    """The default `gan` run's training img/s here (benchmarks/train_speed.py on ``study``'s data/)."""
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_speed.py"), "--methods", "gan",
-                          "--steps", "30"], cwd=study, capture_output=True, text=True)
-    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("gan ")]
-    if not rows:
-        raise SystemExit(f"error: benchmarks/train_speed.py found no data in {study}/data: {out.stderr.strip()[-300:]}")
-    return rows[-1][1]
+def img_per_s(study: Path) -> str:
+    """The default `gan` run's training img/s here, on ``study``'s data."""
+    measured = train_speed.measured_img_per_s(study)
+    if measured is None:
+        raise SystemExit(f"error: benchmarks/train_speed.py could not run on {study}/data (see above)")
+    return measured
 
 
 def section(results: Path, stability: Path | None) -> str:
@@ -86,7 +83,7 @@ def section(results: Path, stability: Path | None) -> str:
              f"{ds['resolution']} px, {t['steps']:,} steps of batch {t['batch_size']}, `{t['backbone']}` width "
              f"{t['width']}, seeds {', '.join(map(str, seeds))}, {params['sample']['n']:,} samples per seed, "
              f"`{params['evaluate']['backbone']}` features. This machine trains the default `gan` run at "
-             f"{gan_img_per_s(results.parent)} img/s (benchmarks/train_speed.py, one thread): scale quoted times by it.",
+             f"{img_per_s(results.parent)} img/s (benchmarks/train_speed.py, one thread): scale quoted times by it.",
              "", floor(results), "", *claims(results, list(params["comparisons"]))]
     if stability is not None:
         lines += ["", "A second, disjoint set of seeds (`benchmarks/verdict_stability.py`):", "",

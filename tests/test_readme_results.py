@@ -29,7 +29,7 @@ def study(tmp_path, tiny_params):
 
 
 def test_the_section_is_written_between_the_markers_from_the_reports_tables(study, tmp_path, monkeypatch):
-    monkeypatch.setattr(readme_results, "gan_img_per_s", lambda where: "1234")
+    monkeypatch.setattr(readme_results, "img_per_s", lambda where: "1234")
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\nbefore\n{readme_results.BEGIN}\nold text 99.9\n{readme_results.END}\nafter\n")
     stability = tmp_path / "stability.md"

@@ -4,7 +4,8 @@ Measured numbers get mean, std (sample std, null with one seed) and per-seed val
 as sample counts, ``k`` or ``input_size`` are not averaged); ``value`` and
 ``std`` at the top level are the headline metric's, so ``dvc metrics show`` reads well. Fields
 that are the same for every seed (name, backbone, sample counts) are copied. The inputs must be one
-metric of one method, one file per seed (distinct seeds), each with a finite ``value``.
+metric of one method, one file per seed (distinct seeds), under one protocol (every field that is not
+a measurement equal in all of them), with finite measurements.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def is_measurement(key: str, value: object) -> bool:
 
 
 def check_inputs(per_seed: list[dict], paths: list[Path]) -> None:
-    """One metric of one method, distinct seeds, finite headline values."""
+    """One metric of one method, distinct seeds, one protocol (every field that is not a measurement
+    equal across seeds: backbone, input size, sample counts, dataset, ...), finite measurements."""
     for key in ("metric", "method"):
         found = {r[key] for r in per_seed}
         if len(found) > 1:
@@ -37,8 +39,16 @@ def check_inputs(per_seed: list[dict], paths: list[Path]) -> None:
         if r["seed"] in seen:
             raise PipelineError(f"aggregate: {path} and {seen[r['seed']]} are both seed {r['seed']}; give each seed once")
         seen[r["seed"]] = path
-        if not is_measurement("value", r["value"]):
-            raise PipelineError(f"aggregate: {path}: value {r['value']!r} is not a number; rerun its evaluation")
+        for key, v in r.items():
+            if key == "value" and not is_measurement(key, v) or is_measurement(key, v) and not np.isfinite(v):
+                raise PipelineError(f"aggregate: {path}: {key} {v!r} is not a finite number; rerun its evaluation")
+    first, where = per_seed[0], paths[0]
+    for r, path in zip(per_seed[1:], paths[1:]):
+        for key in sorted((set(first) | set(r)) - {"seed"}):
+            a, b = first.get(key, "(absent)"), r.get(key, "(absent)")
+            if not (is_measurement(key, a) and is_measurement(key, b)) and a != b:
+                raise PipelineError(f"aggregate: {path} has {key} {b!r} but {where} has {a!r}: seeds evaluated under "
+                                    "different settings cannot be averaged; rerun their evaluation with one configuration")
 
 
 def aggregate(per_seed: list[dict]) -> dict:

@@ -107,6 +107,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
+SPLITS = {"cifar10": ("train", "test", "all"), "cifar100": ("train", "test", "all"),
+          "stl10": ("train", "test", "unlabeled", "train+unlabeled")}  # dataset.split's values per archive
+
+
 def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS) -> dict[str, Any]:
     """Return ``params`` if it satisfies the schema and cross-key rules, else raise PipelineError.
 
@@ -131,6 +135,11 @@ def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS)
             f"(add a methods.{missing[0]} section)"
         )
     _check_labels_needed(params, source)
+    ds = params["dataset"]
+    splits = SPLITS.get(ds["name"])
+    if "split" in ds and (splits is None or ds["split"] not in splits):
+        raise PipelineError(f"{source}: dataset.split {ds['split']!r} is not a split of {ds['name']} "
+                            f"({', '.join(splits) if splits else 'it has none: remove the key'})")
     train = params["train"]
     if train["batch_size"] % (train["gpus"] * train["nodes"]):
         raise PipelineError(f"{source}: train.batch_size {train['batch_size']} is the global batch and must divide "

@@ -54,7 +54,45 @@ def load_results(params: dict, results: Path) -> dict[tuple[str, str], dict]:
             if not path.exists():
                 raise PipelineError(f"report: missing {path}; run `snakemake {path}`")
             out[method, name] = load_json(path)
+    check_results(params, results, out)
     return out
+
+
+# fields of one metric that every run's file must share: its feature space and sample counts
+SHARED_PROTOCOL = ("name", "backbone", "net", "weights", "input_size", "resize", "n_real", "n_fake", "space", "whiten",
+                   "n_bins", "k", "subsets", "n_subset", "splits", "calibrated", "n_train", "n_test")
+
+
+def finite(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_results(params: dict, root: Path, results: dict[tuple[str, str], dict]) -> None:
+    """Every aggregated file is of this study's dataset, holds finite numbers (None only where the
+    metric does not apply, e.g. per-condition LPIPS of an unconditional run) per seed, and shares its
+    metric's protocol with every other run's; PipelineError naming the file otherwise."""
+    dataset, first = params["dataset"]["name"], {}
+    for (method, name), r in results.items():
+        path = root / method / f"{name}.json"
+        rerun = f"; rerun `snakemake {path}`"
+        if r.get("dataset") != dataset:
+            raise PipelineError(f"report: {path} is of dataset {r.get('dataset')!r}, this study's is {dataset!r}{rerun}")
+        if not finite(r.get("value")):
+            raise PipelineError(f"report: {path}: value {r.get('value')!r} is not a finite number{rerun}")
+        seeds = r.get("per_seed")
+        if not isinstance(seeds, dict) or not seeds or not all(isinstance(v, dict) for v in seeds.values()):
+            raise PipelineError(f"report: {path} has no per-seed values (per_seed: {{seed: {{field: number}}}}){rerun}")
+        for seed, values in seeds.items():
+            if not str(seed).isdigit():
+                raise PipelineError(f"report: {path}: per_seed key {seed!r} is not a seed{rerun}")
+            if bad := [f"{k}={v!r}" for k, v in values.items() if not (finite(v) or v is None and k != "value")]:
+                raise PipelineError(f"report: {path}: seed {seed} has {', '.join(bad)}, not finite numbers{rerun}")
+        for key in SHARED_PROTOCOL:
+            if key in r:
+                seen = first.setdefault((name, key), (r[key], path))
+                if seen[0] != r[key]:
+                    raise PipelineError(f"report: {path} has {key} {r[key]!r} but {seen[1]} has {seen[0]!r}: runs "
+                                        f"scored under different settings cannot be compared{rerun} and the other")
 
 
 def column(metric: str, field: str) -> str:

@@ -28,7 +28,7 @@ import yaml
 
 from conftest import PYTHON, ROOT, tiny, write_params
 from pipeline import aggregate, checkpoint, data, encoder_probe, evaluate, knn, real, reference, report, sample, train
-from pipeline.errors import check_stop, run_cli
+from pipeline.errors import PipelineError, check_stop, run_cli
 from pipeline.trainer import PARTIAL
 
 STAGES = {"data": data, "train": train, "sample": sample, "evaluate": evaluate, "reference": reference,
@@ -55,10 +55,11 @@ ARGS = {  # each stage's command line in the study, as the rules give it
     "reference_classifier": ["--params", "params.yaml", "--name", "classifier", "--out", "results/reference/classifier"],
     "aggregate_twice": [f"{RUN}/fid.json", f"{RUN}/fid.json", "--out", "results/gan/fid.json"],
     "aggregate_mixed": [f"{RUN}/fid.json", f"{RUN}/ndb.json", "--out", "results/gan/fid.json"],
+    "aggregate_pair": [f"{RUN}/fid.json", "results/gan/seed1/fid.json", "--out", "results/gan/fid.json"],
 }
 STAGE_OF = {"train_cgan": "train", "train_unknown": "train", "sample_cgan": "sample", "evaluate_lpips": "evaluate",
             "reference_classifier": "reference", "aggregate_twice": "aggregate",
-            "aggregate_mixed": "aggregate"}  # command -> its stage
+            "aggregate_mixed": "aggregate", "aggregate_pair": "aggregate"}  # command -> its stage
 
 
 def study_params(default: dict) -> dict:
@@ -171,6 +172,15 @@ def json_edit(path: str, change: Callable[[dict], object]) -> Callable[[], None]
     return edit
 
 
+def seed1(**changes) -> Callable[[], None]:
+    """results/gan/seed1/fid.json: seed 0's with ``changes`` (another protocol)."""
+    def edit() -> None:
+        Path("results/gan/seed1").mkdir(exist_ok=True)
+        obj = {**json.loads(Path(f"{RUN}/fid.json").read_text()), "seed": 1, **changes}
+        Path("results/gan/seed1/fid.json").write_text(json.dumps(obj))
+    return edit
+
+
 def torch_save(path: str, obj) -> Callable[[], None]:
     return lambda: torch.save(obj, path)
 
@@ -225,6 +235,11 @@ CASES = [
         Path("params.yaml").read_text() + "knn:\n  k: 3\n"), "'knn' appears twice"),
     ("params-negative-steps", "train", param("train.steps", -5), "train.steps: -5 is less than the minimum"),
     ("params-unknown-method-class", "train", param("methods.gan.method", "wgan"), "methods.gan"),
+    ("params-cifar10-has-no-unlabeled-split", "data", set_params(
+        a=lambda p: p["dataset"].update(name="cifar10", split="unlabeled")),
+     "dataset.split 'unlabeled' is not a split of cifar10 (train, test, all)"),
+    ("params-split-of-a-dataset-without-splits", "data", param("dataset.split", "test"),
+     "dataset.split 'test' is not a split of digits (it has none: remove the key)"),
     ("params-study-names-undefined-run", "data", param("study.methods", ["gan", "nosuch"]), "nosuch"),
     ("params-comparison-names-undefined-run", "data", param("comparisons.msgan.baseline", "nosuch"), "nosuch"),
     ("params-other-class-key", "train", param("methods.gan.lambda_ms", 1.0), "lambda_ms"),
@@ -312,8 +327,29 @@ CASES = [
     ("aggregate-lacks-value", "aggregate", json_edit(f"{RUN}/fid.json", lambda m: m.pop("value")), "lacks value"),
     ("aggregate-input-missing", "aggregate", remove(f"{RUN}/fid.json"), "fid.json: no such file"),
     ("aggregate-value-not-number", "aggregate", json_edit(f"{RUN}/fid.json", lambda m: m.update(value="12")),
-     "is not a number"),
+     "value '12' is not a finite number"),
+    ("aggregate-value-true", "aggregate", json_edit(f"{RUN}/fid.json", lambda m: m.update(value=True)),
+     "value True is not a finite number"),
+    ("aggregate-seeds-on-two-backbones", "aggregate_pair", seed1(backbone="inception", input_size=299),
+     "has backbone 'inception' but results/gan/seed0/fid.json has 'efficientnet_lite0'"),
+    ("aggregate-seeds-with-two-sample-counts", "aggregate_pair", seed1(n_fake=13), "has n_fake 13 but"),
+    ("aggregate-seeds-of-two-datasets", "aggregate_pair", seed1(dataset="cifar10"), "has dataset 'cifar10' but"),
     # --- report
+    ("report-seed-value-true", "report", json_edit("results/gan/fid.json", lambda m: m["per_seed"]["0"].update(value=True)),
+     "seed 0 has value=True, not finite numbers"),
+    ("report-no-per-seed-values", "report", json_edit("results/gan/fid.json", lambda m: m.pop("per_seed")),
+     "has no per-seed values"),
+    ("report-per-seed-list", "report", json_edit("results/gan/fid.json", lambda m: m.update(per_seed=[1.0])),
+     "has no per-seed values"),
+    ("report-per-seed-key-not-a-seed", "report",
+     json_edit("results/gan/fid.json", lambda m: m.update(per_seed={"x": m["per_seed"]["0"]})), "per_seed key 'x' is not a seed"),
+    ("report-null-value", "report", json_edit("results/gan/fid.json", lambda m: m.update(value=None)),
+     "value None is not a finite number"),
+    ("report-string-value", "report", json_edit("results/gan/fid.json", lambda m: m.update(value="12")),
+     "value '12' is not a finite number"),
+    ("report-other-dataset", "report", json_edit("results/gan/fid.json", lambda m: m.update(dataset="cifar10")),
+     "is of dataset 'cifar10', this study's is 'digits'"),
+    ("report-empty-object", "report", write_bytes("results/gan/fid.json", b"{}"), "is of dataset None"),
     ("report-malformed-result", "report", write_bytes("results/gan/fid.json", b"[}"), "unreadable JSON"),
     ("report-nan-result", "report", text_edit('"value": ', '"value": NaN, "y": ', "results/gan/fid.json"),
      "NaN is not JSON"),
@@ -501,3 +537,17 @@ def test_snakemake_refuses_a_duplicated_key_in_params_yaml(tmp_path):
                           text=True)
     assert proc.returncode != 0
     assert "error: params.yaml: not valid YAML (key 'steps' appears twice in one mapping (line" in proc.stderr
+
+
+def test_the_report_refuses_runs_scored_under_different_protocols(tmp_path):
+    """Two runs' fid files in different feature spaces or sample counts cannot sit in one table."""
+    def fid(**changes) -> dict:
+        return {"metric": "fid", "dataset": "digits", "value": 3.0, "backbone": "efficientnet_lite0", "input_size": 32,
+                "n_fake": 500, "per_seed": {"0": {"value": 3.0}}, **changes}
+
+    params = {"dataset": {"name": "digits"}}
+    report.check_results(params, tmp_path, {("gan", "fid"): fid(), ("cgan", "fid"): fid(value=2.0)})
+    for change, message in (({"backbone": "inception"}, "has backbone 'inception' but"),
+                            ({"n_fake": 13}, "has n_fake 13 but")):
+        with pytest.raises(PipelineError, match=f"cgan/fid.json {message} {tmp_path}/gan/fid.json"):
+            report.check_results(params, tmp_path, {("gan", "fid"): fid(), ("cgan", "fid"): fid(**change)})

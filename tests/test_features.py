@@ -104,6 +104,15 @@ def test_pretrained_and_pixel_extractors_on_digits(digits, tmp_path, extractor: 
     assert ("pixels" in report["baselines"]) == (extractor != "pixels")
 
 
+def test_the_probe_records_the_neighbours_it_used(digits, tmp_path) -> None:
+    """probe.k above the probe's training images: the kNN votes over all of them, and says so."""
+    data, params = digits
+    probe = {**params["features"]["probe"], "n_train": 50, "n_test": 40, "k": 5000}
+    params = {**params, "features": {**params["features"], "extractor": "pixels", "probe": probe}}
+    _, report = run(params, data, tmp_path / "out")
+    assert report["n_train"] == 50 and report["knn_k"] == 50
+
+
 def test_stage_rejects_labels_of_another_size(digits, tmp_path) -> None:
     data, params = digits
     save_npy(tmp_path / "data" / "images.npy", load_npy(data / "images.npy"))

@@ -1,12 +1,15 @@
 """A user's images: ``dataset.path`` is a folder or a .zip of image files.
 
 Class subfolders give the labels (ImageNet's ILSVRC train layout, ``train/<wnid>/*.JPEG``, works as
-it is; a .zip may hold one top folder around them); a flat folder is one unlabelled class, and then
+it is; a .zip may hold one top folder around them; symbolic links to folders are followed, loops
+refused; a .zip's member names must be relative, without ``..``, and unique); a flat folder is one unlabelled class, and then
 what needs labels is refused (see ``labelled``). Files are png, jpg/jpeg, webp, bmp, gif or tif(f),
 matched by extension, in sorted order. Each is decoded with Pillow, converted to RGB, centre-cropped
 to a square of its shorter side and resized with Pillow's bicubic filter (antialiased) to
 ``dataset.resolution``; meta.json says so. A file that cannot be decoded stops the stage naming it,
-unless ``dataset.skip_corrupt: true``, which skips it and counts it in meta.json. Decoding streams
+unless ``dataset.skip_corrupt: true``, which skips it and counts it in meta.json; so does an
+encrypted or unsupported-compression member and an image over Pillow's decompression-bomb limit.
+16-bit and float images are scaled by their full range (pipeline/datasets/stream.py ``to_8bit``). Decoding streams
 into data/images.npy by a pool of worker processes (pipeline/datasets/stream.py), so memory does
 not grow with the folder; meta.json records the sha256 of the decoded pixels.
 """
@@ -30,14 +33,11 @@ RESIZE = "centre crop to the shorter side, then Pillow bicubic (antialiased) to 
 def _files(path: Path) -> list[str]:
     """The image files of a folder or a .zip: names within it, "/"-separated, sorted."""
     if path.is_dir():
-        names = []
-        for folder, _, files in os.walk(path):
-            rel = os.path.relpath(folder, path)
-            prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-            names += [prefix + f for f in files]
+        names = _walk(path)
     elif path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             names = [n for n in z.namelist() if not n.endswith("/")]
+        _check_members(path, names)
     else:
         raise PipelineError(f"image_folder: dataset.path {path} is neither a folder nor a .zip file")
     names.sort()
@@ -54,6 +54,36 @@ def _files(path: Path) -> list[str]:
                 raise PipelineError(f"image_folder: {path / name} is not a regular file (a FIFO, socket or device); "
                                     "remove it")
     return names
+
+
+def _walk(path: Path) -> list[str]:
+    """The files under a folder, following symbolic links to folders (class folders are often links);
+    one that leads to a folder already read (a loop, or a second link to it) is refused."""
+    names, seen = [], set()
+    for folder, dirs, files in os.walk(path, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            raise PipelineError(f"image_folder: {folder} leads to a folder already read (a symbolic link loop, or two links to one folder); "
+                                "remove the link")
+        seen.add(real)
+        dirs.sort()
+        rel = os.path.relpath(folder, path)
+        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        names += [prefix + f for f in files]
+    return names
+
+
+def _check_members(path: Path, names: list[str]) -> None:
+    """A .zip's member names must stay inside it (no absolute names, no ``..``) and be unique."""
+    for name in names:
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or (parts[0].endswith(":") and len(parts[0]) == 2) or ".." in parts:
+            raise PipelineError(f"image_folder: {path} holds member {name!r}, a name outside the archive "
+                                "(absolute or with ..); rebuild the .zip with relative names")
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})[:3]
+        raise PipelineError(f"image_folder: {path} holds members stored more than once ({', '.join(twice)}); "
+                            "rebuild the .zip with each file once")
 
 
 def _classes(names: list[str], path: str | Path) -> tuple[list[str], np.ndarray]:

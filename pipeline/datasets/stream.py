@@ -35,7 +35,12 @@ from pipeline.io import atomic_path
 CHUNK = 256  # images per worker task
 COPY_ROWS = 4096  # rows per block when a skipped file leaves the array to be shortened
 PIXELS = "pixels (uint8 N,H,W,C of images.npy)"  # meta.json checksums_sha256 key of the decoded images
-ERRORS = (UnidentifiedImageError, OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+# what an unreadable file raises: besides bad bytes, Pillow's DecompressionBombError (more than twice
+# Image.MAX_IMAGE_PIXELS), and zipfile's RuntimeError (encrypted member) and NotImplementedError
+# (unsupported compression method)
+ERRORS = (UnidentifiedImageError, OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error,
+          Image.DecompressionBombError, RuntimeError, NotImplementedError)
+WIDE = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}  # mode -> full scale
 
 
 def workers() -> int:
@@ -43,11 +48,23 @@ def workers() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def to_8bit(im: Image.Image) -> Image.Image:
+    """Single-channel images wider than 8 bits scaled by their full range to 8 bits (``WIDE``: 16-bit
+    integers, and 32-bit ones read as 16-bit PNGs are, by 65,535; floats by 1.0), rounded; Pillow's
+    own conversion would clip them at 255. Values outside that range are refused."""
+    if im.mode not in WIDE:
+        return im
+    a = np.asarray(im, np.float64)
+    if not np.isfinite(a).all() or a.min() < 0 or a.max() > WIDE[im.mode]:
+        raise ValueError(f"{im.mode} pixel values {a.min():g}..{a.max():g} lie outside 0..{WIDE[im.mode]:g}")
+    return Image.fromarray(np.rint(a * (255 / WIDE[im.mode])).astype(np.uint8), "L")
+
+
 def decode(data: bytes, resolution: int, crop: int | None = None) -> np.ndarray:
-    """uint8 H,W,3 of an encoded image: RGB, the centre square of side ``crop`` (None: the shorter
-    side) cut out, then resized with Pillow's bicubic filter (antialiased) to ``resolution``."""
+    """uint8 H,W,3 of an encoded image (``to_8bit``): RGB, the centre square of side ``crop`` (None:
+    the shorter side) cut out, then resized with Pillow's bicubic filter (antialiased) to ``resolution``."""
     with Image.open(io.BytesIO(data)) as im:
-        im = im.convert("RGB")
+        im = to_8bit(im).convert("RGB")
         side = crop or min(im.size)
         if side > min(im.size):
             raise ValueError(f"{im.width}x{im.height} is smaller than the {side}-pixel centre crop")

@@ -66,7 +66,7 @@ def run(params: dict, data_dir: Path, out: Path) -> tuple[np.ndarray, dict]:
     pc = cfg["probe"]
     train, test = probe.split(len(images), pc["n_train"], pc["n_test"], cfg["seed"])
     report = {"extractor": name, "n": len(feats), "dim": feats.shape[1], "seconds": round(seconds, 1),
-              "n_train": len(train), "n_test": len(test), "knn_k": pc["k"], "seed": cfg["seed"],
+              "n_train": len(train), "n_test": len(test), "knn_k": min(pc["k"], len(train)), "seed": cfg["seed"],
               **probe.scores(feats, labels, train, test, pc["k"]), **extractor.info}
     baselines = dict(extractor.baselines, **({} if name == "pixels" else {"pixels": nn.Flatten()}))
     report["baselines"] = {base: probe_net(net, images, labels, train, test, pc["k"], bs, dev, base)

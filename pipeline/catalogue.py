@@ -140,13 +140,14 @@ def train_resources(train: dict) -> dict:
 
 
 def launcher(train: dict) -> str:
-    """The command prefix that starts the train stage with train.gpus x train.nodes processes."""
+    """The command prefix that starts the train stage with train.gpus x train.nodes processes (torchrun
+    through pipeline/launch.py, which ends a failed run on its cause's one line)."""
     gpus, nodes = train["gpus"], train["nodes"]
     if gpus * nodes == 1:
         return "python"
     if nodes == 1:
-        return f"python -m torch.distributed.run --standalone --nnodes 1 --nproc-per-node {gpus}"
+        return f"python -m pipeline.launch --standalone --nnodes 1 --nproc-per-node {gpus}"
     # one torchrun per node of the SLURM allocation, meeting at the first node
-    return (f"srun --nodes {nodes} --ntasks-per-node 1 python -m torch.distributed.run --nnodes {nodes} --nproc-per-node {gpus} "
+    return (f"srun --nodes {nodes} --ntasks-per-node 1 python -m pipeline.launch --nnodes {nodes} --nproc-per-node {gpus} "
             f"--rdzv-backend c10d --rdzv-id $SLURM_JOB_ID "
             f"--rdzv-endpoint $(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1):29500")

@@ -39,7 +39,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
-from pipeline.errors import PipelineError, die_with_parent
+from pipeline.errors import PipelineError, die_with_parent, one_line
 
 
 @dataclass(frozen=True)
@@ -149,3 +149,17 @@ def gather(obj: object, world: World) -> list:
     out: list = [None] * world.size
     dist.all_gather_object(out, obj)
     return out
+
+
+@contextmanager
+def peer_failures() -> Iterator[None]:
+    """A collective that fails because another rank died (gloo's or NCCL's RuntimeError) becomes one
+    line; the launcher (pipeline/launch.py) then names the rank that failed first."""
+    try:
+        yield
+    except RuntimeError as err:
+        lost = isinstance(err, dist.DistError) or any(s in str(err) for s in ("gloo", "NCCL", "Connection reset"))
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and lost:
+            raise PipelineError(f"lost another training rank during a collective ({one_line(err)[:200]})") from None
+        raise
+

@@ -31,6 +31,7 @@ class Terminated(BaseException):
 
 
 _received: list[int] = []  # signals received by this process's run_cli
+RANK_ERRORS = "GANBENCH_RANK_ERRORS"  # env: the folder where each rank leaves its error line (pipeline/launch.py)
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -56,22 +57,29 @@ def run_cli(main: Callable[[list[str] | None], None], argv: list[str] | None = N
         main(argv)
         check_stop()
     except PipelineError as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        sys.exit(1)
+        _exit(f"error: {one_line(err)}", 1)
     except OSError as err:
         where = f"{err.filename}: " if err.filename else ""
-        print(f"error: {where}{one_line(err.strerror or err)}", file=sys.stderr)
-        sys.exit(1)
+        _exit(f"error: {where}{one_line(err.strerror or err)}", 1)
     except KeyboardInterrupt:
-        print("error: interrupted (SIGINT); rerun to resume", file=sys.stderr)
-        sys.exit(130)
+        _exit("error: interrupted (SIGINT); rerun to resume", 130)
     except Terminated:
-        print("error: terminated (SIGTERM); rerun to resume", file=sys.stderr)
-        sys.exit(143)
+        _exit("error: terminated (SIGTERM); rerun to resume", 143)
     finally:
         _received.clear()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _exit(line: str, code: int) -> NoReturn:
+    """Print the error line and exit; a rank of a multi-process run (pipeline/launch.py) also leaves the
+    line for its launcher, which prints the first failing rank's line last."""
+    print(line, file=sys.stderr)
+    folder, rank = os.environ.get(RANK_ERRORS), os.environ.get("RANK")
+    if folder and rank is not None and os.path.isdir(folder):
+        with open(os.path.join(folder, rank), "w") as fh:
+            fh.write(line + "\n")
+    sys.exit(code)
 
 
 def die_with_parent(parent: int) -> None:

@@ -78,9 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.method not in params["methods"]:
         fail(f"{args.params}: no run {args.method!r} under methods: (runs: {', '.join(params['methods'])})")
     inputs = {k: getattr(args, k) for k in ("features", "neighbours", "centres") if getattr(args, k)}
-    t = run(params, args.method, args.seed, args.data, args.out, inputs, args.reference)
+    with distributed.peer_failures():
+        t = run(params, args.method, args.seed, args.data, args.out, inputs, args.reference)
     if t.world.main:
-            print(f"train: {args.method} seed {args.seed}: {t.step} steps in {t.elapsed:.1f} s -> {args.out}")
+        print(f"train: {args.method} seed {args.seed}: {t.step} steps in {t.elapsed:.1f} s -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -128,6 +128,52 @@ def test_a_killed_two_process_run_resumes_to_the_weights_of_an_uninterrupted_one
     assert len(b["rng"]) == 2 and not (study / "killed" / PARTIAL).exists()
 
 
+def launch(study: Path, *args: str) -> subprocess.Popen:
+    """The train rule's launcher (pipeline/launch.py: torchrun in-process) with two processes."""
+    return subprocess.Popen([PYTHON, "-m", "pipeline.launch", "--standalone", "--nnodes", "1", "--nproc-per-node", "2",
+                             *args], cwd=study, env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def started(study: Path, proc: subprocess.Popen, out: str) -> list[int]:
+    """The pids of ``proc``'s two ranks, once the run has written its first checkpoint."""
+    deadline = time.monotonic() + 120
+    while not (study / out / PARTIAL).exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    ranks = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert len(ranks) == 2, ranks
+    return ranks
+
+
+@pytest.mark.parametrize("how, code, last", [
+    ("sigterm-launcher", 143, "error: terminated (SIGTERM); rerun to resume"),
+    ("sigkill-rank", 137, "error: training rank {rank} was killed by SIGKILL; see the rule's log, then rerun to resume"),
+    ("rank-error", 1, "error: fail.yaml: no run 'nosuch' under methods:"),
+])
+def test_a_failed_multi_process_run_ends_on_its_cause_with_its_exit_status(study, default_params, how, code, last):
+    """No torchrun traceback: the last line is the failing rank's own, the status its cause's."""
+    write_params(study_params(default_params, 2, steps=100_000, checkpoint_every=5, log_every=5), study / "fail.yaml")
+    out = f"fail-{how}"
+    cmd = train_cmd("fail.yaml", out)
+    if how == "rank-error":
+        cmd[cmd.index("gan")] = "nosuch"
+    proc = launch(study, *cmd)
+    if how != "rank-error":
+        ranks = started(study, proc, out)
+        if how == "sigterm-launcher":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            environ = dict(v.split("=", 1) for v in Path(f"/proc/{ranks[1]}/environ").read_text().split("\0") if "=" in v)
+            last = last.format(rank=environ["RANK"])
+            os.kill(ranks[1], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == code and "Traceback" not in err, err[-3000:]
+    assert lines[-1].startswith(last), lines[-5:]
+    assert not processes_in(study) or all(pid != proc.pid for pid, _ in processes_in(study))
+
+
 def test_a_plain_start_of_a_multi_process_run_is_one_clear_error(study, default_params):
     write_params(study_params(default_params, 2), study / "plain.yaml")
     proc = run_stage("train", *train_cmd("plain.yaml", "plain")[2:], check=False, cwd=study)
@@ -160,7 +206,7 @@ def test_the_sbatch_request_and_the_launcher_follow_gpus_and_nodes(gpus, nodes, 
     if gpus * nodes == 1:
         assert launch == "python"
     elif nodes == 1:
-        assert launch.endswith("--standalone --nnodes 1 --nproc-per-node 4")
+        assert launch == "python -m pipeline.launch --standalone --nnodes 1 --nproc-per-node 4"
     else:
         assert launch.startswith("srun --nodes 2 --ntasks-per-node 1 ") and "--nnodes 2 --nproc-per-node 4" in launch
 

@@ -10,7 +10,8 @@ quoted times can be scaled to another machine), and replaces the text between th
 ``<!-- results: begin -->`` and ``<!-- results: end -->`` in ``--readme`` with: the run's provenance and
 settings, the floor (held-out real images), and one row per claim with both runs' mean ± std over
 seeds, the difference with its 95% interval and design, the primaries' detectable difference, and the
-verdict. With ``--stability``, the table benchmarks/verdict_stability.py wrote is appended.
+verdict. With ``--stability``, the table benchmarks/verdict_stability.py wrote is appended; with
+``--tuning``, the tables benchmarks/tune.py wrote (settings chosen on seeds no verdict uses).
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def img_per_s(study: Path) -> str:
     return measured
 
 
-def section(results: Path, stability: Path | None) -> str:
+def section(results: Path, stability: Path | None, tuning: list[Path] = ()) -> str:
     params = yaml.safe_load((results.parent / "params.yaml").read_text())
     summary = (results / "summary.txt").read_text().splitlines()
     provenance = next((line for line in summary if line.startswith("provenance:")), "provenance: not recorded")
@@ -88,6 +89,9 @@ def section(results: Path, stability: Path | None) -> str:
     if stability is not None:
         lines += ["", "A second, disjoint set of seeds (`benchmarks/verdict_stability.py`):", "",
                   *stability.read_text().splitlines()]
+    for table in tuning:
+        lines += ["", "Settings chosen on tuning seeds (`benchmarks/tune.py`; README, Verdicts):", "",
+                  *table.read_text().splitlines()]
     return "\n".join([*lines, "", END])
 
 
@@ -95,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="scripts/readme_results.py", description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="a finished study's results/ (default: %(default)s)")
     parser.add_argument("--stability", type=Path, help="benchmarks/verdict_stability.py's table to append")
+    parser.add_argument("--tuning", type=Path, nargs="+", default=[], help="benchmarks/tune.py's tables to append")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     args = parser.parse_args(argv)
     text = args.readme.read_text()
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     head, rest = text.split(BEGIN)
     tail = rest.split(END, 1)[1]
     tmp = args.readme.with_name(f".{args.readme.name}.tmp")
-    tmp.write_text(head + section(args.results.resolve(), args.stability) + tail)
+    tmp.write_text(head + section(args.results.resolve(), args.stability, args.tuning) + tail)
     tmp.replace(args.readme)
     print(f"readme_results: wrote the results section of {args.readme}")
 

@@ -34,7 +34,10 @@ def test_the_section_is_written_between_the_markers_from_the_reports_tables(stud
     readme.write_text(f"# title\nbefore\n{readme_results.BEGIN}\nold text 99.9\n{readme_results.END}\nafter\n")
     stability = tmp_path / "stability.md"
     stability.write_text("| paper | claim |\n| --- | --- |\n| msgan | ndb lower |\n")
-    readme_results.main(["--results", str(study), "--readme", str(readme), "--stability", str(stability)])
+    tuning = tmp_path / "p2gan.md"
+    tuning.write_text("Tuning of comparison p2gan\n\n| side | run |\n")
+    readme_results.main(["--results", str(study), "--readme", str(readme), "--stability", str(stability),
+                         "--tuning", str(tuning)])
     text = readme.read_text()
     assert text.startswith("# title\nbefore\n") and text.endswith(f"{readme_results.END}\nafter\n")
     assert "old text 99.9" not in text and "1234 img/s" in text and "seeds 0, 1, 2" in text
@@ -45,6 +48,7 @@ def test_the_section_is_written_between_the_markers_from_the_reports_tables(stud
     assert "held-out real images scored as samples: FD_efficientnet_lite0 0.45 ± 0.05" in text
     assert "; commit " in text and "configuration sha256" in text  # the report's provenance line
     assert "| msgan | ndb lower |\n" in text  # the stability table, appended
+    assert text.index("| msgan | ndb lower |\n") < text.index("Tuning of comparison p2gan\n\n| side | run |\n")
 
 
 def test_a_readme_without_markers_is_refused(study, tmp_path):

@@ -7,7 +7,10 @@ kNN outputs), so every dependency is an exact path. Metrics and plots are cached
 every other output (results/ stays out of git), which is what ``dvc metrics diff`` and
 ``dvc exp show`` read for other revisions and experiments. Stage ``params:`` list exactly the keys the
 rule reads (``catalogue.STAGE_KEYS``, which the rules' ``params:`` use too). Run ``python -m pipeline.dvcgen`` after editing ``study.methods``, ``train.seeds`` or
-``evaluate.metrics``; tests/test_dvc.py checks that the committed dvc.yaml is current.
+``evaluate.metrics``; tests/test_dvc.py checks that the committed dvc.yaml is current. The first
+stage, ``check``, depends on every key of params.yaml and runs ``--check``: a bad value, or a dvc.yaml
+generated from other params, fails it before DVC removes any other stage's outputs (DVC deletes a
+stage's outputs just before running it).
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from pathlib import Path
 import yaml
 
 from pipeline import config
-from pipeline.errors import run_cli
+from pipeline.errors import fail, run_cli
+from pipeline.io import atomic_path
 from pipeline.catalogue import (REAL, has_encoder, metric_references, monitored, results, run_needs, stage_keys,
                                 trained_runs)
 
@@ -26,6 +30,7 @@ RUN = "snakemake --cores all --allowed-rules {rule} --rerun-triggers mtime --"  
 KNN_OUTS = ["results/features/features.npy", "results/knn/neighbours.parquet", "results/knn/centres.parquet"]
 DATA = ["data/images.npy", "data/labels.npy", "data/meta.json"]
 RUN_DIR = "results/${item.method}/seed${item.seed}"
+CHECKED = "results/params.ok"  # the check stage's output: its text is fixed, so a valid edit reruns nothing through it
 
 
 def _cmd(rule: str, targets: list[str]) -> str:
@@ -47,9 +52,16 @@ def stages(params: dict) -> dict:
         "_instance": [m for m in trained if run_needs(params, m)],
     }
     out: dict[str, dict] = {
+        # first of all (data depends on it): a bad value stops `dvc repro` before DVC removes any output
+        "check": {
+            "cmd": f"python -m pipeline.dvcgen --check {CHECKED}",
+            "deps": _code("config.py", "schema.yaml", "dvcgen.py", "catalogue.py"),
+            "params": [{"params.yaml": None}],  # every key
+            "outs": [{CHECKED: {"cache": False}}],
+        },
         "data": {
             "cmd": _cmd("data", DATA),
-            "deps": _code("data.py", "datasets", "images.py", "download.py"),
+            "deps": [CHECKED, *_code("data.py", "datasets", "images.py", "download.py")],
             "params": stage_keys("data"),
             "outs": DATA,
         },
@@ -173,8 +185,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.dvcgen", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("dvc.yaml"))
+    parser.add_argument("--check", type=Path, metavar="FILE", help="write no dvc.yaml: check that the params are "
+                        "valid and --out was generated from them, then write FILE (the DVC stage check)")
     args = parser.parse_args(argv)
-    args.out.write_text(render(config.load(args.params)))
+    text = render(config.load(args.params))
+    if args.check:
+        if not args.out.exists() or args.out.read_text() != text:
+            fail(f"{args.out} was generated from other params (study.methods, train.seeds, evaluate.metrics or "
+                 f"comparisons changed): run `python -m pipeline.dvcgen`, then `dvc repro`")
+        with atomic_path(args.check) as tmp:
+            tmp.write_text(f"{args.params} is valid and {args.out} was generated from it\n")
+        return
+    args.out.write_text(text)
     print(f"dvcgen: wrote {args.out}")
 
 

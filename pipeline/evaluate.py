@@ -18,7 +18,7 @@ import torch
 from pipeline import backbones, config, context
 from pipeline.errors import PipelineError, run_cli
 from pipeline.images import check_images
-from pipeline.io import load_json_object, load_npy, save_json
+from pipeline.io import all_or_nothing, load_json_object, load_npy, save_json
 from pipeline.metrics import REGISTRY
 from pipeline.metrics.gram import Products
 
@@ -118,8 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     params = config.load(args.params)
     context.limit_threads(params["train"]["threads"])
     results = evaluate(params, list(dict.fromkeys(args.metric)), args.run, args.data, args.reference)
-    for metric, result in results.items():  # written only once every metric succeeded
-        save_json(args.run / f"{metric}.json", result)
+    with all_or_nothing():  # written only once every metric succeeded, and all together
+        for metric, result in results.items():
+            save_json(args.run / f"{metric}.json", result)
+    for metric, result in results.items():
         print(f"evaluate: {args.run} {result['name']} = {result['value']:.4f}")
 
 

@@ -23,9 +23,13 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+_batches: list[list[tuple[Path, Path]]] = []  # open all_or_nothing blocks: their (temporary, target) pairs
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it to ``target`` if the block succeeds."""
+    """Yield a temporary path beside ``target``; rename it to ``target`` if the block succeeds (inside
+    ``all_or_nothing``: when that block succeeds)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a killed writer
@@ -36,9 +40,35 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give outputs the usual mode
     try:
         yield tmp_path
+        if _batches:
+            _batches[-1].append((tmp_path, target))
+            return
         os.replace(tmp_path, target)
-    finally:
+    except BaseException:
         tmp_path.unlink(missing_ok=True)
+        raise
+    finally:
+        if not _batches:
+            tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """A stage's several outputs appear together or not at all: every ``atomic_path`` in the block
+    keeps its temporary file until the block succeeds, then all are renamed into place; if it fails
+    (a full disk, a signal), they are removed and the previous outputs stay as they were."""
+    batch: list[tuple[Path, Path]] = []
+    _batches.append(batch)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in batch:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _batches.pop()
+    for tmp, target in batch:
+        os.replace(tmp, target)
 
 
 def save_npy(target: str | Path, array: np.ndarray) -> None:

@@ -41,7 +41,7 @@ import pandas as pd
 
 from pipeline import catalogue, config, figures, pairs, verdicts
 from pipeline.errors import PipelineError, run_cli
-from pipeline.io import atomic_path, load_json
+from pipeline.io import all_or_nothing, atomic_path, load_json
 
 NOT_COLUMNS = {"metric", "method", "dataset", "value", "std", "n_seeds", "mean", "stdev", "per_seed"}
 
@@ -335,7 +335,12 @@ def plotted_columns(df: pd.DataFrame, measured: list[str]) -> list[str]:
 
 
 def report(params: dict, results: Path) -> list[str]:
-    """Write every output; return the summary lines."""
+    """Write every output (all of them, or none: a failure keeps the previous set); return the summary lines."""
+    with all_or_nothing():
+        return _report(params, results)
+
+
+def _report(params: dict, results: Path) -> list[str]:
     df, measured = metrics_table(load_results(params, results))
     for suffix, write in ((".parquet", lambda t: df.to_parquet(t, index=False)),
                           (".csv", lambda t: df.to_csv(t, index=False))):

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from pipeline import config, context
 from pipeline.errors import run_cli
 from pipeline.images import save_grid, to_uint8
-from pipeline.io import save_json, save_npy
+from pipeline.io import all_or_nothing, save_json, save_npy
 from pipeline.methods import Method
 
 
@@ -56,10 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     params = config.load(args.params)
     inputs = {k: getattr(args, k) for k in ("features", "neighbours", "centres") if getattr(args, k)}
     images, ids, meta = draw(params, args.method, args.run, args.data, inputs)
-    save_npy(args.run / "samples.npy", images)
-    save_npy(args.run / "conditions.npy", ids)
-    save_grid(images[: params["sample"]["grid"]], args.run / "samples.png")
-    save_json(args.run / "samples.json", meta)
+    with all_or_nothing():  # the four files together, or the previous ones kept
+        save_npy(args.run / "samples.npy", images)
+        save_npy(args.run / "conditions.npy", ids)
+        save_grid(images[: params["sample"]["grid"]], args.run / "samples.png")
+        save_json(args.run / "samples.json", meta)
     print(f"sample: {len(images)} images from {args.method} seed {meta['seed']} -> {args.run}/samples.npy")
 
 

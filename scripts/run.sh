@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
+python -m pipeline.dvcgen --check results/params.ok   # params valid and dvc.yaml current (DVC's stage check)
 snakemake --cores "$(nproc)" "$@"
 if [ "$#" -eq 0 ]; then
   dvc commit --force --quiet

@@ -402,6 +402,7 @@ def test_bad_input_gives_one_error_line_and_no_output(copy, capsys, name, comman
 
 def test_the_battery_covers_every_stage_with_at_least_60_cases():
     assert len(BATTERY) >= 60 and len({c[0] for c in BATTERY}) == len(BATTERY)
+    assert f"`tests/test_bad_inputs.py` runs {len(BATTERY)} such cases" in (ROOT / "README.md").read_text()
     assert {STAGE_OF.get(c[1], c[1]) for c in BATTERY} == set(STAGES)
 
 
@@ -551,3 +552,35 @@ def test_the_report_refuses_runs_scored_under_different_protocols(tmp_path):
                             ({"n_fake": 13}, "has n_fake 13 but")):
         with pytest.raises(PipelineError, match=f"cgan/fid.json {message} {tmp_path}/gan/fid.json"):
             report.check_results(params, tmp_path, {("gan", "fid"): fid(), ("cgan", "fid"): fid(**change)})
+
+
+@pytest.mark.parametrize("stage, argv, fail_at, outputs", [
+    ("sample", ARGS["sample"], 3, [f"{RUN}/{n}" for n in ("samples.npy", "conditions.npy", "samples.png")]),
+    ("evaluate", ["--params", "params.yaml", "--metric", "fid", "kid", "--run", RUN, "--data", "data"], 2,
+     [f"{RUN}/fid.json"]),
+    ("report", ARGS["report"], 4, [f"results/{n}" for n in ("metrics.parquet", "metrics.csv", "plots/metrics.png")]),
+])
+def test_a_full_disk_midway_leaves_the_previous_outputs_whole(copy, capsys, monkeypatch, stage, argv, fail_at, outputs):
+    """A stage's outputs appear together or not at all (pipeline/io.py all_or_nothing): the disk
+    fills at its fail_at-th file, and the files written before it are still the previous run's."""
+    import tempfile
+
+    run_cli(STAGES[stage].main, argv)  # a complete previous set, kid.json and the report's included
+    for name in outputs:  # marked, since a rerun would write the same bytes
+        Path(name).write_bytes(b"previous output\n")
+    before = snapshot(copy)
+    real, calls = tempfile.mkstemp, []
+
+    def mkstemp(*args, **kwargs):
+        calls.append(kwargs.get("prefix"))
+        if len(calls) == fail_at:
+            raise OSError(28, "No space left on device", kwargs.get("dir"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(STAGES[stage].main, argv)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exit_info.value.code == 1 and len(lines) == 1 and "No space left on device" in lines[0], lines
+    assert len(calls) == fail_at and snapshot(copy) == before

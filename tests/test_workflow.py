@@ -150,6 +150,41 @@ def test_dvc_shares_the_main_commands_state_then_experiment(repo):
     assert change["old"] != change["new"] and change["diff"] == pytest.approx(change["new"] - change["old"])
 
 
+def test_a_failed_dvc_command_deletes_no_output(repo):
+    """DVC removes a stage's outputs just before running it: the check stage, upstream of every other,
+    fails first on a bad params.yaml, so results stay. A failed `dvc exp run -S` leaves its value in
+    params.yaml (DVC writes -S values into the workspace before running); the error names it."""
+    kept = sorted(p for p in (repo / "results").rglob("*") if p.is_file() and p.name != "params.ok")
+    good = (repo / "params.yaml").read_text()
+
+    def fails(*cmd: str) -> str:
+        env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+        assert proc.returncode != 0, proc.stdout[-2000:]
+        assert all(p.exists() for p in kept), [str(p) for p in kept if not p.exists()]
+        return proc.stdout + proc.stderr
+
+    p = yaml.safe_load(good)
+    p["study"]["methods"].append("nosuch")
+    write_params(p, repo / "params.yaml")
+    assert "study.methods names nosuch but methods: has no settings for it" in fails("dvc", "repro")
+    p = yaml.safe_load(good)
+    p["train"]["seeds"] = [0, 1]
+    write_params(p, repo / "params.yaml")
+    assert "dvc.yaml was generated from other params" in fails("dvc", "repro")
+    (repo / "params.yaml").write_text(good)
+    for value, message in (("abc", "train.steps: 'abc' is not of type 'integer'"),
+                           ("20.0", "train.steps: 20.0 is not of type 'integer'")):
+        assert message in fails("dvc", "exp", "run", "-S", f"train.steps={value}")
+        assert f"steps: {value}" in (repo / "params.yaml").read_text()
+        (repo / "params.yaml").write_text(good)
+    assert "train.steps: 'abc' is not of type 'integer'" in fails("dvc", "exp", "run", "--temp", "-S", "train.steps=abc")
+    assert (repo / "params.yaml").read_text() == good  # --temp: a copy ran it
+    out = sh(repo, "dvc", "repro")  # the failed check removed its own output only, restored from the run cache
+    assert re.findall(r"Running stage '([^']+)'", out) in ([], ["check"]), out
+    assert "Stage 'data' didn't change, skipping" in out and "Stage 'report' didn't change, skipping" in out
+
+
 def test_the_main_command_leaves_nothing_to_do_when_runs_write_identical_files(tmp_path, default_params):
     """Two unconditional runs of two seeds write four identical conditions.npy (all -1). Cached by
     DVC, they would become hardlinks to one file with one mtime, older than the later runs'

@@ -2,13 +2,11 @@
 no public code). Choices the sources leave open are stated here and tested.
 
 D: the backbone's D body and two linear heads, without activation, giving a d-dimensional Gaussian
-N(mu, diag sigma^2), d = ``posterior_dim``. Departures from the seed, both measured (README, methods
-section; seed 0, default budget):
-- the seed puts spectral norm on every D layer; the default run uses the BatchNorm D (``sn: false``,
-  and so does its LSGAN baseline). With SN (heads without it), D's loss ended at 0.90 of its
-  no-discrimination level and G ignored its style input: FD 26.1 with posterior samples, 22.5 with
-  z drawn from the prior Pb. With the BatchNorm D: 0.68 of that level, FD 10.3, and 18.4 (x1.8) with
-  z from Pb. Spectral norm on the heads (an earlier version) capped the real/fake gap in mu;
+N(mu, diag sigma^2), d = ``posterior_dim``. Departures from the seed:
+- the seed puts spectral norm on every D layer; the default pair (this run and its LSGAN baseline)
+  uses the BatchNorm D (``sn: false``), chosen for the pair by the same search on tuning seeds no
+  verdict uses (benchmarks/tune.py; README, Verdicts). An earlier version also had spectral norm on
+  the two heads, which capped the real/fake gap in mu;
 - sigma = softplus(head), so that it is a standard deviation (a negative sigma describes the same
   Gaussian as |sigma|, but the distance below would treat the two differently).
 
@@ -20,11 +18,9 @@ over the d dimensions and the batch.
 Priors (``mu_a, sigma_a, mu_b, sigma_b``; the sources give no values): Pa = N(mu_a, sigma_a^2) for
 fakes, Pb for reals, Pc = N((mu_a+mu_b)/2, ((sigma_a+sigma_b)/2)^2) for G. The means -1 and 1 make
 mu_b - mu_a = 2 and mu_b - mu_c = 1, LSGAN's a = -1, b = 1, c = 0, under which its G minimises the
-Pearson chi^2 divergence (the condition of P2GAN's convergence argument). The sigmas differ
-(params.yaml: 1 for fakes, 0.1 for reals): G's style input is a sample of a real image's posterior,
-and with equal unit sigmas that sample is almost all noise (the spread of mu across images was 0.1
-against sigma 1), so G's AdaIN input carried no information about the image; a narrow real
-posterior makes the sample mostly its image's mu. ``d_chance``, logged, is D's loss when it outputs
+Pearson chi^2 divergence (the condition of P2GAN's convergence argument). The sigmas: 1 for fakes
+(``sigma_a``) and, for reals, ``sigma_b`` 1 (so Pc = N(0, 1)), chosen against 0.1 on tuning seeds
+(benchmarks/tune.py; README, Verdicts). ``d_chance``, logged, is D's loss when it outputs
 the same Gaussian for every image (the best constant): D discriminates when ``d_loss`` is below it;
 ``d_acc`` the fraction of the D step's reals and fakes whose posterior is nearer their own prior.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,17 @@ def fingerprint(*parts: Any) -> str:
 
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically. torch.save reports a failed write (a full disk) as a RuntimeError
+    from its zip writer; it becomes one line naming the file."""
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+        try:
+            torch.save({"format": FORMAT, **state}, tmp)
+        except RuntimeError as err:
+            if "inline_container" not in str(err) and "write" not in str(err).lower():
+                raise
+            free = shutil.disk_usage(Path(path).parent).free / 2**20
+            raise PipelineError(f"{path}: the checkpoint could not be written ({free:.0f} MiB free on its disk); "
+                                "free space and rerun to resume") from None
 
 
 def load(path: str | Path, keys: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -74,7 +74,8 @@ def read_yaml(path: str | Path) -> Any:
     try:
         return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
-        raise PipelineError(f"{path}: no such params file") from None
+        raise PipelineError(f"{path}: no such params file; run from the repository root (where params.yaml is) or "
+                            "pass --params PATH") from None
     except yaml.YAMLError as err:
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise PipelineError(f"{path}: not valid YAML ({' '.join(problem.split())})") from None

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from pipeline import backbones
+from pipeline.errors import PipelineError
 from pipeline.io import load_npy, load_npz
 from pipeline.methods import Method
 from pipeline.metrics import fid, kid
@@ -40,6 +41,14 @@ class QualityMonitor:
         self.stats = load_npz(reference / "stats.npz", ("mu", "sigma", "n"))
         fid.check_count(int(self.stats["n"]), self.backbone.dim, "real (evaluate.n_real)")
         self.real = load_npy(reference / "features.npy")
+        dim = self.backbone.dim
+        shapes = {"stats.npz (mu)": (self.stats["mu"].shape, (dim,)),
+                  "stats.npz (sigma)": (self.stats["sigma"].shape, (dim, dim)),
+                  "features.npy (per image)": (self.real.shape[1:], (dim,))}
+        for name, (shape, expected) in shapes.items():
+            if shape != expected:
+                raise PipelineError(f"{reference}/{name}: shape {tuple(shape)}, not the {ev['backbone']} backbone's "
+                                    f"{dim}-d features; rebuild the reference (snakemake -f {reference})")
         self.kid_subsets, self.kid_size = ev["kid_subsets"], ev["kid_subset_size"]
 
     def samples(self, method: Method, plain: nn.ModuleDict, g: nn.Module) -> np.ndarray:

@@ -41,7 +41,7 @@ import pandas as pd
 
 from pipeline import catalogue, config, figures, pairs, verdicts
 from pipeline.errors import PipelineError, run_cli
-from pipeline.io import all_or_nothing, atomic_path, load_json
+from pipeline.io import all_or_nothing, atomic_path, load_json, load_json_object
 
 NOT_COLUMNS = {"metric", "method", "dataset", "value", "std", "n_seeds", "mean", "stdev", "per_seed"}
 
@@ -53,7 +53,7 @@ def load_results(params: dict, results: Path) -> dict[tuple[str, str], dict]:
             path = results / method / f"{name}.json"
             if not path.exists():
                 raise PipelineError(f"report: missing {path}; run `snakemake {path}`")
-            out[method, name] = load_json(path)
+            out[method, name] = load_json_object(path, ())
     check_results(params, results, out)
     return out
 

@@ -56,10 +56,13 @@ ARGS = {  # each stage's command line in the study, as the rules give it
     "aggregate_twice": [f"{RUN}/fid.json", f"{RUN}/fid.json", "--out", "results/gan/fid.json"],
     "aggregate_mixed": [f"{RUN}/fid.json", f"{RUN}/ndb.json", "--out", "results/gan/fid.json"],
     "aggregate_pair": [f"{RUN}/fid.json", "results/gan/seed1/fid.json", "--out", "results/gan/fid.json"],
+    "train_monitored": ["--params", "params.yaml", "--method", "gan", "--seed", "0", "--data", "data", "--out", RUN,
+                        "--reference", "results/reference/backbone"],
 }
 STAGE_OF = {"train_cgan": "train", "train_unknown": "train", "sample_cgan": "sample", "evaluate_lpips": "evaluate",
             "reference_classifier": "reference", "aggregate_twice": "aggregate",
-            "aggregate_mixed": "aggregate", "aggregate_pair": "aggregate"}  # command -> its stage
+            "aggregate_mixed": "aggregate", "aggregate_pair": "aggregate",
+            "train_monitored": "train"}  # command -> its stage
 
 
 def study_params(default: dict) -> dict:
@@ -224,6 +227,9 @@ CASES = [
     ("params-whole-float-batch", "train", param("train.batch_size", 16.0), "train.batch_size: 16.0 is not of type 'integer'"),
     ("train-fd-during-training-without-reference", "train", param("train.eval_every", 2),
      "train.eval_every needs --reference, the backbone reference folder"),
+    ("train-monitor-reference-of-another-width", "train_monitored", both(
+        param("train.eval_every", 2), save_array("results/reference/backbone/features.npy", lambda a: a[:, :16])),
+     "features.npy (per image): shape (16,), not the efficientnet_lite0 backbone's 1280-d features"),
     ("params-batch-not-shared-evenly", "train", param("train.gpus", 3),
      "train.batch_size 16 is the global batch and must divide evenly among train.gpus x train.nodes = 3"),
     ("params-whole-float-width", "train", param("train.width", 8.0), "train.width: 8.0 is not of type 'integer'"),
@@ -350,6 +356,8 @@ CASES = [
     ("report-other-dataset", "report", json_edit("results/gan/fid.json", lambda m: m.update(dataset="cifar10")),
      "is of dataset 'cifar10', this study's is 'digits'"),
     ("report-empty-object", "report", write_bytes("results/gan/fid.json", b"{}"), "is of dataset None"),
+    ("report-result-not-an-object", "report", write_bytes("results/gan/fid.json", b"[null, null]"),
+     "expected a JSON object, found list"),
     ("report-malformed-result", "report", write_bytes("results/gan/fid.json", b"[}"), "unreadable JSON"),
     ("report-nan-result", "report", text_edit('"value": ', '"value": NaN, "y": ', "results/gan/fid.json"),
      "NaN is not JSON"),
@@ -584,3 +592,19 @@ def test_a_full_disk_midway_leaves_the_previous_outputs_whole(copy, capsys, monk
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert exit_info.value.code == 1 and len(lines) == 1 and "No space left on device" in lines[0], lines
     assert len(calls) == fail_at and snapshot(copy) == before
+
+
+def test_a_checkpoint_write_on_a_full_disk_is_one_line(copy, capsys, monkeypatch):
+    """torch.save reports ENOSPC as a RuntimeError of its zip writer (as measured on a full disk)."""
+    def full(obj, f):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full)
+    before = snapshot(copy)
+    code, lines = run_stage("train", capsys)
+    errors = [line for line in lines if line.startswith("error: ")]  # after the progress lines
+    assert code == 1 and errors == lines[-1:], lines
+    assert lines[-1].startswith(f"error: {RUN}/checkpoint.partial.pt: the checkpoint could not be written (")
+    assert lines[-1].endswith("MiB free on its disk); free space and rerun to resume")
+    assert snapshot(copy) == before

@@ -2,7 +2,7 @@
 
 Measured numbers get mean, std (sample std, null with one seed) and per-seed values (settings such
 as sample counts, ``k`` or ``input_size`` are not averaged); ``value`` and
-``std`` at the top level are the headline metric's, so ``dvc metrics show`` reads well. Fields
+``std`` at the top level are the headline metric's. Fields
 that are the same for every seed (name, backbone, sample counts) are copied. The inputs must be one
 metric of one method, one file per seed (distinct seeds), under one protocol (every field that is not
 a measurement equal in all of them), with finite measurements.

@@ -26,6 +26,8 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
   and verdict.
 - verdicts.rst: the primary claims' verdicts, the first screen of Snakemake's HTML report (the
   Snakefile's ``report:``).
+- metrics.json: what DVC reads as the study's metrics (``dvc metrics show / diff``, ``dvc exp show``):
+  per run, the mean over seeds of each metric's value and of the columns claims name, nothing else.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ import pandas as pd
 
 from pipeline import catalogue, config, figures, pairs, verdicts
 from pipeline.errors import PipelineError, run_cli
-from pipeline.io import all_or_nothing, atomic_path, load_json, load_json_object
+from pipeline.io import all_or_nothing, atomic_path, load_json, load_json_object, save_json
 
 NOT_COLUMNS = {"metric", "method", "dataset", "value", "std", "n_seeds", "mean", "stdev", "per_seed"}
 
@@ -334,6 +336,16 @@ def plotted_columns(df: pd.DataFrame, measured: list[str]) -> list[str]:
     return cols or [c for c in measured if df[c].notna().any()][:1]
 
 
+def dvc_metrics(df: pd.DataFrame, params: dict) -> dict[str, dict[str, float]]:
+    """Run -> column -> mean over seeds, for each metric's value and the columns that claims name
+    (e.g. lpips.per_condition, ndb.jsd, probe.random_init): a compact table for DVC."""
+    claimed = [c for spec in params["comparisons"].values() for claim in spec["claims"]
+               for c in (claim["metric"], claim.get("against")) if c]
+    columns = [c for c in dict.fromkeys([*params["evaluate"]["metrics"], "probe", *claimed]) if c in df]
+    means = df.groupby("method", sort=False)[columns].mean()
+    return {run: {c: round(float(v), 6) for c, v in row.items() if pd.notna(v)} for run, row in means.iterrows()}
+
+
 def report(params: dict, results: Path) -> list[str]:
     """Write every output (all of them, or none: a failure keeps the previous set); return the summary lines."""
     with all_or_nothing():
@@ -350,6 +362,7 @@ def _report(params: dict, results: Path) -> list[str]:
                         results / "plots" / "metrics.png")
     means = df.groupby("method", sort=False)[[c for c in measured if "." not in c]].mean()
     means.columns = [protocol_name(df, c) for c in means.columns]
+    save_json(results / "metrics.json", dvc_metrics(df, params))
     summary = [f"report: {len(df)} rows ({df['method'].nunique()} methods) -> {results}/metrics.parquet",
                means.to_string(float_format=lambda x: f"{x:.4g}")]
     tables, unfair = {}, {}

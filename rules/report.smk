@@ -13,6 +13,7 @@ rule report:
         plot=report("results/plots/metrics.png", caption="captions/overview.rst", category="Overview"),
         summary=report("results/summary.txt", caption="captions/summary.rst", category="Overview"),
         verdicts="results/verdicts.rst",  # the report's first screen (Snakefile: report:)
+        dvc_metrics="results/metrics.json",  # DVC's metrics: run means of values and claimed columns
         pages=expand("results/comparisons/{paper}.md", paper=PAPERS),
         claims=[report(f"results/comparisons/{paper}.csv", caption="captions/claims.rst", category="Comparisons",
                        subcategory=paper) for paper in PAPERS],

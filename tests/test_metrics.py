@@ -1,6 +1,7 @@
 """Metric correctness on tiny data: NDB/JSD, FID, PRDC, LPIPS, classes, their stages, and the report."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -467,6 +468,11 @@ def test_report_on_a_fake_results_tree(tmp_path, tiny_params, capsys):
     report.main(["--params", str(params), "--results", str(tmp_path)])
     table = pd.read_parquet(tmp_path / "metrics.parquet")
     assert len(table) == 7 and {"fid", "fid.backbone", "fid.name", "ndb", "ndb.jsd"} <= set(table.columns)
+    # DVC's metrics: per run, the mean of each metric's value and of the columns claims name, nothing else
+    dvc = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(dvc) == ["gan", "cgan", "msgan"] and dvc["gan"]["fid"] == 50.0 and dvc["msgan"]["fid"] == 30.5
+    assert set(dvc["cgan"]) == {"fid", "ndb", "ndb.jsd"}  # lpips.per_condition and probe: not measured here
+    assert dvc["msgan"]["ndb.jsd"] == pytest.approx(table[table["method"] == "msgan"]["ndb.jsd"].mean())
     claims = pd.read_csv(tmp_path / "comparisons" / "msgan.csv")
     fid_claim, ndb_claim = claims.set_index("metric").loc["fid"], claims.set_index("metric").loc["ndb"]
     # ndb is msgan's pre-registered primary (paired seeds: differences -10, -10, -11.5); the only primary

@@ -131,7 +131,8 @@ def test_dvc_shares_the_main_commands_state_then_experiment(repo):
     assert "Nothing to be done" in sh(repo, "snakemake", "--cores", "2", "-n")
     out = sh(repo, "dvc", "repro")  # nothing to run: no stage reruns, whatever the machine's load
     assert "Running stage" not in out and "Data and pipelines are up to date" in out
-    assert "results/gan/fid.json" in sh(repo, "dvc", "metrics", "show")
+    shown = sh(repo, "dvc", "metrics", "show")  # run means only, not per-seed values and settings
+    assert "results/metrics.json" in shown and "gan.fid" in shown and "per_seed" not in shown and "n_real" not in shown
     plots = json.loads(sh(repo, "dvc", "plots", "show", "--json"))  # the training curves, as declared
     curve = plots["data"]["results/gan/seed0/train_log.csv"][0]
     assert curve["type"] == "vega" and "gan seed 0: D and G losses" in json.dumps(curve["content"])
@@ -146,7 +147,7 @@ def test_dvc_shares_the_main_commands_state_then_experiment(repo):
     assert (repo / "results/gan/seed0/train_log.csv").read_text().splitlines()[-1].startswith("9,")
 
     diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json"))
-    change = diff["results/gan/fid.json"]["value"]
+    change = diff["results/metrics.json"]["gan.fid"]
     assert change["old"] != change["new"] and change["diff"] == pytest.approx(change["new"] - change["old"])
 
 

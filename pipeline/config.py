@@ -141,6 +141,13 @@ def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS)
     if "split" in ds and (splits is None or ds["split"] not in splits):
         raise PipelineError(f"{source}: dataset.split {ds['split']!r} is not a split of {ds['name']} "
                             f"({', '.join(splits) if splits else 'it has none: remove the key'})")
+    ev = params["evaluate"]
+    if "fd_spaces" in ev["metrics"] and "simclr" in ev["spaces"] and params["features"]["extractor"] != "simclr":
+        raise PipelineError(f"{source}: evaluate.spaces has simclr, which embeds with the features stage's SimCLR "
+                            f"encoder, but features.extractor is {params['features']['extractor']}; set it to "
+                            "simclr or drop simclr from evaluate.spaces")
+    if "fd_spaces" in ev["metrics"] and not ev["spaces"]:
+        raise PipelineError(f"{source}: evaluate.metrics has fd_spaces but evaluate.spaces is empty")
     train = params["train"]
     if train["batch_size"] % (train["gpus"] * train["nodes"]):
         raise PipelineError(f"{source}: train.batch_size {train['batch_size']} is the global batch and must divide "

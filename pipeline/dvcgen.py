@@ -30,6 +30,7 @@ RUN = "snakemake --cores all --allowed-rules {rule} --rerun-triggers mtime --"  
 KNN_OUTS = ["results/features/features.npy", "results/knn/neighbours.parquet", "results/knn/centres.parquet"]
 DATA = ["data/images.npy", "data/labels.npy", "data/meta.json"]
 RUN_DIR = "results/${item.method}/seed${item.seed}"
+ENCODER = "results/features/encoder.pt"  # the features stage's SimCLR encoder (the spaces reference's simclr space)
 CHECKED = "results/params.ok"  # the check stage's output: its text is fixed, so a valid edit reruns nothing through it
 
 
@@ -46,6 +47,7 @@ def stages(params: dict) -> dict:
     metrics = params["evaluate"]["metrics"]
     scored = monitored(params)  # FD and KID during training read the backbone reference
     references = metric_references(params)
+    encoder = [ENCODER] if "spaces" in references and "simclr" in params["evaluate"]["spaces"] else []
     trained = trained_runs(params)
     groups = {
         "": [m for m in trained if not run_needs(params, m)],
@@ -67,18 +69,20 @@ def stages(params: dict) -> dict:
         },
         **{f"reference_{name}": {
             "cmd": _cmd("reference", [f"results/reference/{name}"]),
-            "deps": DATA + _code("reference.py", "backbones.py", "metrics"),
+            "deps": DATA + (encoder if name == "spaces" else []) + _code("reference.py", "backbones.py", "metrics"),
             "params": stage_keys(f"reference_{name}"),
             "outs": [f"results/reference/{name}"],
         } for name in references},
     }
-    if groups["_instance"]:
+    if groups["_instance"] or encoder:
+        simclr = params["features"]["extractor"] == "simclr"
         out["features"] = {
             "cmd": _cmd("features", ["results/features/features.npy"]),
             "deps": DATA + _code("features"),
             "params": stage_keys("features"),
-            "outs": ["results/features/features.npy", "results/features/probe.json"],
+            "outs": ["results/features/features.npy", "results/features/probe.json", *([ENCODER] if simclr else [])],
         }
+    if groups["_instance"]:
         out["knn"] = {
             "cmd": _cmd("knn", KNN_OUTS[1:]),
             "deps": ["results/features/features.npy", "data/labels.npy", "pipeline/knn.py"],

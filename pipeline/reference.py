@@ -3,7 +3,8 @@
 ``--name backbone``: features of ``evaluate.n_real`` training images (a fixed random subset,
 seed 0) in the evaluation backbone, and their mean and covariance (stats.npz: mu, sigma, n),
 used by fid and prdc. ``--name ndb``: the NDB bins (pipeline.metrics.ndb); ``--name classifier``:
-the real-data classifier of the classes metric (pipeline.metrics.classes). Every folder gets a
+the real-data classifier of the classes metric (pipeline.metrics.classes); ``--name spaces``: each
+of ``evaluate.spaces``' real statistics (pipeline.metrics.fd_spaces). Every folder gets a
 reference.json recording what it was computed from.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from pipeline import backbones, config, context
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import load_npy, save_json, save_npy, save_npz
-from pipeline.metrics import classes, ndb
+from pipeline.metrics import classes, fd_spaces, ndb
 from pipeline.metrics.fid import RunningStats
 
 SUBSET_SEED = 0
@@ -74,7 +75,8 @@ def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Pa
 
 
 BUILDERS: dict[str, Callable[[dict, np.ndarray, np.ndarray, Path], dict]] = {
-    "backbone": build_backbone, "ndb": ndb.build_reference, "classifier": classes.build_reference}
+    "backbone": build_backbone, "ndb": ndb.build_reference, "classifier": classes.build_reference,
+    "spaces": fd_spaces.build_reference}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,11 +85,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", required=True, choices=sorted(BUILDERS))
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--out", type=Path, required=True, help="e.g. results/reference/backbone")
+    parser.add_argument("--encoder", type=Path, help="spaces: the features stage's SimCLR encoder (simclr space)")
     args = parser.parse_args(argv)
     params = config.load(args.params)
     context.limit_threads(params["train"]["threads"])
     images = load_npy(args.data / "images.npy", mmap=True)  # read as used: subsets and batches
-    meta = BUILDERS[args.name](params, images, load_npy(args.data / "labels.npy"), args.out)
+    extra = {"encoder": args.encoder} if args.name == "spaces" else {}
+    meta = BUILDERS[args.name](params, images, load_npy(args.data / "labels.npy"), args.out, **extra)
     meta = {"name": args.name, "dataset": params["dataset"]["name"], "subset_seed": SUBSET_SEED, **meta}
     save_json(args.out / "reference.json", meta)
     print(f"reference: {args.name} -> {args.out} {meta}")

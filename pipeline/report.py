@@ -206,7 +206,34 @@ def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: s
         row.update(paper_method=quoted.get(col, {}).get(spec["method"]),
                    paper_baseline=quoted.get(col, {}).get(spec["baseline"]), paper_label=label if col in quoted else None)
         rows.append(row)
+        if primary and col == "fid" and "estimate" in row:
+            rows += robustness_rows(row, spec, df)
     return pd.DataFrame(rows)
+
+
+def feature_spaces(df: pd.DataFrame) -> list[str]:
+    """The spaces fd_spaces measured (its ``spaces`` protocol field), in their order."""
+    listed = df["fd_spaces.spaces"].dropna() if "fd_spaces.spaces" in df else []
+    return str(listed.iloc[0]).split(",") if len(listed) else []
+
+
+def robustness_rows(claim: dict, spec: dict, df: pd.DataFrame) -> list[dict]:
+    """A primary FD claim in every other feature space (fd_spaces), with the same design: descriptive
+    rows (role ``robustness``, unadjusted 95% intervals) that show whether the verdict depends on the space."""
+    rows = []
+    for space in feature_spaces(df):
+        col = f"fd_spaces.{space}"
+        a, b = seed_series(df, claim["method"], col), seed_series(df, spec["baseline"], col)
+        if not len(a) or not len(b):
+            continue
+        est = verdicts.estimate(a, b, paired=spec["paired"]["seeds"])
+        rows.append({**claim, "metric": col, "role": "robustness", "method_mean": a.mean(), "baseline_mean": b.mean(),
+                     "method_std": a.std(ddof=1) if len(a) > 1 else None,
+                     "baseline_std": b.std(ddof=1) if len(b) > 1 else None, "n_seeds_method": len(a),
+                     "n_seeds_baseline": len(b), "design": est.design, "difference": est.difference, "ci_low": est.low,
+                     "ci_high": est.high, "p": est.p, "sd_difference": est.sd[0] if est.design == "paired" and est.sd
+                     else None, "estimate": est, "paper_method": None, "paper_baseline": None, "paper_label": None})
+    return rows
 
 
 def decide(tables: dict[str, pd.DataFrame], unfair: dict[str, list[str]]) -> int:
@@ -310,6 +337,11 @@ def page(name: str, spec: dict, df: pd.DataFrame, params: dict, table: pd.DataFr
             power += f"; the observed difference needs over {verdicts.MAX_SEEDS} seeds"
         lines.append(f"| {r['metric']} {r['direction']}{vs} | {r['role']} | {fmt(r.get('difference'))} | {interval} | "
                      f"{r.get('design') or ''} | {fmt(r.get('p_holm'))} | {power} | {r['verdict']} |")
+    if (table["role"] == "robustness").any():
+        lines += ["", "Robustness rows (`fd_spaces.<space>`): the primary FD claim measured in other feature spaces "
+                      "(`evaluate.spaces`), with the same design and unadjusted 95% intervals: descriptive, never a "
+                      "verdict, they show whether the primary verdict depends on the feature space (dgm-eval, Stein "
+                      "et al. 2023, found that the space can change model rankings)."]
     lines += ["", "Difference: method minus baseline; paired: the t interval of the per-seed differences, Welch: "
                   "of the difference of means. Detectable: the true difference this many seeds find with 80% "
                   f"power at level {verdicts.ALPHA:.0%} / {n_primary} (pipeline/verdicts.py).",
@@ -341,7 +373,8 @@ def dvc_metrics(df: pd.DataFrame, params: dict) -> dict[str, dict[str, float]]:
     (e.g. lpips.per_condition, ndb.jsd, probe.random_init): a compact table for DVC."""
     claimed = [c for spec in params["comparisons"].values() for claim in spec["claims"]
                for c in (claim["metric"], claim.get("against")) if c]
-    columns = [c for c in dict.fromkeys([*params["evaluate"]["metrics"], "probe", *claimed]) if c in df]
+    spaces = [f"fd_spaces.{s}" for s in feature_spaces(df)]
+    columns = [c for c in dict.fromkeys([*params["evaluate"]["metrics"], "probe", *claimed, *spaces]) if c in df]
     means = df.groupby("method", sort=False)[columns].mean()
     return {run: {c: round(float(v), 6) for c, v in row.items() if pd.notna(v)} for run, row in means.iterrows()}
 
@@ -446,7 +479,8 @@ def comparison_plot(name: str, spec: dict, df: pd.DataFrame, table: pd.DataFrame
     seed = params["train"]["seeds"][0]
     grids = {run: path for run in roles if (path := results / run / f"seed{seed}" / "samples.png").exists()}
     panels = []
-    for claim, row in zip(spec["claims"], table.to_dict("records")):
+    rows = [r for r in table.to_dict("records") if r["role"] != "robustness"]  # one per claim, in order
+    for claim, row in zip(spec["claims"], rows):
         col, against, run = claim["metric"], claim.get("against"), claim.get("run", spec["method"])
         if against:
             values = {run: seed_values(df, run, col),

@@ -7,6 +7,8 @@ SEEDS = config["train"]["seeds"]
 METRICS = config["evaluate"]["metrics"]
 
 # Extra inputs of instance-conditioned methods (TrainData fields -> files).
+SIMCLR_ENCODER = "results/features/encoder.pt"  # the features stage's, when features.extractor is simclr
+
 NEEDS = {
     "features": "results/features/features.npy",
     "neighbours": "results/knn/neighbours.parquet",
@@ -50,3 +52,7 @@ def train_settings(wildcards):
 # runs whose method has an encoder (the encoder_probe rule)
 ENCODER_RUNS = [run for run in config["methods"] if has_encoder(config, run)]
 
+
+def reference_inputs(wildcards):
+    """The spaces reference's SimCLR encoder (the features stage's), when evaluate.spaces has simclr."""
+    return {"encoder": SIMCLR_ENCODER} if wildcards.name == "spaces" and "simclr" in config["evaluate"]["spaces"] else {}

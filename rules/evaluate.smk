@@ -1,11 +1,13 @@
 rule reference:
     input:
+        unpack(reference_inputs),
         images="data/images.npy",
         labels="data/labels.npy",
     output:
         directory("results/reference/{name}"),
     params:
         settings=lambda w: stage_params(config, f"reference_{w.name}"),
+        extra=lambda w, input: f"--encoder {input.encoder}" if "encoder" in input.keys() else "",
     log:
         "logs/reference/{name}.log",
     threads: config["train"]["threads"]
@@ -15,7 +17,8 @@ rule reference:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.reference --params {RESOLVED} --name {wildcards.name} --data data --out {output} > {log} 2>&1"
+        "python -m pipeline.reference --params {RESOLVED} --name {wildcards.name} --data data --out {output}"
+        " {params.extra} > {log} 2>&1"
 
 
 rule evaluate:

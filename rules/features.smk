@@ -1,6 +1,6 @@
 # Outputs that exist only for some settings: the SimCLR encoder, and features of flipped images.
 FEATURE_EXTRAS = {
-    **({"encoder": "results/features/encoder.pt"} if config["features"]["extractor"] == "simclr" else {}),
+    **({"encoder": SIMCLR_ENCODER} if config["features"]["extractor"] == "simclr" else {}),
     **({"flipped": "results/features/features_flip.npy"} if config["features"]["hflip"] else {}),
 }
 

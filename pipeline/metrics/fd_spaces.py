@@ -1,0 +1,123 @@
+"""fd_spaces: the Fréchet distance of the samples in several feature spaces, to check FD verdicts.
+
+dgm-eval (Stein et al., 2023) found that the feature space can change how models rank: a verdict
+that holds in one space only is weak. The primary FD verdicts are judged in ``evaluate.backbone``'s
+space (the fid metric); this metric measures the same distance in each of ``evaluate.spaces``, and
+the report shows the pair's difference in every space beside the verdict (docs/metrics.md):
+
+- ``efficientnet_lite0``, ``efficientnet_lite2``, ``inception``: the ImageNet networks of
+  pipeline/backbones.py at ``evaluate.input_size`` (Inception: 299 px, about 190 times Lite0's cost
+  on CPU, so it is not in the default list) with ``evaluate.resize``;
+- ``simclr``: the self-supervised encoder the features stage trained on this dataset (its pooled
+  4w-d features, not L2-normalised), copied into the reference folder with its sha256;
+- ``pixels``: the images average-pooled to at most 16 x 16 and flattened (at most 768 numbers, fewer
+  than the sample counts need), the space with no learning at all.
+
+The ``spaces`` reference (``python -m pipeline.reference --name spaces``) holds each space's mean
+and covariance of the ``evaluate.n_real`` real images the backbone reference uses. ``value`` is the
+first listed space's distance; every space's is a field of its own. Cost: one forward pass of each
+network over the samples, and one d x d matrix square root per space (d <= 1,280 by default).
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from pipeline import backbones
+from pipeline.errors import PipelineError
+from pipeline.io import load_npz, save_npz
+from pipeline.metrics.fid import RunningStats, check_count, frechet_with_offset
+
+reference = "spaces"
+SPACES = (*backbones.NAMES, "simclr", "pixels")
+PIXELS_SIDE = 16  # pixels: images average-pooled to at most this side
+ENCODER = "encoder.pt"  # the SimCLR encoder, copied into the reference folder
+
+
+class Pixels(nn.Module):
+    """[-1, 1] images average-pooled to at most ``PIXELS_SIDE`` and flattened."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        side = min(PIXELS_SIDE, x.shape[-1])
+        return F.adaptive_avg_pool2d(x, side).flatten(1)
+
+
+def space_net(space: str, params: dict, device: torch.device | str, folder: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The network that maps [-1, 1] images (B, C, H, W) to ``space``'s features."""
+    ev = params["evaluate"]
+    if space in backbones.NAMES:
+        return backbones.load(space, ev["input_size"], device, ev["resize"])
+    if space == "simclr":
+        from pipeline.features import simclr
+
+        return simclr.load_encoder(folder / ENCODER, device)
+    if space == "pixels":
+        return Pixels()
+    raise PipelineError(f"fd_spaces: unknown space {space!r} (known: {', '.join(SPACES)})")
+
+
+def statistics(net: Callable, images: np.ndarray, batch_size: int, device) -> RunningStats:
+    stats = None
+    for batch in backbones.feature_batches(net, images, batch_size, device, desc="feature space"):
+        if stats is None:
+            stats = RunningStats(batch.shape[1])
+        stats.update(batch)
+    return stats
+
+
+def build_reference(params: dict, images: np.ndarray, labels: np.ndarray, out: Path,
+                    encoder: Path | None = None) -> dict:
+    """Each space's real statistics over the backbone reference's real subset; the SimCLR encoder
+    (``encoder``, the features stage's) copied beside them."""
+    from pipeline.reference import real_rows
+
+    ev = params["evaluate"]
+    spaces = ev["spaces"]
+    if not spaces:
+        raise PipelineError("fd_spaces: evaluate.spaces is empty; list the feature spaces to measure FD in")
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"spaces": spaces, "n_real": ev["n_real"]}
+    if "simclr" in spaces:
+        if encoder is None or not Path(encoder).is_file():
+            raise PipelineError(f"fd_spaces: the simclr space needs the features stage's encoder ({encoder}); "
+                                "run `snakemake results/features/encoder.pt`")
+        shutil.copyfile(encoder, out / ENCODER)
+        meta["encoder_sha256"] = hashlib.sha256((out / ENCODER).read_bytes()).hexdigest()
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    real = real_rows(images, ev["n_real"], "evaluate.n_real")
+    for space in spaces:
+        stats = statistics(space_net(space, params, dev, out), real, ev["batch_size"], dev)
+        mu, sigma = stats.result()
+        save_npz(out / f"{space}.npz", mu=mu, sigma=sigma, n=np.array(stats.n))
+        meta[f"dim_{space}"] = len(mu)
+    return meta
+
+
+def compute(ctx) -> dict:
+    ev = ctx.params["evaluate"]
+    folder = ctx.reference_dir(reference)
+    result: dict = {}
+    for space in ev["spaces"]:
+        ref = load_npz(folder / f"{space}.npz", ("mu", "sigma", "n"))
+        check_count(int(ref["n"]), len(ref["mu"]), f"real ({space})")
+        check_count(len(ctx.samples), len(ref["mu"]), f"generated ({space})")
+        if space == ev["backbone"]:  # the fid metric's features: embedded once
+            stats = RunningStats(ctx.backbone().dim)
+            stats.update(ctx.sample_features())
+        else:
+            stats = statistics(space_net(space, ctx.params, ctx.device, folder), ctx.samples, ev["batch_size"],
+                               ctx.device)
+        if len(stats.result()[0]) != len(ref["mu"]):
+            raise PipelineError(f"{folder}/{space}.npz: {len(ref['mu'])}-d statistics, but the {space} space gives "
+                                f"{len(stats.result()[0])}-d features; rebuild the reference")
+        result[space], _ = frechet_with_offset(ref["mu"], ref["sigma"], *stats.result())
+    first = ev["spaces"][0]
+    return {"name": "FD_spaces", "value": result[first], **result, "spaces": ",".join(ev["spaces"]),
+            "input_size": ev["input_size"], "resize": ev["resize"], "n_real": int(ref["n"]), "n_fake": len(ctx.samples)}

@@ -68,7 +68,7 @@ def run_set(workdir: Path, seeds: list[int], cores: int, keep: Path, triggers: l
     """The whole study at ``seeds``; its comparison tables, summary and Snakemake log copied to ``keep``."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     rerun = ["--rerun-triggers", *triggers] if triggers else []
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), *rerun, "--config",
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--rerun-incomplete", *rerun, "--config",
                     f"train={{seeds: [{', '.join(map(str, seeds))}]}}"], cwd=workdir, env=env, check=True)
     shutil.rmtree(keep, ignore_errors=True)
     shutil.copytree(workdir / "results" / "comparisons", keep)

@@ -5,7 +5,8 @@
 ``comparison_figure``: the sample grids of the method, its baseline and (when it ran) the real-data
 run, for the same seed, side by side; below, one panel per claimed column with every seed's value
 as a point and the mean with its 95% t interval (over seeds) for each of them, titled with the
-metric's protocol name and the claim's verdict.
+metric's protocol name, which way is better and the claim's verdict; below each, the difference the
+verdict rests on (method minus baseline) with its 95% interval against 0, the claimed side shaded.
 ``curves_figure``: every column of a run's train_log.csv against the step, one line per seed
 (D and G losses and the method's own terms: MSGAN's mode-seeking ratio, P2GAN's posterior terms...).
 """
@@ -54,8 +55,8 @@ def comparison_figure(roles: dict[str, str], grids: dict[str, Path], panels: lis
     """``roles``: run -> method | baseline | real; ``grids``: run -> its samples.png; ``panels``: per
     column, {"column", "title", "values": {run: per-seed values}}."""
     ncol = max(len(grids), len(panels), 1)
-    fig = Figure(figsize=(3.3 * ncol, 6.6))
-    axes = fig.subplots(2, ncol, squeeze=False)
+    fig = Figure(figsize=(3.3 * ncol, 8.2))
+    axes = fig.subplots(3, ncol, squeeze=False, height_ratios=[3, 3, 1.2])
     for ax, (run, path) in zip(axes[0], grids.items()):
         ax.imshow(np.asarray(Image.open(path).convert("RGB")))
         ax.set_title(f"{run} ({roles[run]})", fontsize=9)
@@ -68,10 +69,34 @@ def comparison_figure(roles: dict[str, str], grids: dict[str, Path], panels: lis
                            color=colour, alpha=0.7)
                 ax.errorbar(x + 0.3, values.mean(), yerr=interval(values), fmt="o", color=colour, capsize=4)
         ax.set_xticks(range(len(panel["values"])), list(panel["values"]), fontsize=8)
-        ax.set_title(f"{name(panel['column'])}\n{panel['title']}", fontsize=8)
-    for ax in list(axes[0][len(grids):]) + list(axes[1][len(panels):]):
+        ax.set_ylabel(name(panel["column"]), fontsize=8)
+        ax.set_title(f"{name(panel['column'])} ({panel['direction']} is better)\n{panel['title']}", fontsize=8)
+    for ax, panel in zip(axes[2], panels):
+        _difference(ax, panel)
+    for ax in list(axes[0][len(grids):]) + list(axes[1][len(panels):]) + list(axes[2][len(panels):]):
         ax.axis("off")
     _save(fig, target)
+
+
+def _difference(ax, panel: dict) -> None:
+    """The claim's difference and 95% interval on a line through 0, the claimed side shaded."""
+    diff, low, high = panel.get("difference", (None, None, None))
+    if diff is None or not np.isfinite(diff):
+        ax.axis("off")
+        return
+    ends = [v for v in (diff, low, high, 0.0) if v is not None and np.isfinite(v)]
+    span = max(abs(v) for v in ends) * 1.25 or 1.0
+    better = -1 if panel["direction"] == "lower" else 1
+    ax.axvspan(0, better * span, color="tab:green", alpha=0.08)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    if low is not None and np.isfinite(low):
+        ax.errorbar(diff, 0, xerr=[[diff - low], [high - diff]], fmt="o", color="black", capsize=4)
+    else:
+        ax.plot(diff, 0, "o", color="black")
+    ax.set_xlim(-span, span)
+    ax.set_yticks([])
+    ax.set_xlabel("method − baseline, 95% interval\n(shaded: the claimed side)", fontsize=7)
+    ax.tick_params(labelsize=7)
 
 
 def bars_figure(df: pd.DataFrame, columns: list[str], title: Callable[[str], str], target: Path) -> None:

@@ -18,9 +18,10 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
   feature space (backbone or net, where the metric has one) match this run.
   A claim with ``against: <column>`` compares two columns of the method's own rows instead (e.g.
   its encoder's probe accuracy against the same encoder at random initialisation).
-- plots/metrics.png: a bar chart per measured column that differs between methods (error bars:
-  std over seeds); plots/<paper>.png: the comparison on one screen (pipeline/figures.py: sample
-  grids side by side, every seed's value, means with 95% intervals); plots/curves_<run>.png: each
+- plots/metrics.png: a bar chart per headline column (values, claimed columns, feature spaces; no
+  diagnostics) that differs between methods (error bars: std over seeds); plots/<paper>.png: the
+  comparison on one screen (pipeline/figures.py: sample grids side by side, every seed's value,
+  means with 95% intervals, and the difference each verdict rests on); plots/curves_<run>.png: each
   trained run's training log, one line per seed.
 - summary.txt: the lines printed at the end: method means and every claim's difference, interval
   and verdict.
@@ -368,14 +369,18 @@ def plotted_columns(df: pd.DataFrame, measured: list[str]) -> list[str]:
     return cols or [c for c in measured if df[c].notna().any()][:1]
 
 
-def dvc_metrics(df: pd.DataFrame, params: dict) -> dict[str, dict[str, float]]:
-    """Run -> column -> mean over seeds, for each metric's value and the columns that claims name
-    (e.g. lpips.per_condition, ndb.jsd, probe.random_init): a compact table for DVC."""
+def dvc_metrics_columns(df: pd.DataFrame, params: dict) -> list[str]:
+    """Each metric's value, the columns that claims name (e.g. lpips.per_condition, ndb.jsd,
+    probe.random_init) and each feature space's FD: the headline columns, without diagnostics."""
     claimed = [c for spec in params["comparisons"].values() for claim in spec["claims"]
                for c in (claim["metric"], claim.get("against")) if c]
     spaces = [f"fd_spaces.{s}" for s in feature_spaces(df)]
-    columns = [c for c in dict.fromkeys([*params["evaluate"]["metrics"], "probe", *claimed, *spaces]) if c in df]
-    means = df.groupby("method", sort=False)[columns].mean()
+    return [c for c in dict.fromkeys([*params["evaluate"]["metrics"], "probe", *claimed, *spaces]) if c in df]
+
+
+def dvc_metrics(df: pd.DataFrame, params: dict) -> dict[str, dict[str, float]]:
+    """Run -> headline column -> mean over seeds: a compact table for DVC."""
+    means = df.groupby("method", sort=False)[dvc_metrics_columns(df, params)].mean()
     return {run: {c: round(float(v), 6) for c, v in row.items() if pd.notna(v)} for run, row in means.iterrows()}
 
 
@@ -391,7 +396,8 @@ def _report(params: dict, results: Path) -> list[str]:
                           (".csv", lambda t: df.to_csv(t, index=False))):
         with atomic_path(results / f"metrics{suffix}") as tmp:
             write(tmp)
-    figures.bars_figure(df, plotted_columns(df, measured), lambda c: protocol_name(df, c),
+    headline = dvc_metrics_columns(df, params)  # values and claimed columns, not diagnostics
+    figures.bars_figure(df, plotted_columns(df, headline), lambda c: protocol_name(df, c),
                         results / "plots" / "metrics.png")
     means = df.groupby("method", sort=False)[[c for c in measured if "." not in c]].mean()
     means.columns = [protocol_name(df, c) for c in means.columns]
@@ -489,7 +495,10 @@ def comparison_plot(name: str, spec: dict, df: pd.DataFrame, table: pd.DataFrame
         else:
             shown = [run, spec["baseline"], *([catalogue.REAL] if catalogue.REAL in ran else [])]
             values = {r: seed_values(df, r, col) for r in shown}
-        panels.append({"column": col, "title": row["verdict"].split(" (")[0][:60], "values": values})
+        panels.append({"column": col, "title": row["verdict"].split(" (")[0][:60], "values": values,
+                       "direction": claim["direction"],
+                       "difference": tuple(float(row[k]) if pd.notna(row.get(k)) else None
+                                           for k in ("difference", "ci_low", "ci_high"))})
     figures.comparison_figure(roles, grids, panels, lambda c: protocol_name(df, c) if c in df else c,
                               results / "plots" / f"{name}.png")
 

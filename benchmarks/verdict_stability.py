@@ -64,11 +64,10 @@ def prepare(workdir: Path) -> str:
     return head + (" (uncommitted changes)" if any(changed) else "")
 
 
-def run_set(workdir: Path, seeds: list[int], cores: int, keep: Path, triggers: list[str] | None = None) -> None:
+def run_set(workdir: Path, seeds: list[int], cores: int, keep: Path) -> None:
     """The whole study at ``seeds``; its comparison tables, summary and Snakemake log copied to ``keep``."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    rerun = ["--rerun-triggers", *triggers] if triggers else []
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--rerun-incomplete", *rerun, "--config",
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--rerun-incomplete", "--config",
                     f"train={{seeds: [{', '.join(map(str, seeds))}]}}"], cwd=workdir, env=env, check=True)
     shutil.rmtree(keep, ignore_errors=True)
     shutil.copytree(workdir / "results" / "comparisons", keep)
@@ -137,9 +136,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="Snakemake --cores (default: %(default)s)")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".stability", help="copy of the repository where the study runs")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "verdict_stability.md")
-    parser.add_argument("--rerun-triggers", nargs="+", metavar="TRIGGER", help="Snakemake's, e.g. params: rerun only "
-                        "what a settings change touched, when --workdir's outputs come from an earlier commit whose "
-                        "training and evaluation code is the same (default: Snakemake's, which reruns on changed code)")
     parser.add_argument("--tabulate", metavar="COMMIT", help="train nothing: tabulate the sets' tables (and logs) "
                         "kept in --workdir by an earlier run of COMMIT")
     args = parser.parse_args(argv)
@@ -152,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         label = f"{seeds[0]}-{seeds[-1]}"
         sets[label] = args.workdir / "stability" / label
         if not args.tabulate:
-            run_set(args.workdir, seeds, args.cores, sets[label], args.rerun_triggers)
+            run_set(args.workdir, seeds, args.cores, sets[label])
     names = list(yaml.safe_load((args.workdir / "params.yaml").read_text())["comparisons"])
     times = "Snakemake wall time " + ", ".join(f"{k}: {wall_minutes(d)}" for k, d in sets.items()) + f" on {args.cores} cores"
     lines = [f"Verdict stability: commit {commit}, {time.strftime('%Y-%m-%d')}, {args.seeds} seeds per set; {times}; "

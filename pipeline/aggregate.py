@@ -22,9 +22,13 @@ PROTOCOL = {"seed", "input_size", "k", "alpha"}  # and every n_* count: settings
 OUTCOMES = {"n_condition_pairs", "sqrtm_offset"}  # ... but these depend on the seed's samples: kept per seed
 
 
+def is_number(value: object) -> bool:
+    """An int or float, not a bool (JSON's true would otherwise count as 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def is_measurement(key: str, value: object) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and key not in PROTOCOL and (not key.startswith("n_") or key in OUTCOMES))
+    return is_number(value) and key not in PROTOCOL and (not key.startswith("n_") or key in OUTCOMES)
 
 
 def check_inputs(per_seed: list[dict], paths: list[Path]) -> None:

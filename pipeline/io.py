@@ -40,16 +40,13 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give outputs the usual mode
     try:
         yield tmp_path
-        if _batches:
+        if _batches:  # renamed when the all_or_nothing block succeeds
             _batches[-1].append((tmp_path, target))
-            return
-        os.replace(tmp_path, target)
+        else:
+            os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
-    finally:
-        if not _batches:
-            tmp_path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import catalogue, config, figures, pairs, verdicts
+from pipeline import aggregate, catalogue, config, figures, pairs, verdicts
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import all_or_nothing, atomic_path, load_json, load_json_object, save_json
 
@@ -67,7 +67,7 @@ SHARED_PROTOCOL = ("name", "backbone", "net", "weights", "input_size", "resize",
 
 
 def finite(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return aggregate.is_number(v) and math.isfinite(v)
 
 
 def check_results(params: dict, root: Path, results: dict[tuple[str, str], dict]) -> None:
@@ -369,7 +369,7 @@ def plotted_columns(df: pd.DataFrame, measured: list[str]) -> list[str]:
     return cols or [c for c in measured if df[c].notna().any()][:1]
 
 
-def dvc_metrics_columns(df: pd.DataFrame, params: dict) -> list[str]:
+def headline_columns(df: pd.DataFrame, params: dict) -> list[str]:
     """Each metric's value, the columns that claims name (e.g. lpips.per_condition, ndb.jsd,
     probe.random_init) and each feature space's FD: the headline columns, without diagnostics."""
     claimed = [c for spec in params["comparisons"].values() for claim in spec["claims"]
@@ -380,7 +380,7 @@ def dvc_metrics_columns(df: pd.DataFrame, params: dict) -> list[str]:
 
 def dvc_metrics(df: pd.DataFrame, params: dict) -> dict[str, dict[str, float]]:
     """Run -> headline column -> mean over seeds: a compact table for DVC."""
-    means = df.groupby("method", sort=False)[dvc_metrics_columns(df, params)].mean()
+    means = df.groupby("method", sort=False)[headline_columns(df, params)].mean()
     return {run: {c: round(float(v), 6) for c, v in row.items() if pd.notna(v)} for run, row in means.iterrows()}
 
 
@@ -396,7 +396,7 @@ def _report(params: dict, results: Path) -> list[str]:
                           (".csv", lambda t: df.to_csv(t, index=False))):
         with atomic_path(results / f"metrics{suffix}") as tmp:
             write(tmp)
-    headline = dvc_metrics_columns(df, params)  # values and claimed columns, not diagnostics
+    headline = headline_columns(df, params)  # values and claimed columns, not diagnostics
     figures.bars_figure(df, plotted_columns(df, headline), lambda c: protocol_name(df, c),
                         results / "plots" / "metrics.png")
     means = df.groupby("method", sort=False)[[c for c in measured if "." not in c]].mean()

@@ -36,11 +36,12 @@ from pipeline.io import atomic_path
 CHUNK = 256  # images per worker task
 COPY_ROWS = 4096  # rows per block when a skipped file leaves the array to be shortened
 PIXELS = "pixels (uint8 N,H,W,C of images.npy)"  # meta.json checksums_sha256 key of the decoded images
-# what an unreadable file raises: besides bad bytes, Pillow's DecompressionBombError (more than twice
-# Image.MAX_IMAGE_PIXELS), and zipfile's RuntimeError (encrypted member) and NotImplementedError
-# (unsupported compression method)
+# what an unreadable file raises: bad bytes, and Pillow's DecompressionBombError (more than twice
+# Image.MAX_IMAGE_PIXELS); _read turns a zip member it cannot read into a ValueError first
 ERRORS = (UnidentifiedImageError, OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error,
-          Image.DecompressionBombError, RuntimeError, NotImplementedError)
+          Image.DecompressionBombError)
+ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
+               zipfile.ZIP_LZMA: "lzma"}  # the compression methods zipfile reads
 WIDE = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}  # mode -> full scale
 
 
@@ -82,7 +83,12 @@ def _read(root: str, name: str) -> bytes:
     if not os.path.isdir(root):
         if _ZIP is None or _ZIP[:2] != (os.getpid(), root):
             _ZIP = (os.getpid(), root, zipfile.ZipFile(root))
-        return _ZIP[2].read(name)
+        info = _ZIP[2].getinfo(name)
+        if info.flag_bits & 0x1:
+            raise ValueError("an encrypted zip member (no password is given)")
+        if info.compress_type not in ZIP_METHODS:
+            raise ValueError(f"zip compression method {info.compress_type} is not one of {', '.join(ZIP_METHODS.values())}")
+        return _ZIP[2].read(info)
     with open(os.path.join(root, name), "rb") as fh:
         return fh.read()
 

@@ -114,10 +114,11 @@ def compute(ctx) -> dict:
         else:
             stats = statistics(space_net(space, ctx.params, ctx.device, folder), ctx.samples, ev["batch_size"],
                                ctx.device)
-        if len(stats.result()[0]) != len(ref["mu"]):
+        mu, sigma = stats.result()
+        if len(mu) != len(ref["mu"]):
             raise PipelineError(f"{folder}/{space}.npz: {len(ref['mu'])}-d statistics, but the {space} space gives "
-                                f"{len(stats.result()[0])}-d features; rebuild the reference")
-        result[space], _ = frechet_with_offset(ref["mu"], ref["sigma"], *stats.result())
+                                f"{len(mu)}-d features; rebuild the reference")
+        result[space], _ = frechet_with_offset(ref["mu"], ref["sigma"], mu, sigma)
     first = ev["spaces"][0]
     return {"name": "FD_spaces", "value": result[first], **result, "spaces": ",".join(ev["spaces"]),
             "input_size": ev["input_size"], "resize": ev["resize"], "n_real": int(ref["n"]), "n_fake": len(ctx.samples)}

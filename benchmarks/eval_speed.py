@@ -46,7 +46,8 @@ from pipeline import backbones, config
 from pipeline.evaluate import EvalContext
 from pipeline.io import load_npy, save_json
 from pipeline.metrics import fid, ndb
-from pipeline.reference import build_backbone, real_subset
+from pipeline.reference import build_backbone
+from pipeline.subsets import real_subset
 
 
 class PytorchFidModel(nn.Module):

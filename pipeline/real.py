@@ -22,7 +22,7 @@ from pipeline.context import read_data
 from pipeline.errors import PipelineError, run_cli
 from pipeline.images import save_grid
 from pipeline.io import save_json, save_npy
-from pipeline.reference import real_subset_indices
+from pipeline.subsets import real_subset_indices
 
 
 def held_out(n_images: int, n_real: int, n: int, seed: int) -> np.ndarray:

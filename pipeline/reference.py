@@ -21,39 +21,7 @@ from pipeline.errors import PipelineError, run_cli
 from pipeline.io import load_npy, save_json, save_npy, save_npz
 from pipeline.metrics import classes, fd_spaces, ndb
 from pipeline.metrics.fid import RunningStats
-
-SUBSET_SEED = 0
-
-
-def real_subset_indices(n_images: int, n: int) -> np.ndarray:
-    """The fixed random subset of n of the training images (sorted indices, seed 0)."""
-    return np.sort(np.random.default_rng(SUBSET_SEED).choice(n_images, n, replace=False))
-
-
-class Rows:
-    """Rows ``idx`` of ``images``, read a slice at a time (of a memory map: never all in memory)."""
-
-    def __init__(self, images: np.ndarray, idx: np.ndarray):
-        self.images, self.idx = images, idx
-
-    def __len__(self) -> int:
-        return len(self.idx)
-
-    def __getitem__(self, part: slice) -> np.ndarray:
-        return self.images[self.idx[part]]
-
-
-def real_rows(images: np.ndarray, n: int, what: str) -> Rows:
-    """A fixed random subset of n training images (sorted indices, seed 0), read when sliced."""
-    if n > len(images):
-        raise PipelineError(f"{what}: asks for {n} real images but the dataset has {len(images)}")
-    return Rows(images, real_subset_indices(len(images), n))
-
-
-def real_subset(images: np.ndarray, n: int, what: str) -> np.ndarray:
-    """The images of :func:`real_rows`, in memory."""
-    return real_rows(images, n, what)[:]
-
+from pipeline.subsets import SUBSET_SEED, real_rows
 
 def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Path) -> dict:
     ev = params["evaluate"]

@@ -10,7 +10,7 @@ import torch
 from scipy import linalg
 
 from conftest import write_params
-from pipeline import config, evaluate, reference
+from pipeline import config, evaluate, reference, subsets
 from pipeline.errors import PipelineError
 from pipeline.features import simclr
 from pipeline.io import load_json, load_npy, save_json, save_npy
@@ -54,7 +54,7 @@ def test_each_space_gives_the_frechet_distance_of_its_features(tmp_path, spaces,
     shifted = np.clip(images[:1300].astype(int) + 40, 0, 255).astype(np.uint8)
     got = score(tmp_path, spaces, digits_data, shifted)
     # pixels at 16 px: the images in [-1, 1], flattened (no pooling at this size)
-    real = images[reference.real_subset_indices(len(images), 1300)].reshape(1300, -1) / 127.5 - 1
+    real = images[subsets.real_subset_indices(len(images), 1300)].reshape(1300, -1) / 127.5 - 1
     assert got["pixels"] == pytest.approx(frechet(real, shifted.reshape(1300, -1) / 127.5 - 1), rel=1e-6)
     assert got["value"] == got["pixels"] and got["spaces"] == "pixels,simclr,efficientnet_lite2"
     assert got["name"] == "FD_spaces" and got["n_fake"] == 1300 and got["n_real"] == 1300

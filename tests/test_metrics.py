@@ -15,7 +15,7 @@ from scipy import stats
 from sklearn.datasets import load_digits
 
 from conftest import write_params
-from pipeline import backbones, config, evaluate, reference, report
+from pipeline import backbones, config, evaluate, reference, report, subsets
 from pipeline.errors import PipelineError
 from pipeline.images import to_float, to_uint8
 from pipeline.io import load_json, load_npy, save_json, save_npy, save_npz
@@ -548,7 +548,7 @@ def test_real_run_holds_out_images_outside_the_reference_subset(tmp_path, tiny_p
     real.main(["--params", str(params), "--seed", "1", "--data", str(digits_data), "--out", str(out)])
     images, labels = load_npy(digits_data / "images.npy"), load_npy(digits_data / "labels.npy")
     idx = real.held_out(len(images), tiny_params["evaluate"]["n_real"], 400, 1)
-    assert not set(idx) & set(reference.real_subset_indices(len(images), tiny_params["evaluate"]["n_real"]))
+    assert not set(idx) & set(subsets.real_subset_indices(len(images), tiny_params["evaluate"]["n_real"]))
     np.testing.assert_array_equal(load_npy(out / "samples.npy"), images[idx])
     np.testing.assert_array_equal(load_npy(out / "conditions.npy"), labels[idx])  # per-class LPIPS of real data
     assert load_json(out / "samples.json")["method"] == "real" and (out / "samples.png").exists()

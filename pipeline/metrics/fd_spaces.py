@@ -34,6 +34,7 @@ from pipeline import backbones
 from pipeline.errors import PipelineError
 from pipeline.io import load_npz, save_npz
 from pipeline.metrics.fid import RunningStats, check_count, frechet_with_offset
+from pipeline.subsets import real_rows
 
 reference = "spaces"
 SPACES = (*backbones.NAMES, "simclr", "pixels")
@@ -76,8 +77,6 @@ def build_reference(params: dict, images: np.ndarray, labels: np.ndarray, out: P
                     encoder: Path | None = None) -> dict:
     """Each space's real statistics over the backbone reference's real subset; the SimCLR encoder
     (``encoder``, the features stage's) copied beside them."""
-    from pipeline.reference import real_rows
-
     ev = params["evaluate"]
     spaces = ev["spaces"]
     if not spaces:

@@ -32,6 +32,7 @@ from scipy.stats import norm
 
 from pipeline.errors import PipelineError
 from pipeline.io import load_npz, save_npz
+from pipeline.subsets import real_subset
 
 reference = "ndb"
 ITERATIONS = 100
@@ -132,9 +133,6 @@ def score(bins: dict[str, np.ndarray], x: np.ndarray, alpha: float, k_requested:
 
 
 def build_reference(params: dict, images: np.ndarray, labels: np.ndarray, out: Path) -> dict:
-    # Imported here: pipeline.reference imports the metric registry, which imports this module.
-    from pipeline.reference import real_subset
-
     ev = params["evaluate"]
     train = images if ev["ndb_n_train"] is None else real_subset(images, ev["ndb_n_train"], "evaluate.ndb_n_train")
     bins = fit(flatten(train), ev["ndb_bins"], ev["ndb_whiten"])

@@ -58,8 +58,22 @@ def check_images(images: np.ndarray, like: tuple[int, ...], what: str) -> None:
         )
 
 
-def save_grid(images: np.ndarray, path: str | Path, columns: int | None = None) -> None:
-    """Write uint8 N,H,W,C images as one PNG grid with 2-pixel gaps."""
+def condition_rows(images: np.ndarray, conditions: np.ndarray, n: int) -> tuple[np.ndarray, int | None]:
+    """About ``n`` of ``images`` a condition per row (a class, for class-conditional runs and real
+    images), conditions in ascending order, each row the first images of its condition; returns them
+    and the row length. With fewer than two conditions, or more than ``n``, the first ``n`` images
+    and no row length (save_grid's square layout)."""
+    ids = np.unique(conditions)
+    if not 2 <= len(ids) <= n:
+        return images[:n], None
+    rows = [np.flatnonzero(conditions == k) for k in ids]
+    per = min(n // len(ids), *(len(r) for r in rows))
+    return images[np.concatenate([r[:per] for r in rows])], per
+
+
+def save_grid(images: np.ndarray, columns: int | None = None, *, path: str | Path) -> None:
+    """Write uint8 N,H,W,C images as one PNG grid with 2-pixel gaps, ``columns`` per row (default:
+    a square)."""
     n, h, w, c = images.shape
     cols = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)

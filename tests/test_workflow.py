@@ -59,6 +59,16 @@ def planned_jobs(repo: Path, target: str) -> dict[str, int]:
     return {rule: int(n) for rule, n in rows if rule != "total"}
 
 
+@pytest.mark.parametrize("cmd, target", [(["snakemake"], "results/gann/fid.json"),
+                                         (["python", "-m", "snakemake"], "results/gan/fidd.json")])
+def test_a_target_no_stage_makes_is_refused_in_one_line_that_lists_runs_and_metrics(repo, cmd, target):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run([*cmd, "-n", "--cores", "1", target], cwd=repo, env=env, capture_output=True, text=True)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and "MissingRuleException" not in proc.stderr
+    assert last.startswith(f"error: no stage makes {target}; ") and "<run> one of gan (study.methods)" in last and "<metric> one of fid" in last
+
+
 @pytest.mark.parametrize("how", ["--config", "--configfile"])
 def test_overrides_reach_the_stages(repo, tmp_path, how):
     copy = Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))

@@ -50,21 +50,4 @@ rule all:
         rules.report.output,
 
 
-def unmade_targets():
-    """Files named on Snakemake's command line that no rule makes and that do not exist: Snakemake
-    would stop with a MissingRuleException that lists nothing. Read with Snakemake's own parser, so
-    what counts as a target is what Snakemake takes for one."""
-    if Path(sys.argv[0]).name not in ("snakemake", "__main__.py"):
-        return []  # not the command line (the API, or a job of a cluster executor)
-    from snakemake.cli import get_argument_parser
-
-    targets = get_argument_parser().parse_known_args(sys.argv[1:])[0].targets or []
-    return [t for t in targets if not workflow.is_rule(t) and not Path(t).exists()
-            and not any(r.is_producer(t) for r in workflow.rules)]
-
-
-if unmade := unmade_targets():
-    sys.exit(f"error: no stage makes {unmade[0]}; a run's metric is results/<run>/<metric>.json with <run> one of "
-             f"{', '.join(METHODS)} (study.methods) and <metric> one of {', '.join(METRICS)} (evaluate.metrics; probe "
-             f"for runs with an encoder) "
-             f"(`snakemake --list-rules` and the README's stage table give the other outputs)")
+refuse_unmade_targets()  # rules/common.smk: after every rule is defined

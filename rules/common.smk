@@ -56,3 +56,24 @@ ENCODER_RUNS = [run for run in config["methods"] if has_encoder(config, run)]
 def reference_inputs(wildcards):
     """The spaces reference's SimCLR encoder (the features stage's), when evaluate.spaces has simclr."""
     return {"encoder": SIMCLR_ENCODER} if wildcards.name == "spaces" and "simclr" in config["evaluate"]["spaces"] else {}
+
+
+def unmade_targets():
+    """Files named on Snakemake's command line that no stage makes and that do not exist (Snakemake
+    would stop with a MissingRuleException that lists nothing), read with Snakemake's own parser so
+    that what counts as a target is what Snakemake takes for one."""
+    if Path(sys.argv[0]).name not in ("snakemake", "__main__.py"):
+        return []  # not the command line (the API, or a job of a cluster executor)
+    from snakemake.cli import get_argument_parser
+
+    targets = get_argument_parser().parse_known_args(sys.argv[1:])[0].targets or []
+    return [t for t in targets if not workflow.is_rule(t) and not Path(t).exists()
+            and not any(r.is_producer(t) for r in workflow.rules)]
+
+
+def refuse_unmade_targets():
+    """Stop with one line naming the first target no stage makes, and the runs and metrics there are."""
+    if unmade := unmade_targets():
+        sys.exit(f"error: no stage makes {unmade[0]}; a run's metric is results/<run>/<metric>.json with <run> one of "
+                 f"{', '.join(METHODS)} (study.methods) and <metric> one of {', '.join(METRICS)} (evaluate.metrics; probe "
+                 f"for runs with an encoder) (`snakemake --list-rules` and the README's stage table give the other outputs)")

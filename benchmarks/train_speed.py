@@ -3,9 +3,10 @@ loop over the same networks, losses and optimisers; their ratio is the trainer's
 method: the FLOPs of one step (every matmul and convolution, forward and backward, counted by
 ``torch.utils.flop_counter.FlopCounterMode``) and the efficiency: counted FLOPs per second of the
 trainer over the matmul throughput (1024^3) measured in the same run at the same thread count and
-precision (fp32 on CPU; bf16 on CUDA, where training runs under bf16 autocast).
+precision (``train.precision``: ``auto`` is fp32 on CPU and bf16 autocast on CUDA).
 
     .venv/bin/python benchmarks/train_speed.py [--methods gan msgan] [--steps 30] [--backbone resnet] [--width 16] [--threads 1]
+    .venv/bin/python benchmarks/train_speed.py --precision bf16 [--batch-size 320]
     .venv/bin/python benchmarks/train_speed.py --against HEAD~1     # before (a git revision) and after, in one run
 
 ``--methods`` names runs of params.yaml's ``methods:`` (default: every run). Train settings (batch
@@ -31,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -56,15 +56,13 @@ def with_instance_inputs(data: TrainData) -> TrainData:
     return data
 
 
-def bare_loop(m: Method, steps: int, batch_size: int, n_dis: int) -> None:
+def bare_loop(m: Method, steps: int, batch_size: int, n_dis: int, precision: str = "auto") -> None:
     """The same D and G steps and EMA as the trainer, with nothing else: no checks, logs or checkpoints."""
     opts = m.optimisers()
     g, decay = m.nets["G"], m.hp["ema"]
     ema = copy.deepcopy(g).requires_grad_(False) if decay else None
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if m.device.type == "cuda" else nullcontext()
-
     def update(opt: torch.optim.Optimizer, loss_fn) -> None:
-        with amp:
+        with context.autocast(precision, m.device):
             loss, _ = loss_fn(m.draw(batch_size))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -101,7 +99,7 @@ def against(rev: str, args: argparse.Namespace, runs: list[str]) -> None:
     """Print before (revision ``rev``) and after (the working tree) img/s per run, alternating. Each side
     reads its own tree's params file (the schema changes between revisions); the overrides apply to both."""
     options = ["--steps", str(args.steps), "--data", str(args.data.resolve())]
-    options += [f"--{k.replace('_', '-')}={v}" for k in ("backbone", "width", "batch_size", "threads")
+    options += [f"--{k.replace('_', '-')}={v}" for k in ("backbone", "width", "batch_size", "threads", "precision")
                 if (v := getattr(args, k))]
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
@@ -128,6 +126,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, help="override train.width")
     parser.add_argument("--batch-size", type=int, help="override train.batch_size")
     parser.add_argument("--threads", type=int, help="override train.threads")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="override train.precision")
     parser.add_argument("--against", metavar="REV", help="compare with git revision REV (before) in one run")
     args = parser.parse_args()
     params = config.load(args.params)
@@ -137,17 +136,19 @@ def main() -> None:
         parser.error(f"unknown run {unknown[0]!r} (runs: {', '.join(params['methods'])})")
     if args.against:
         return against(args.against, args, runs)
-    overrides = {"backbone": args.backbone, "width": args.width, "batch_size": args.batch_size, "threads": args.threads}
+    overrides = {"backbone": args.backbone, "width": args.width, "batch_size": args.batch_size, "threads": args.threads,
+                 "precision": args.precision}
     train = {**params["train"], **{k: v for k, v in overrides.items() if v}}
     dev = context.device(train["threads"])
     data = with_instance_inputs(context.load_data(args.data, {}, (), dev))
-    bs, n_dis = train["batch_size"], train["n_dis"]
+    bs, n_dis, precision = train["batch_size"], train["n_dis"], train["precision"]
     threads = torch.get_num_threads() if dev.type == "cpu" else "-"
     print(f"device {dev} (threads {threads}), torch {torch.__version__}; batch {bs}, {train['backbone']} width {train['width']}, "
           f"n_dis {n_dis}, {args.steps} steps; images {tuple(data.images.shape)}")
-    peak = matmul_gflops(dev)
-    precision = "bf16" if dev.type == "cuda" else "fp32"  # what training runs in (bf16 autocast on CUDA)
-    print(f"{precision} matmul (1024^3, same threads): {peak:.0f} GFLOP/s; efficiency = counted FLOPs x steps/s / that")
+    bf16 = context.uses_bf16(precision, dev)
+    peak = matmul_gflops(dev, torch.bfloat16 if bf16 else torch.float32)
+    print(f"precision {precision}: {'bf16' if bf16 else 'fp32'} matmul (1024^3, same threads): {peak:.0f} GFLOP/s; "
+          "efficiency = counted FLOPs x steps/s / that")
     print(f"{'method':<10} {'trainer img/s':>14} {'bare img/s':>11} {'trainer/bare':>13} {'GFLOP/step':>11} {'efficiency':>11}")
 
     def build(name: str) -> Method:
@@ -158,20 +159,20 @@ def main() -> None:
             m = build(name)
             t = Trainer(m, Path(tmp), steps=args.steps, batch_size=bs, n_dis=n_dis, ema=m.hp["ema"], ema_start=0,
                         checkpoint_every=train["checkpoint_every"], log_every=train["log_every"],
-                        fingerprint="benchmark", meta={})
+                        fingerprint="benchmark", meta={}, precision=precision)
             return timed(t.fit, dev)
 
     for name in runs:
-        bare_loop(build(name), 2, bs, n_dis)  # warm-up: kernel selection, allocator
+        bare_loop(build(name), 2, bs, n_dis, precision)  # warm-up: kernel selection, allocator
         bare, full = float("inf"), float("inf")
         for _ in range(args.repeats):
             m = build(name)
-            bare = min(bare, timed(lambda: bare_loop(m, args.steps, bs, n_dis), dev))
+            bare = min(bare, timed(lambda: bare_loop(m, args.steps, bs, n_dis, precision), dev))
             full = min(full, trainer_run(name))
         imgs = args.steps * bs
         counter = FlopCounterMode(display=False)
         with counter:
-            bare_loop(build(name), 1, bs, n_dis)
+            bare_loop(build(name), 1, bs, n_dis, precision)
         gflop = counter.get_total_flops() / 1e9
         print(f"{name:<10} {imgs / full:>14.0f} {imgs / bare:>11.0f} {bare / full:>13.2f} {gflop:>11.2f} "
               f"{gflop * imgs / full / bs / peak:>11.2f}", flush=True)
@@ -188,10 +189,8 @@ def measured_img_per_s(cwd: Path, run: str = "gan") -> str | None:
     return rows[-1][1] if rows else None
 
 
-def matmul_gflops(dev: torch.device, n: int = 1024, repeats: int = 5) -> float:
-    """The device's matmul throughput at the current thread count and the precision training uses
-    there (bf16 on CUDA, fp32 on CPU), best of ``repeats``."""
-    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+def matmul_gflops(dev: torch.device, dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
+    """The device's matmul throughput at the current thread count in ``dtype``, best of ``repeats``."""
     a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
     a @ b  # warm-up
     return 2 * n ** 3 / min(timed(lambda: a @ b, dev) for _ in range(repeats)) / 1e9

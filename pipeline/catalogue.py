@@ -41,7 +41,7 @@ STAGE_KEYS: dict[str, list[str]] = {
     "data": ["dataset"],
     "features": ["features"],
     "knn": ["knn"],
-    "train": ["train.steps", "train.batch_size", "train.n_dis", "train.z_dim", "train.backbone", "train.width",
+    "train": ["train.steps", "train.batch_size", "train.n_dis", "train.z_dim", "train.backbone", "train.width", "train.precision",
               "train.gpus", "train.nodes", "train.eval_every", "train.eval_samples", "methods.{run}"],
     "real": ["sample.n", "sample.grid", "evaluate.n_real"],
     "sample": ["sample"],

@@ -1,6 +1,7 @@
 """Build a method and its training data from the stage files, or restore a trained one (train, sample, encoder_probe)."""
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,27 @@ def limit_threads(threads: int) -> None:
     """At most ``threads`` CPU threads for torch and for numpy's and scipy's BLAS (the job's share)."""
     torch.set_num_threads(threads)
     threadpoolctl.threadpool_limits(threads)
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), so oneDNN runs bf16 kernels."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def uses_bf16(precision: str, dev: torch.device) -> bool:
+    """``train.precision`` on ``dev``: ``auto`` is bf16 on CUDA and fp32 on the CPU."""
+    return precision == "bf16" or (precision == "auto" and dev.type == "cuda")
+
+
+def autocast(precision: str, dev: torch.device) -> AbstractContextManager:
+    """The training steps' autocast for ``train.precision``: bf16 (on the CPU only where it is native)
+    or none. Parameters, optimiser states and checkpoints stay fp32 throughout."""
+    if not uses_bf16(precision, dev):
+        return nullcontext()
+    if dev.type == "cpu" and not native_bf16():
+        raise PipelineError("train.precision: bf16 needs a GPU or a CPU with native bf16 (AVX512-BF16 or AMX), "
+                            "and this CPU has neither; use auto or fp32")
+    return torch.autocast(dev.type, dtype=torch.bfloat16)
 
 
 def device(threads: int, local_rank: int = 0) -> torch.device:

@@ -59,7 +59,7 @@ def build(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inp
         fingerprint=checkpoint.fingerprint(run_name, hp, defining, seed, meta["checksums_sha256"], meta["count"],
                                            meta["shape"], dev.type),
         meta={"run": run_name, "hp": hp, "train": defining, "seed": seed, "device": dev.type}, world=world,
-        monitor=monitor, eval_every=train["eval_every"],
+        monitor=monitor, eval_every=train["eval_every"], precision=train["precision"],
     )
 
 

@@ -18,7 +18,6 @@ import copy
 import csv
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +25,7 @@ import torch
 from torch.nn.utils import parametrize
 from tqdm import tqdm
 
-from pipeline import checkpoint, distributed
+from pipeline import checkpoint, context, distributed
 from pipeline.distributed import World
 from pipeline.errors import PipelineError, check_stop
 from pipeline.io import atomic_path
@@ -77,7 +76,8 @@ def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
 class Trainer:
     def __init__(self, method: Method, run_dir: Path, *, steps: int, batch_size: int, n_dis: int,
                  ema: float, ema_start: int, checkpoint_every: int, log_every: int, fingerprint: str, meta: dict,
-                 world: World = World(), monitor: Callable | None = None, eval_every: int = 0):
+                 world: World = World(), monitor: Callable | None = None, eval_every: int = 0,
+                 precision: str = "auto"):
         self.m, self.dir, self.world = method, Path(run_dir), world
         self.monitor, self.eval_every = monitor, eval_every  # FD/KID during training (pipeline/monitor.py)
         self.plain = torch.nn.ModuleDict(dict(method.nets))  # the networks without DDP wrappers (state, EMA)
@@ -88,8 +88,7 @@ class Trainer:
         self.opts = method.optimisers()
         self.ema = copy.deepcopy(method.nets["G"]).requires_grad_(False) if ema > 0 else None
         self.step, self.rows, self.elapsed = 0, [], 0.0
-        cuda = method.device.type == "cuda"
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+        self.autocast = context.autocast(precision, method.device)  # train.precision
 
     # --- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:

@@ -1,6 +1,7 @@
 """The trainer: resume after SIGKILL gives the uninterrupted weights; NaN stops cleanly; safe loading."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import time
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from conftest import PYTHON, ROOT, run_stage, write_params
-from pipeline import checkpoint
+from pipeline import checkpoint, context
 from pipeline.errors import PipelineError
 from pipeline.methods.gan import GAN
 from pipeline.train import run as train_run
@@ -56,6 +57,28 @@ def test_changed_settings_do_not_resume(tmp_path, tiny_params, digits_data):
     tiny_params["train"]["steps"] = 6
     trainer = train_run(tiny_params, "gan", 0, digits_data, out, {})
     assert trainer.step == 6 and len(trainer.rows) == 3
+
+
+@pytest.mark.skipif(not context.native_bf16(), reason="this CPU has no native bf16 (AVX512-BF16 or AMX)")
+def test_bf16_precision_trains_under_autocast_and_keeps_fp32_weights(tmp_path, tiny_params, digits_data):
+    tiny_params["train"].update(steps=3, precision="bf16")
+    trainer = train_run(tiny_params, "gan", 0, digits_data, tmp_path / "bf16", {})
+    state = checkpoint.load(tmp_path / "bf16" / FINAL)
+    assert state["train"]["precision"] == "bf16" and all(t.dtype == torch.float32 for t in state["nets"].values()
+                                                          if t.is_floating_point())
+    tiny_params["train"]["precision"] = "fp32"
+    fp32 = checkpoint.load(train_run(tiny_params, "gan", 0, digits_data, tmp_path / "fp32", {}).dir / FINAL)
+    differ = [k for k, t in state["nets"].items() if t.is_floating_point() and not torch.equal(t, fp32["nets"][k])]
+    assert differ and trainer.step == 3  # bf16 arithmetic took the steps, not fp32's
+
+
+def test_bf16_precision_is_refused_on_a_cpu_without_native_bf16(tmp_path, tiny_params, digits_data, monkeypatch):
+    monkeypatch.setattr(context, "native_bf16", lambda: False)
+    tiny_params["train"]["precision"] = "bf16"
+    with pytest.raises(PipelineError, match="train.precision: bf16 needs a GPU or a CPU with native bf16"):
+        train_run(tiny_params, "gan", 0, digits_data, tmp_path / "run", {})
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+    assert isinstance(context.autocast("auto", torch.device("cpu")), contextlib.nullcontext)  # auto: fp32 on a CPU
 
 
 def test_nan_loss_stops_with_a_clear_error(tmp_path, tiny_params, digits_data, monkeypatch):

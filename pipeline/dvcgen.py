@@ -172,11 +172,21 @@ def stages(params: dict) -> dict:
     return out
 
 
+def plots(params: dict) -> list[dict]:
+    """``dvc plots``: per trained run, its G loss, D loss and (with train.eval_every) FD during
+    training against the step, one line per seed, with labelled axes."""
+    curves = [("g_loss", "G loss"), ("d_loss", "D loss")]
+    if monitored(params):
+        curves.append(("fd", f"FD during training ({params['evaluate']['backbone']} features)"))
+    return [{f"{run} {column}": {
+        "template": "linear", "title": f"{run}: {label}, one line per seed",
+        "x": "step", "y": {f"results/{run}/seed{s}/train_log.csv": column for s in params["train"]["seeds"]},
+        "x_label": "training step", "y_label": label}}
+        for run in trained_runs(params) for column, label in curves]
+
+
 def render(params: dict) -> str:
-    plots = [{f"results/{m}/seed{s}/train_log.csv": {"x": "step", "y": ["d_loss", "g_loss"], "template": "linear",
-                                                     "title": f"{m} seed {s}: D and G losses"}}
-             for m in trained_runs(params) for s in params["train"]["seeds"]]
-    body = {"stages": stages(params), "plots": plots}
+    body = {"stages": stages(params), "plots": plots(params)}
     return HEADER + yaml.dump(body, Dumper=_NoAliases, sort_keys=False, width=120)
 
 

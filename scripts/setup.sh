@@ -25,6 +25,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing the Python environment into .venv/ (first run: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[test]'
+  rm -f .dvc/plots_template.html  # written again below, from the installed libraries
   echo "$want" > "$stamp"
 fi
+# dvc plots show's page template with Vega inline (.dvc/config names it), so plots draw offline
+[ -f .dvc/plots_template.html ] || .venv/bin/python -m pipeline.plots_template --out .dvc/plots_template.html
 echo "setup: ready (.venv/bin/python, .venv/bin/snakemake, .venv/bin/dvc)"

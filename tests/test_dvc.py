@@ -31,6 +31,17 @@ def test_fd_during_training_makes_train_stages_depend_on_the_backbone_reference(
         assert {"train.eval_every", "evaluate.backbone", "evaluate.kid_subsets"} <= set(stages[name]["params"])
 
 
+def test_dvc_plots_give_each_run_one_plot_per_curve_with_a_line_per_seed():
+    params = config.load(ROOT / "params.yaml")
+    params["train"]["eval_every"] = 100  # FD during training becomes a curve too
+    plots = {name: spec for entry in yaml.safe_load(dvcgen.render(params))["plots"] for name, spec in entry.items()}
+    runs = [r for r in params["study"]["methods"] if r != "real"]
+    assert set(plots) == {f"{run} {curve}" for run in runs for curve in ("g_loss", "d_loss", "fd")}
+    msgan = plots["msgan fd"]
+    assert msgan["y"] == {f"results/msgan/seed{s}/train_log.csv": "fd" for s in params["train"]["seeds"]}
+    assert msgan["x"] == "step" and msgan["x_label"] == "training step" and msgan["y_label"].startswith("FD during")
+
+
 def expand(stage: dict) -> list[dict]:
     """The stage's matrix items with ${item.x} substituted in cmd and outs."""
     import itertools

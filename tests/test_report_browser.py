@@ -7,7 +7,9 @@ this repository's results/ci/ (CI keeps them)."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import ROOT, copy_repo, tiny, write_params
-from test_workflow import sh
+from test_workflow import BIN, sh
 
 pytestmark = pytest.mark.workflow
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -204,3 +206,43 @@ def test_the_report_renders_in_headless_chromium(report, browser):
         if (report.parent / "report_screenshot.png").exists():
             shutil.copy(report.parent / "report_screenshot.png", CI_ARTIFACTS / "report_screenshot.png")
         shutil.copytree(shots, CI_ARTIFACTS / "report_screenshots")
+
+
+# The number of vega-embed views on the page once every one has drawn its marks (null before).
+DRAWN = """
+const views = [...document.querySelectorAll(".vega-embed")];
+if (!views.length || views.some(v => !v.querySelector(".marks"))) return null;
+return views.length;
+"""
+
+
+def test_dvc_plots_draw_offline_with_labelled_axes(report, browser):
+    """`dvc plots show` on the tiny study: its page carries Vega inline (pipeline/plots_template.py),
+    so with no network it draws every run's curves, each with its axis labels (a line per seed:
+    tests/test_dvc.py)."""
+    repo = report.parents[1]
+    if not (repo / ".git").exists():
+        sh(repo, "git", "init", "-q")  # DVC reads plots through its SCM
+    sh(repo, "python", "-m", "pipeline.dvcgen")
+    sh(repo, "python", "-m", "pipeline.plots_template", "--out", ".dvc/plots_template.html")
+    shown = subprocess.run([str(BIN / "dvc"), "plots", "show", "--json"], cwd=repo, capture_output=True, text=True,
+                           check=True).stdout
+    specs = {name: views[0]["content"] for name, views in json.loads(shown)["data"].items()}
+    page_dir = repo / "dvc_plots"
+    sh(repo, "dvc", "plots", "show", "-o", str(page_dir))
+    html = (page_dir / "index.html").read_text()
+    assert "cdn.jsdelivr" not in html and "<script src=" not in html  # nothing to fetch
+    assert set(specs) == {"gan g_loss", "gan d_loss"}
+    for name, spec in specs.items():
+        y = spec["layer"][0]["encoding"]["y"]
+        assert spec["encoding"]["x"]["title"] == "training step" and y["title"] == {"g": "G loss", "d": "D loss"}[name[4]]
+        assert len(spec["data"]["values"]) == 3, name  # the log's rows: 6 steps, logged every 2
+    browser.get((page_dir / "index.html").as_uri())
+    page = Report(browser, page_dir / "index.html")
+    assert page.wait(lambda: browser.execute_script(DRAWN), "plots drawn") == len(specs)
+    png = browser.get_screenshot_as_png()
+    CI_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (CI_ARTIFACTS / "dvc_plots.png").write_bytes(png)
+    assert pixel_std(png) > 5, "the plots page is blank"
+    page.console()
+    assert not page.errors, f"the plots page logged errors: {page.errors}"

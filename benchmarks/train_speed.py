@@ -7,6 +7,7 @@ precision (``train.precision``: ``auto`` is fp32 on CPU and bf16 autocast on CUD
 
     .venv/bin/python benchmarks/train_speed.py [--methods gan msgan] [--steps 30] [--backbone resnet] [--width 16] [--threads 1]
     .venv/bin/python benchmarks/train_speed.py --precision bf16 [--batch-size 320]
+    .venv/bin/python benchmarks/train_speed.py --grid --precisions fp32 bf16 --batch-sizes 32 320
     .venv/bin/python benchmarks/train_speed.py --against HEAD~1     # before (a git revision) and after, in one run
 
 ``--methods`` names runs of params.yaml's ``methods:`` (default: every run). Train settings (batch
@@ -17,6 +18,12 @@ features, k = 5, 1000 centres): a step's cost does not depend on their values. E
 after two warm-up steps, ``--repeats`` times alternating the bare loop and the trainer (which also
 writes its log and final checkpoint), each on a freshly built method with the same seed; the best
 of the repeats is reported, as timeit does, since other load on the machine only ever slows a run.
+
+``--grid`` measures what a precision or larger operations buy: the bare loop's img/s of each run at
+every combination of ``--precisions`` and ``--batch-sizes``, the combinations alternating repeat by
+repeat, each with its ratio to the first and its efficiency against the matmul peak at its precision.
+A batched ensemble of k seeds (one process, vmap or grouped convolutions) makes every operation about
+k times larger, as batch k x 32 does, so the batch ratio bounds what such an ensemble could gain.
 
 ``--against REV`` measures a code change: it exports git revision REV to a temporary folder and,
 method by method and repeat by repeat, alternates that revision's copy of this script with the
@@ -128,6 +135,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="override train.threads")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="override train.precision")
     parser.add_argument("--against", metavar="REV", help="compare with git revision REV (before) in one run")
+    parser.add_argument("--grid", action="store_true", help="img/s at every --precisions x --batch-sizes")
+    parser.add_argument("--precisions", nargs="+", choices=["auto", "fp32", "bf16"], default=["fp32", "bf16"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 320])
     args = parser.parse_args()
     params = config.load(args.params)
     runs = args.methods or list(params["methods"])
@@ -136,6 +146,8 @@ def main() -> None:
         parser.error(f"unknown run {unknown[0]!r} (runs: {', '.join(params['methods'])})")
     if args.against:
         return against(args.against, args, runs)
+    if args.grid:
+        return grid(args, params, runs)
     overrides = {"backbone": args.backbone, "width": args.width, "batch_size": args.batch_size, "threads": args.threads,
                  "precision": args.precision}
     train = {**params["train"], **{k: v for k, v in overrides.items() if v}}
@@ -176,6 +188,39 @@ def main() -> None:
         gflop = counter.get_total_flops() / 1e9
         print(f"{name:<10} {imgs / full:>14.0f} {imgs / bare:>11.0f} {bare / full:>13.2f} {gflop:>11.2f} "
               f"{gflop * imgs / full / bs / peak:>11.2f}", flush=True)
+
+
+def grid(args: argparse.Namespace, params: dict, runs: list[str]) -> None:
+    """Print each run's bare-loop img/s at every precision x batch size (see the module docstring)."""
+    train = {**params["train"], **({"threads": args.threads} if args.threads else {})}
+    dev = context.device(train["threads"])
+    data = with_instance_inputs(context.load_data(args.data, {}, (), dev))
+    combos = [(p, b) for p in args.precisions for b in args.batch_sizes]
+    peaks = {p: matmul_gflops(dev, torch.bfloat16 if context.uses_bf16(p, dev) else torch.float32) for p in args.precisions}
+    print(f"device {dev} (threads {torch.get_num_threads()}), torch {torch.__version__}; {args.steps} steps, best of "
+          f"{args.repeats}; matmul peak (1024^3): " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peaks.items()))
+    print("img/s, ratio to the first column, efficiency against the peak at that precision")
+    print(f"{'method':<10} " + " ".join(f"{f'{p} b{b}':>22}" for p, b in combos))
+
+    def build(name: str, precision: str) -> Method:
+        return context.build(params["methods"][name], {**train, "precision": precision}, data, dev, seed=0)
+
+    for name in runs:
+        n_dis = train["n_dis"]
+        for p, b in combos:
+            bare_loop(build(name, p), 2, b, n_dis, p)  # warm-up: kernel selection, allocator
+        best = dict.fromkeys(combos, float("inf"))
+        for _ in range(args.repeats):
+            for p, b in combos:
+                m = build(name, p)
+                best[p, b] = min(best[p, b], timed(lambda: bare_loop(m, args.steps, b, n_dis, p), dev))
+        counter = FlopCounterMode(display=False)
+        with counter:
+            bare_loop(build(name, "fp32"), 1, combos[0][1], n_dis)
+        gflop_per_image = counter.get_total_flops() / 1e9 / combos[0][1]
+        rate = {(p, b): args.steps * b / best[p, b] for p, b in combos}
+        cells = [f"{r:.0f} x{r / rate[combos[0]]:.2f} e{r * gflop_per_image / peaks[p]:.2f}" for (p, b), r in rate.items()]
+        print(f"{name:<10} " + " ".join(f"{c:>22}" for c in cells), flush=True)
 
 
 def measured_img_per_s(cwd: Path, run: str = "gan") -> str | None:

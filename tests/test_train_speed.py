@@ -1,0 +1,27 @@
+"""benchmarks/train_speed.py runs end to end on the tiny study (its numbers are not checked: they are
+measurements, not test outcomes)."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+from conftest import PYTHON, ROOT, write_params
+
+
+def speed(tmp_path, tiny_params, digits_data, *options: str) -> str:
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    return subprocess.run([PYTHON, "benchmarks/train_speed.py", "--params", str(params), "--data", str(digits_data),
+                           "--methods", "gan", "cgan", "--steps", "2", "--repeats", "1", *options],
+                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
+def test_the_grid_gives_each_run_a_rate_ratio_and_efficiency_per_precision_and_batch(tmp_path, tiny_params, digits_data):
+    out = speed(tmp_path, tiny_params, digits_data, "--grid", "--precisions", "fp32", "--batch-sizes", "8", "16")
+    assert re.search(r"fp32 b8\s+fp32 b16", out)
+    for run in ("gan", "cgan"):
+        assert re.search(rf"^{run}\s+\d+ x1\.00 e\d\.\d\d\s+\d+ x\d+\.\d\d e\d\.\d\d$", out, flags=re.M), out
+
+
+def test_the_default_table_reports_the_precision_it_trains_at(tmp_path, tiny_params, digits_data):
+    out = speed(tmp_path, tiny_params, digits_data, "--precision", "fp32")
+    assert "precision fp32: fp32 matmul" in out and re.search(r"^cgan\s+\d+\s+\d+", out, flags=re.M), out

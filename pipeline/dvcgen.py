@@ -158,13 +158,15 @@ def stages(params: dict) -> dict:
     report_outs = ["results/metrics.parquet", "results/metrics.csv", "results/plots/metrics.png", "results/summary.txt",
                    "results/verdicts.rst",
                    *[f"results/comparisons/{p}.{ext}" for p in papers for ext in ("md", "csv")],
-                   *[f"results/plots/{p}.png" for p in papers], *[f"results/plots/curves_{r}.png" for r in trained]]
+                   *[f"results/plots/{p}.png" for p in papers], *[f"results/plots/curves_{r}.png" for r in trained],
+                   *[f"results/plots/nearest_{r}.png" for r in trained]]
     out["report"] = {
         "cmd": _cmd("report", report_outs[:1]),
         "deps": [f"results/{m}/{k}.json" for m in methods for k in results(params, m)]
                 + [f"results/{m}/seed{seeds[0]}/samples.png" for m in methods]
                 + [f"results/{r}/seed{s}/train_log.csv" for r in trained for s in seeds]
-                + _code("report.py", "figures.py", "verdicts.py", "pairs.py"),
+                + [f"results/{r}/seed{seeds[0]}/samples.npy" for r in trained] + ["data/images.npy"]
+                + _code("report.py", "figures.py", "verdicts.py", "pairs.py", "nearest.py"),
         "params": stage_keys("report"),
         "outs": report_outs,
         "metrics": ["results/metrics.json"],  # run means only: dvc metrics show / diff and exp show stay readable

@@ -58,17 +58,18 @@ def check_images(images: np.ndarray, like: tuple[int, ...], what: str) -> None:
         )
 
 
-def condition_rows(images: np.ndarray, conditions: np.ndarray, n: int) -> tuple[np.ndarray, int | None]:
-    """About ``n`` of ``images`` a condition per row (a class, for class-conditional runs and real
-    images), conditions in ascending order, each row the first images of its condition; returns them
-    and the row length. With fewer than two conditions, or more than ``n``, the first ``n`` images
-    and no row length (save_grid's square layout)."""
+def condition_columns(images: np.ndarray, conditions: np.ndarray, n: int) -> tuple[np.ndarray, int | None]:
+    """About ``n`` of ``images`` a condition per column (a class, for class-conditional runs and real
+    images), conditions in ascending order left to right, each column the first images of its
+    condition, in save_grid's row-major order; returns them and the row length (the number of
+    conditions). With fewer than two conditions, or more than ``n``, the first ``n`` images and no
+    row length (save_grid's square layout)."""
     ids = np.unique(conditions)
     if not 2 <= len(ids) <= n:
         return images[:n], None
-    rows = [np.flatnonzero(conditions == k) for k in ids]
-    per = min(n // len(ids), *(len(r) for r in rows))
-    return images[np.concatenate([r[:per] for r in rows])], per
+    members = [np.flatnonzero(conditions == k) for k in ids]
+    per = min(n // len(ids), *(len(m) for m in members))
+    return images[np.stack([m[:per] for m in members], 1).ravel()], len(ids)
 
 
 def save_grid(images: np.ndarray, columns: int | None = None, *, path: str | Path) -> None:

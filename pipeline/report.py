@@ -22,7 +22,9 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
   diagnostics) that differs between methods (error bars: std over seeds); plots/<paper>.png: the
   comparison on one screen (pipeline/figures.py: sample grids side by side, every seed's value,
   means with 95% intervals, and the difference each verdict rests on); plots/curves_<run>.png: each
-  trained run's training log, one line per seed.
+  trained run's training log, one line per seed; with ``--data``, plots/nearest_<run>.png: eight
+  samples of each trained run's first seed, each beside its five nearest training images in pixels
+  (pipeline/nearest.py), the check that a generator does not copy its data.
 - summary.txt: the lines printed at the end: method means and every claim's difference, interval
   and verdict.
 - verdicts.rst: the primary claims' verdicts, the first screen of Snakemake's HTML report (the
@@ -44,7 +46,8 @@ import pandas as pd
 
 from pipeline import aggregate, catalogue, config, figures, pairs, verdicts
 from pipeline.errors import PipelineError, run_cli
-from pipeline.io import all_or_nothing, atomic_path, load_json, load_json_object, save_json
+from pipeline.io import all_or_nothing, atomic_path, load_json, load_json_object, load_npy, save_json
+from pipeline.nearest import nearest_grid
 
 NOT_COLUMNS = {"metric", "method", "dataset", "value", "std", "n_seeds", "mean", "stdev", "per_seed"}
 
@@ -384,13 +387,14 @@ def dvc_metrics(df: pd.DataFrame, params: dict) -> dict[str, dict[str, float]]:
     return {run: {c: round(float(v), 6) for c, v in row.items() if pd.notna(v)} for run, row in means.iterrows()}
 
 
-def report(params: dict, results: Path) -> list[str]:
-    """Write every output (all of them, or none: a failure keeps the previous set); return the summary lines."""
+def report(params: dict, results: Path, data: Path | None = None) -> list[str]:
+    """Write every output (all of them, or none: a failure keeps the previous set); return the summary lines.
+    With ``data`` (the data stage's folder), also the nearest-training-images figures."""
     with all_or_nothing():
-        return _report(params, results)
+        return _report(params, results, data)
 
 
-def _report(params: dict, results: Path) -> list[str]:
+def _report(params: dict, results: Path, data: Path | None) -> list[str]:
     df, measured = metrics_table(load_results(params, results))
     for suffix, write in ((".parquet", lambda t: df.to_parquet(t, index=False)),
                           (".csv", lambda t: df.to_csv(t, index=False))):
@@ -420,6 +424,9 @@ def _report(params: dict, results: Path) -> list[str]:
         logs = {s: pd.read_csv(results / run / f"seed{s}" / "train_log.csv") for s in params["train"]["seeds"]
                 if (results / run / f"seed{s}" / "train_log.csv").exists()}
         figures.curves_figure(run, logs, results / "plots" / f"curves_{run}.png")
+        if data is not None:
+            first = results / run / f"seed{params['train']['seeds'][0]}" / "samples.npy"
+            nearest_grid(load_npy(first), load_npy(data / "images.npy", mmap=True), results / "plots" / f"nearest_{run}.png")
     summary.append(provenance(params))
     with atomic_path(results / "summary.txt") as tmp:
         tmp.write_text("\n".join(summary) + "\n")
@@ -508,8 +515,10 @@ def main(argv: list[str] | None = None) -> None:
     config.add_params_argument(parser)
     parser.add_argument("--results", type=Path, default=Path("results"),
                         help="results root: reads <method>/<metric>.json, writes the tables there (default: %(default)s)")
+    parser.add_argument("--data", type=Path, help="data stage folder: also draw each trained run's samples beside "
+                        "their nearest training images (plots/nearest_<run>.png)")
     args = parser.parse_args(argv)
-    print("\n".join(report(config.load(args.params), args.results)))
+    print("\n".join(report(config.load(args.params), args.results, args.data)))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """sample stage: draw ``sample.n`` images from a trained method into its run folder.
 
 samples.npy is uint8 N,H,W,C like data/images.npy; samples.png a grid of about ``sample.grid`` of them
-(a class per row for class-conditional runs);
+(a class per column for class-conditional runs);
 conditions.npy the int64 condition id of each sample (-1: unconditional); samples.json says how
 the conditions were chosen (classes, instances, posteriors of real images).
 The EMA generator is used when training kept one.
@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from pipeline import config, context
 from pipeline.errors import run_cli
-from pipeline.images import condition_rows, save_grid, to_uint8
+from pipeline.images import condition_columns, save_grid, to_uint8
 from pipeline.io import all_or_nothing, save_json, save_npy
 from pipeline.methods import Method
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     with all_or_nothing():  # the four files together, or the previous ones kept
         save_npy(args.run / "samples.npy", images)
         save_npy(args.run / "conditions.npy", ids)
-        save_grid(*condition_rows(images, ids, params["sample"]["grid"]), path=args.run / "samples.png")
+        save_grid(*condition_columns(images, ids, params["sample"]["grid"]), path=args.run / "samples.png")
         save_json(args.run / "samples.json", meta)
     print(f"sample: {len(images)} images from {args.method} seed {meta['seed']} -> {args.run}/samples.npy")
 

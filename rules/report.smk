@@ -7,6 +7,8 @@ rule report:
         results=[f"results/{method}/{name}.json" for method in METHODS for name in results(config, method)],
         grids=[f"results/{method}/seed{SEEDS[0]}/samples.png" for method in METHODS],
         logs=[f"results/{run}/seed{seed}/train_log.csv" for run in TRAINED for seed in SEEDS],
+        samples=[f"results/{run}/seed{SEEDS[0]}/samples.npy" for run in TRAINED],  # beside their nearest
+        images="data/images.npy",  # training images (plots/nearest_<run>.png)
     output:
         table="results/metrics.parquet",
         csv="results/metrics.csv",
@@ -22,6 +24,8 @@ rule report:
                         subcategory=paper) for paper in PAPERS],
         curves=[report(f"results/plots/curves_{run}.png", caption="captions/curves.rst", category="Training curves",
                        subcategory=run) for run in TRAINED],
+        nearest=[report(f"results/plots/nearest_{run}.png", caption="captions/nearest.rst",
+                        category="Nearest training images", subcategory=run) for run in TRAINED],
     params:
         settings=stage_params(config, "report"),
     log:
@@ -32,4 +36,4 @@ rule report:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.report --params {RESOLVED} --results results > {log} 2>&1"
+        "python -m pipeline.report --params {RESOLVED} --results results --data data > {log} 2>&1"

@@ -553,9 +553,9 @@ def test_real_run_holds_out_images_outside_the_reference_subset(tmp_path, tiny_p
     np.testing.assert_array_equal(load_npy(out / "samples.npy"), images[idx])
     np.testing.assert_array_equal(load_npy(out / "conditions.npy"), labels[idx])  # per-class LPIPS of real data
     assert load_json(out / "samples.json")["method"] == "real"
-    with Image.open(out / "samples.png") as png:  # grid 16 over 10 classes: a class per row, one image each
+    with Image.open(out / "samples.png") as png:  # grid 16 over 10 classes: a class per column, one image each
         side = images.shape[1] + 2  # 2-pixel gaps
-        assert png.size[1] / png.size[0] == (10 * side + 2) / (1 * side + 2)
+        assert png.size[0] / png.size[1] == (10 * side + 2) / (1 * side + 2)
     assert not np.array_equal(real.held_out(len(images), 1300, 400, 2), idx)  # another seed, another draw
     with pytest.raises(PipelineError, match="leave 497 outside the reference's evaluate.n_real"):
         real.held_out(len(images), 1300, 500, 0)

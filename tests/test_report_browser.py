@@ -181,7 +181,7 @@ def test_the_report_renders_in_headless_chromium(report, browser):
         assert "Holm" in first and "msgan: ndb lower than cgan" in first and "icgan: " in first
         (shots / "first_screen.png").write_bytes(page.driver.get_screenshot_as_png())
         images = page.driver.execute_script(IMAGE_RESULTS)
-        for kind in ("samples.png", "curves_gan.png", "metrics.png", "msgan.png"):  # grids, curves, charts, papers
+        for kind in ("samples.png", "curves_gan.png", "metrics.png", "msgan.png", "nearest_gan.png"):  # grids, curves, charts, papers, nearest
             assert any(path.endswith(kind) for path, *_ in images), f"no {kind} among the report's images {images}"
         for path, category, subcategory, cells in images:
             page.open(category, subcategory)

@@ -135,7 +135,7 @@ def test_dvc_shares_the_main_commands_state_then_experiment(repo):
     html = repo / "results/report.html"  # Snakemake's report: comparisons, samples, curves
     assert f"report: {html}" in out and html.stat().st_size > 100_000
     text = html.read_text(errors="replace")
-    assert "curves_gan.png" in text and "samples.png" in text and "msgan.png" in text
+    assert "curves_gan.png" in text and "samples.png" in text and "msgan.png" in text and "nearest_gan.png" in text
     assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
     # dvc commit kept every output's mtime (hardlinked cache): Snakemake too finds nothing to do
     assert "Nothing to be done" in sh(repo, "snakemake", "--cores", "2", "-n")
@@ -144,8 +144,8 @@ def test_dvc_shares_the_main_commands_state_then_experiment(repo):
     shown = sh(repo, "dvc", "metrics", "show")  # run means only, not per-seed values and settings
     assert "results/metrics.json" in shown and "gan.fid" in shown and "per_seed" not in shown and "n_real" not in shown
     plots = json.loads(sh(repo, "dvc", "plots", "show", "--json"))  # the training curves, as declared
-    curve = plots["data"]["results/gan/seed0/train_log.csv"][0]
-    assert curve["type"] == "vega" and "gan seed 0: D and G losses" in json.dumps(curve["content"])
+    curve = plots["data"]["gan g_loss"][0]  # one plot per run and curve, a line per seed
+    assert curve["type"] == "vega" and "gan: G loss, one line per seed" in json.dumps(curve["content"])
     sh(repo, "git", "add", "dvc.lock")
     sh(repo, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline")
 

@@ -1,14 +1,18 @@
-"""Per-rule job counts and job-seconds of a finished Snakemake run, from its log.
+"""Per-rule job counts, job-seconds and peak memory of a Snakemake study.
 
-    .venv/bin/python benchmarks/rule_times.py [.snakemake/log/<run>.snakemake.log]
+    .venv/bin/python benchmarks/rule_times.py [.snakemake/log/<run>.snakemake.log] [--benchmarks logs/benchmark]
 
-A job's seconds run from the timestamp of its start block to that of its "Finished jobid" line
-(one-second resolution), so with several cores the job-seconds add up to more than the wall time,
-which is printed too. Default: the newest log in .snakemake/log/.
+Every rule has Snakemake's ``benchmark:`` directive: each job's wall seconds and peak resident memory
+land in logs/benchmark/<rule>/<job>.tsv, the measurement of the job that made today's outputs, and
+the table is built from those files when they exist. Otherwise (a study run before the directive)
+from the log: a job's seconds run from the timestamp of its start block to that of its "Finished
+jobid" line (one-second resolution), without memory. With several cores the job-seconds add up to
+more than the wall time, which the log gives (default: the newest log in .snakemake/log/).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections import defaultdict
 from datetime import datetime
@@ -40,17 +44,38 @@ def job_seconds(lines: list[str]) -> tuple[dict[str, list[float]], float]:
     return per_rule, wall
 
 
+def benchmarked(root: Path) -> dict[str, list[tuple[float, float]]]:
+    """rule -> (seconds, peak resident MB) of each job, from the benchmark files root/<rule>/*.tsv."""
+    per_rule: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for tsv in sorted(root.glob("*/**/*.tsv")):
+        header, row = (line.split("\t") for line in tsv.read_text().splitlines()[:2])
+        cells = dict(zip(header, row))
+        rss = cells.get("max_rss", "NA")
+        per_rule[tsv.relative_to(root).parts[0]].append((float(cells["s"]), float(rss) if rss != "NA" else math.nan))
+    return per_rule
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("log", nargs="?", type=Path, help="a Snakemake log (default: the newest)")
+    parser.add_argument("--benchmarks", type=Path, default=Path("logs/benchmark"),
+                        help="Snakemake's benchmark files (default: %(default)s)")
     args = parser.parse_args()
     log = args.log or max(Path(".snakemake/log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
     per_rule, wall = job_seconds(log.read_text().splitlines())
     print(f"{log}: wall {wall / 60:.1f} min")
-    print("| rule | jobs | job-seconds | per job |\n| --- | --- | --- | --- |")
-    for rule, secs in sorted(per_rule.items(), key=lambda kv: -sum(kv[1])):
-        print(f"| {rule} | {len(secs)} | {sum(secs):.0f} | {sum(secs) / len(secs):.0f} |")
-    print(f"| all | {sum(map(len, per_rule.values()))} | {sum(map(sum, per_rule.values())):.0f} | |")
+    measured = benchmarked(args.benchmarks) if args.benchmarks.is_dir() else {}
+    if measured:
+        print(f"job-seconds and peak memory from {args.benchmarks}/ (the jobs that made the outputs)")
+        rows = {rule: ([s for s, _ in jobs], max(m for _, m in jobs)) for rule, jobs in measured.items()}
+    else:
+        print(f"job-seconds from the log (no {args.benchmarks}/)")
+        rows = {rule: (secs, math.nan) for rule, secs in per_rule.items()}
+    print("| rule | jobs | job-seconds | per job | peak MB |\n| --- | --- | --- | --- | --- |")
+    for rule, (secs, peak) in sorted(rows.items(), key=lambda kv: -sum(kv[1][0])):
+        print(f"| {rule} | {len(secs)} | {sum(secs):.0f} | {sum(secs) / len(secs):.0f} | "
+              f"{'' if math.isnan(peak) else f'{peak:.0f}'} |")
+    print(f"| all | {sum(len(s) for s, _ in rows.values())} | {sum(sum(s) for s, _ in rows.values()):.0f} | | |")
 
 
 if __name__ == "__main__":

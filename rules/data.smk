@@ -7,6 +7,8 @@ rule data:
         settings=stage_params(config, "data"),
     log:
         "logs/data.log",
+    benchmark:
+        "logs/benchmark/data.tsv",
     resources:
         mem_mb=4000,
         runtime=30,

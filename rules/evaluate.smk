@@ -10,6 +10,8 @@ rule reference:
         extra=lambda w, input: f"--encoder {input.encoder}" if "encoder" in input.keys() else "",
     log:
         "logs/reference/{name}.log",
+    benchmark:
+        "logs/benchmark/reference/{name}.tsv",
     threads: config["train"]["threads"]
     resources:
         mem_mb=8000,
@@ -34,6 +36,8 @@ rule evaluate:
         metrics=" ".join(METRICS),
     log:
         "logs/evaluate/{method}_seed{seed}.log",
+    benchmark:
+        "logs/benchmark/evaluate/{method}_seed{seed}.tsv",
     threads: config["train"]["threads"]
     resources:
         mem_mb=8000,
@@ -58,6 +62,8 @@ rule encoder_probe:
         settings=stage_params(config, "encoder_probe"),
     log:
         "logs/encoder_probe/{method}_seed{seed}.log",
+    benchmark:
+        "logs/benchmark/encoder_probe/{method}_seed{seed}.tsv",
     threads: config["train"]["threads"]
     resources:
         mem_mb=4000,
@@ -77,6 +83,8 @@ rule aggregate:
         "results/{method}/{metric}.json",
     log:
         "logs/aggregate/{method}_{metric}.log",
+    benchmark:
+        "logs/benchmark/aggregate/{method}_{metric}.tsv",
     resources:
         mem_mb=1000,
         runtime=5,

@@ -17,6 +17,8 @@ rule features:
         settings=stage_params(config, "features"),
     log:
         "logs/features.log",
+    benchmark:
+        "logs/benchmark/features.tsv",
     threads: config["train"]["threads"]
     priority: 10  # before the trainings: icgan's training waits on it (the study's critical path)
     resources:

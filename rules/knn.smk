@@ -10,6 +10,8 @@ rule knn:
         settings=stage_params(config, "knn"),
     log:
         "logs/knn.log",
+    benchmark:
+        "logs/benchmark/knn.tsv",
     threads: config["train"]["threads"]
     priority: 10  # before the trainings: icgan's training waits on it (the study's critical path)
     resources:

@@ -30,6 +30,8 @@ rule report:
         settings=stage_params(config, "report"),
     log:
         "logs/report.log",
+    benchmark:
+        "logs/benchmark/report.tsv",
     resources:
         mem_mb=2000,
         runtime=10,

@@ -16,6 +16,8 @@ rule sample:
         options=method_options,
     log:
         "logs/sample/{method}_seed{seed}.log",
+    benchmark:
+        "logs/benchmark/sample/{method}_seed{seed}.tsv",
     threads: config["train"]["threads"]
     resources:
         mem_mb=4000,
@@ -42,6 +44,8 @@ rule real:
         settings=stage_params(config, "real"),
     log:
         "logs/real/seed{seed}.log",
+    benchmark:
+        "logs/benchmark/real/seed{seed}.tsv",
     resources:
         mem_mb=2000,
         runtime=10,

@@ -16,6 +16,8 @@ rule train:
         launch=launcher(config["train"]),  # python, or torchrun with train.gpus x train.nodes processes
     log:
         "logs/train/{method}_seed{seed}.log",
+    benchmark:
+        "logs/benchmark/train/{method}_seed{seed}.tsv",
     threads: config["train"]["threads"] * config["train"]["gpus"]  # one process per GPU (gloo on CPU)
     resources:
         mem_mb=8000 * config["train"]["gpus"],

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_repo, write_params
+from conftest import ROOT, copy_repo, write_params
 
 pytestmark = pytest.mark.workflow
 BIN = Path(sys.executable).parent
@@ -50,6 +50,10 @@ def test_snakemake_builds_exactly_the_chain(repo):
     for log in ("data.log", "train/gan_seed0.log", "sample/gan_seed0.log", "evaluate/gan_seed0.log"):
         assert (repo / "logs" / log).exists(), log
     assert (repo / "results/gan/seed0/samples.png").stat().st_size > 0
+    # every job's seconds and peak memory, from Snakemake's benchmark: directive
+    assert (repo / "logs/benchmark/train/gan_seed0.tsv").exists()
+    times = sh(repo, "python", str(ROOT / "benchmarks/rule_times.py"))
+    assert "from logs/benchmark/" in times and re.search(r"^\| train \| 1 \| \d+ \| \d+ \| \d+ \|$", times, flags=re.M)
 
 
 def planned_jobs(repo: Path, target: str) -> dict[str, int]:

@@ -72,6 +72,23 @@ def img_per_s(study: Path) -> str:
     return measured
 
 
+def tuning_lines(table: str, params: dict) -> list[str]:
+    """A tune.py table without its advice to the tuner ("change ... in params.yaml", true when it ran),
+    followed by whether the study's params hold each chosen setting."""
+    lines = [line for line in table.splitlines() if not line.startswith(("- method ", "- baseline "))]
+    for line in lines:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and cells[-1] == "yes":
+            run = cells[0].split("(")[-1].rstrip(")")
+            chosen = {**yaml.safe_load(cells[2]), **yaml.safe_load(cells[3])}
+            held = {k: params["methods"][run].get(k) for k in chosen}
+            text = yaml.safe_dump(chosen, default_flow_style=True).strip()
+            lines.append(f"- {run}: the study's params.yaml holds the choice {text}" if held == chosen else
+                         f"- {run}: the study's params.yaml differs from the choice {text}: it holds "
+                         f"{yaml.safe_dump(held, default_flow_style=True).strip()}")
+    return lines
+
+
 def section(results: Path, stability: Path | None, tuning: list[Path] = ()) -> str:
     params = yaml.safe_load((results.parent / "params.yaml").read_text())
     summary = (results / "summary.txt").read_text().splitlines()
@@ -91,7 +108,7 @@ def section(results: Path, stability: Path | None, tuning: list[Path] = ()) -> s
                   *stability.read_text().splitlines()]
     for table in tuning:
         lines += ["", "Settings chosen on tuning seeds (`benchmarks/tune.py`; README, Verdicts):", "",
-                  *table.read_text().splitlines()]
+                  *tuning_lines(table.read_text(), params)]
     return "\n".join([*lines, "", END])
 
 

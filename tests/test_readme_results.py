@@ -35,7 +35,11 @@ def test_the_section_is_written_between_the_markers_from_the_reports_tables(stud
     stability = tmp_path / "stability.md"
     stability.write_text("| paper | claim |\n| --- | --- |\n| msgan | ndb lower |\n")
     tuning = tmp_path / "p2gan.md"
-    tuning.write_text("Tuning of comparison p2gan\n\n| side | run |\n")
+    tuning.write_text("Tuning of comparison p2gan\n\n| side | run | shared | own | seed 200 | mean | chosen |\n"
+                      "| method (msgan) | tune_msgan_0 | {ema: 0.0} | {w_ms: 1.0} | 20 | 20 |  |\n"
+                      "| method (msgan) | tune_msgan_1 | {ema: 0.0} | {w_ms: 2.0} | 10 | 10 | yes |\n"
+                      "| baseline (cgan) | tune_cgan_0 | {ema: 0.0} | {lr_g: 0.0002} | 10 | 10 | yes |\n"
+                      "- method msgan: change {w_ms: 2.0} in params.yaml\n")
     readme_results.main(["--results", str(study), "--readme", str(readme), "--stability", str(stability),
                          "--tuning", str(tuning)])
     text = readme.read_text()
@@ -48,7 +52,10 @@ def test_the_section_is_written_between_the_markers_from_the_reports_tables(stud
     assert "held-out real images scored as samples: FD_efficientnet_lite0 0.45 ± 0.05" in text
     assert "; commit " in text and "configuration sha256" in text  # the report's provenance line
     assert "| msgan | ndb lower |\n" in text  # the stability table, appended
-    assert text.index("| msgan | ndb lower |\n") < text.index("Tuning of comparison p2gan\n\n| side | run |\n")
+    assert text.index("| msgan | ndb lower |\n") < text.index("Tuning of comparison p2gan\n\n| side | run |")
+    assert "change {w_ms" not in text  # the tuner's advice, stale once followed, is left out; the state is said
+    assert "- msgan: the study's params.yaml differs from the choice {ema: 0.0, w_ms: 2.0}: it holds" in text
+    assert "- cgan: the study's params.yaml holds the choice {ema: 0.0, lr_g: 0.0002}" in text
 
 
 def test_a_readme_without_markers_is_refused(study, tmp_path):

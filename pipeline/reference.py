@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from pipeline import backbones, config, context
-from pipeline.errors import PipelineError, run_cli
+from pipeline.errors import run_cli
 from pipeline.io import load_npy, save_json, save_npy, save_npz
 from pipeline.metrics import classes, fd_spaces, ndb
 from pipeline.metrics.fid import RunningStats
 from pipeline.subsets import SUBSET_SEED, real_rows
+
 
 def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Path) -> dict:
     ev = params["evaluate"]

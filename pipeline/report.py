@@ -23,7 +23,7 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
   comparison on one screen (pipeline/figures.py: sample grids side by side, every seed's value,
   means with 95% intervals, and the difference each verdict rests on); plots/curves_<run>.png: each
   trained run's training log, one line per seed; with ``--data``, plots/nearest_<run>.png: eight
-  samples of each trained run's first seed, each beside its five nearest training images in pixels
+  samples of each trained run's first seed, each above its five nearest training images in pixels
   (pipeline/nearest.py), the check that a generator does not copy its data.
 - summary.txt: the lines printed at the end: method means and every claim's difference, interval
   and verdict.

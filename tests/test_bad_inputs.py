@@ -8,7 +8,6 @@ kill cases run the train stage as a process.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import shutil

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from test_methods import HP, data, make  # noqa: F401  (data is a fixture)
+from test_methods import data, make  # noqa: F401  (data is a fixture)
 
 B, RES = 2, 16
 

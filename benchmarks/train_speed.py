@@ -224,9 +224,10 @@ def grid(args: argparse.Namespace, params: dict, runs: list[str]) -> None:
 
 
 def measured_img_per_s(cwd: Path, run: str = "gan") -> str | None:
-    """``run``'s trainer img/s on this machine: this script in a fresh process on ``cwd``/data (the
-    figure README numbers quote beside times); None, with the reason on stderr, when it cannot run."""
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--methods", run, "--steps", "30"], cwd=cwd,
+    """``run``'s trainer img/s on this machine: ``cwd``'s copy of this script (a study's worktree
+    measures with its own code and params) in a fresh process on ``cwd``/data (the figure README numbers
+    quote beside times); None, with the reason on stderr, when it cannot run."""
+    out = subprocess.run([sys.executable, "benchmarks/train_speed.py", "--methods", run, "--steps", "30"], cwd=cwd,
                          capture_output=True, text=True)
     rows = [line.split() for line in out.stdout.splitlines() if line.startswith(f"{run} ")]
     if not rows:

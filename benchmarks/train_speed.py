@@ -151,8 +151,7 @@ def main() -> None:
     overrides = {"backbone": args.backbone, "width": args.width, "batch_size": args.batch_size, "threads": args.threads,
                  "precision": args.precision}
     train = {**params["train"], **{k: v for k, v in overrides.items() if v}}
-    dev = context.device(train["threads"])
-    data = with_instance_inputs(context.load_data(args.data, {}, (), dev))
+    dev, data = setup(args, train)
     bs, n_dis, precision = train["batch_size"], train["n_dis"], train["precision"]
     threads = torch.get_num_threads() if dev.type == "cpu" else "-"
     print(f"device {dev} (threads {threads}), torch {torch.__version__}; batch {bs}, {train['backbone']} width {train['width']}, "
@@ -190,11 +189,16 @@ def main() -> None:
               f"{gflop * imgs / full / bs / peak:>11.2f}", flush=True)
 
 
+def setup(args: argparse.Namespace, train: dict) -> tuple[torch.device, TrainData]:
+    """The device at ``train``'s thread count and the data stage's images with instance stand-ins."""
+    dev = context.device(train["threads"])
+    return dev, with_instance_inputs(context.load_data(args.data, {}, (), dev))
+
+
 def grid(args: argparse.Namespace, params: dict, runs: list[str]) -> None:
     """Print each run's bare-loop img/s at every precision x batch size (see the module docstring)."""
     train = {**params["train"], **({"threads": args.threads} if args.threads else {})}
-    dev = context.device(train["threads"])
-    data = with_instance_inputs(context.load_data(args.data, {}, (), dev))
+    dev, data = setup(args, train)
     combos = [(p, b) for p in args.precisions for b in args.batch_sizes]
     peaks = {p: matmul_gflops(dev, torch.bfloat16 if context.uses_bf16(p, dev) else torch.float32) for p in args.precisions}
     print(f"device {dev} (threads {torch.get_num_threads()}), torch {torch.__version__}; {args.steps} steps, best of "

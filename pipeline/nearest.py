@@ -33,8 +33,11 @@ def nearest(queries: np.ndarray, images: np.ndarray, k: int, chunk: int = 4096) 
     return best_i, np.sqrt(np.maximum(best_d, 0))
 
 
-def nearest_grid(samples: np.ndarray, images: np.ndarray, target: Path, n: int = 8, k: int = 5) -> None:
-    """A PNG grid: the first ``n`` samples in the top row, each with its ``k`` nearest training images
-    below it (landscape for n > k, so that a viewer fitting the width shows it whole)."""
-    idx, _ = nearest(samples[:n], images, k)
-    save_grid(np.concatenate([samples[:n], images[idx.T.ravel()]]), len(idx), path=target)
+def nearest_grids(samples: dict[Path, np.ndarray], images: np.ndarray, n: int = 8, k: int = 5) -> None:
+    """Per target PNG, a grid: the first ``n`` of its samples in the top row, each with its ``k`` nearest
+    training images below it (landscape for n > k, so that a viewer fitting the width shows it whole).
+    One pass over the training images serves every grid."""
+    queries = {target: s[:n] for target, s in samples.items()}
+    idx, _ = nearest(np.concatenate(list(queries.values())), images, k)
+    for target, part in zip(queries, np.split(idx, np.cumsum([len(q) for q in queries.values()])[:-1])):
+        save_grid(np.concatenate([queries[target], images[part.T.ravel()]]), len(part), path=target)

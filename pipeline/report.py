@@ -47,7 +47,7 @@ import pandas as pd
 from pipeline import aggregate, catalogue, config, figures, pairs, verdicts
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import all_or_nothing, atomic_path, load_json, load_json_object, load_npy, save_json
-from pipeline.nearest import nearest_grid
+from pipeline.nearest import nearest_grids
 
 NOT_COLUMNS = {"metric", "method", "dataset", "value", "std", "n_seeds", "mean", "stdev", "per_seed"}
 
@@ -424,9 +424,10 @@ def _report(params: dict, results: Path, data: Path | None) -> list[str]:
         logs = {s: pd.read_csv(results / run / f"seed{s}" / "train_log.csv") for s in params["train"]["seeds"]
                 if (results / run / f"seed{s}" / "train_log.csv").exists()}
         figures.curves_figure(run, logs, results / "plots" / f"curves_{run}.png")
-        if data is not None:
-            first = results / run / f"seed{params['train']['seeds'][0]}" / "samples.npy"
-            nearest_grid(load_npy(first), load_npy(data / "images.npy", mmap=True), results / "plots" / f"nearest_{run}.png")
+    if data is not None:
+        first = f"seed{params['train']['seeds'][0]}"
+        nearest_grids({results / "plots" / f"nearest_{run}.png": load_npy(results / run / first / "samples.npy")
+                       for run in catalogue.trained_runs(params)}, load_npy(data / "images.npy", mmap=True))
     summary.append(provenance(params))
     with atomic_path(results / "summary.txt") as tmp:
         tmp.write_text("\n".join(summary) + "\n")

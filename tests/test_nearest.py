@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from pipeline.nearest import nearest, nearest_grid
+from pipeline.nearest import nearest, nearest_grids
 
 
 def test_streamed_search_equals_brute_force_and_finds_copies_at_distance_zero():
@@ -29,7 +29,9 @@ def test_the_grid_has_the_samples_on_top_and_each_ones_neighbours_below_it(tmp_p
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (50, 8, 8, 1), dtype=np.uint8)
     samples = np.concatenate([images[[4]], rng.integers(0, 256, (3, 8, 8, 1), dtype=np.uint8)])
-    nearest_grid(samples, images, tmp_path / "n.png", n=4, k=2)
+    nearest_grids({tmp_path / "n.png": samples, tmp_path / "other.png": images[10:14]}, images, n=4, k=2)
+    with Image.open(tmp_path / "other.png") as png:  # a second grid from the same pass: its own samples
+        assert (np.asarray(png)[::256 // 8, ::256 // 8][2:10, 2:10] == images[10, :, :, 0]).all()
     scale = 256 // 8
     with Image.open(tmp_path / "n.png") as png:
         assert png.size == ((4 * 10 + 2) * scale, (3 * 10 + 2) * scale)  # 4 samples wide, sample + 2 neighbours tall

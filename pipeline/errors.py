@@ -45,6 +45,13 @@ def check_stop() -> None:
         raise Terminated() if _received[-1] == signal.SIGTERM else KeyboardInterrupt()
 
 
+def say(line: str) -> None:
+    """Write one line to stderr in a single call, so a signal handled mid-print cannot leave it
+    without its newline (``print`` writes the text and the newline separately)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -74,7 +81,7 @@ def run_cli(main: Callable[[list[str] | None], None], argv: list[str] | None = N
 def _exit(line: str, code: int) -> NoReturn:
     """Print the error line and exit; a rank of a multi-process run (pipeline/launch.py) also leaves the
     line for its launcher, which prints the first failing rank's line last."""
-    print(line, file=sys.stderr)
+    say(line)
     folder, rank = os.environ.get(RANK_ERRORS), os.environ.get("RANK")
     if folder and rank is not None and os.path.isdir(folder):
         with open(os.path.join(folder, rank), "w") as fh:

@@ -23,7 +23,7 @@ from torch.distributed import run as torchrun
 from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-from pipeline.errors import RANK_ERRORS
+from pipeline.errors import RANK_ERRORS, say
 
 
 def cause(err: ChildFailedError, folder: Path) -> tuple[int, str]:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
             torchrun.main(argv)
         except ChildFailedError as err:
             code, line = cause(err, Path(folder))
-            print(line, file=sys.stderr)
+            say(line)
             sys.exit(code or 1)
         except SignalException as err:
             sys.exit(128 + int(err.sigval))

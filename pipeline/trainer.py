@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from pipeline import checkpoint, context, distributed
 from pipeline.distributed import World
-from pipeline.errors import PipelineError, check_stop
+from pipeline.errors import PipelineError, check_stop, say
 from pipeline.io import atomic_path
 from pipeline.methods import Method
 
@@ -114,11 +114,11 @@ class Trainer:
             if self.world.main:
                 aside = path.with_name(path.name + ".unreadable")
                 path.replace(aside)
-                print(f"train: {err.args[0].split(';')[0]}; set aside as {aside}, starting afresh", file=sys.stderr)
+                say(f"train: {err.args[0].split(';')[0]}; set aside as {aside}, starting afresh")
             return False
         if state.get("fingerprint") != self.fingerprint:
             if self.world.main:
-                print(f"train: {path} is from other settings; starting afresh", file=sys.stderr)
+                say(f"train: {path} is from other settings; starting afresh")
             return False
         self.plain.load_state_dict(state["nets"])
         for k, o in self.opts.items():
@@ -132,7 +132,7 @@ class Trainer:
         self.m.streams.load(rng["streams"])
         self.step, self.rows, self.elapsed = state["step"], state["log"], state["elapsed"]
         if self.world.main:
-            print(f"train: resumed {self.m.name} from step {self.step} ({path})", file=sys.stderr)
+            say(f"train: resumed {self.m.name} from step {self.step} ({path})")
         return True
 
     # --- the loop ----------------------------------------------------------------------------
@@ -196,8 +196,8 @@ class Trainer:
                     bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()})
                     if not interactive and self.world.main:
                         vals = " ".join(f"{k}={v:.4f}" for k, v in logs.items())
-                        print(f"train {self.m.name}: step {self.step}/{self.steps} {vals} "
-                              f"({self.step * self.batch_size / self.elapsed:.0f} img/s)", file=sys.stderr)
+                        say(f"train {self.m.name}: step {self.step}/{self.steps} {vals} "
+                            f"({self.step * self.batch_size / self.elapsed:.0f} img/s)")
                 if self.step % self.checkpoint_every == 0 and self.step < self.steps:
                     self.save(PARTIAL)
         except PipelineError:

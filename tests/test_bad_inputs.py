@@ -8,6 +8,7 @@ kill cases run the train stage as a process.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ import yaml
 
 from conftest import PYTHON, ROOT, tiny, write_params
 from pipeline import aggregate, checkpoint, data, encoder_probe, evaluate, knn, real, reference, report, sample, train
-from pipeline.errors import PipelineError, check_stop, run_cli
+from pipeline.errors import PipelineError, check_stop, run_cli, say
 from pipeline.trainer import PARTIAL
 
 STAGES = {"data": data, "train": train, "sample": sample, "evaluate": evaluate, "reference": reference,
@@ -441,6 +442,32 @@ def test_a_signal_whose_exception_was_swallowed_still_stops_the_stage(capsys):
         run_cli(swallowing, [])
     assert exit_info.value.code == 143 and reached == ["after"]
     assert capsys.readouterr().err == "error: terminated (SIGTERM); rerun to resume\n"
+
+
+def test_a_signal_during_a_progress_line_leaves_the_error_line_on_its_own(monkeypatch):
+    """The handler runs as soon as the first write returns: the progress line is whole by then."""
+    class SignalOnFirstWrite(io.StringIO):
+        sent = False
+
+        def write(self, text):
+            written = super().write(text)
+            if not self.sent:
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGTERM)
+            return written
+
+    stderr = SignalOnFirstWrite()
+    monkeypatch.setattr(sys, "stderr", stderr)
+
+    def progress(argv):
+        say("train gan: step 20/100 d_loss=1.3716 (4940 img/s)")
+        time.sleep(1)
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(progress, [])
+    assert exit_info.value.code == 143
+    assert stderr.getvalue().splitlines() == ["train gan: step 20/100 d_loss=1.3716 (4940 img/s)",
+                                              "error: terminated (SIGTERM); rerun to resume"]
 
 
 # --- downloads that end badly -----------------------------------------------------------------------

@@ -11,7 +11,6 @@ resized bilinearly to ``features.input_size`` (IC-GAN: 224) and normalised with 
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
@@ -19,7 +18,7 @@ import torch.nn as nn
 
 from pipeline.backbones import RESOURCES, Backbone
 from pipeline import download
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, say
 from pipeline.io import atomic_path
 
 URL = "https://dl.fbaipublicfiles.com/deepcluster/swav_800ep_pretrain.pth.tar"
@@ -64,7 +63,7 @@ def fetch(dest: Path = DEST, url: str = URL, sha256: str | None = None) -> Path:
     digest = download.sha256_file(dest)
     with atomic_path(record) as tmp:
         tmp.write_text(f"{digest}  {dest.name}\n")
-    print(f"swav: recorded sha256 {digest} of {dest.name} in {record}; commit it to pin the weights", file=sys.stderr)
+    say(f"swav: recorded sha256 {digest} of {dest.name} in {record}; commit it to pin the weights")
     return dest
 
 

@@ -86,6 +86,16 @@ def test_overrides_reach_the_stages(repo, tmp_path, how):
     assert bad.returncode != 0 and "error: --config: train.steps: 'many' is not of type 'integer'" in bad.stderr
 
 
+@pytest.mark.parametrize("args, cause", [(["--config", "train.steps=7"], "Invalid config definition"),
+                                         (["--configfile", "nosuch.yaml"], "No such file or directory: 'nosuch.yaml'")])
+def test_mistakes_snakemakes_own_parser_catches_end_on_a_line_naming_the_cause(repo, args, cause):
+    """As docs/configuration.md says: these fail before the Snakefile runs (no stage can word them)."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(["snakemake", "-n", "--cores", "1", *args], cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0 and cause in (proc.stdout + proc.stderr).strip().splitlines()[-1]  # Snakemake: stdout
+    assert "train={steps: 7}" in (ROOT / "docs/configuration.md").read_text()
+
+
 def test_a_dry_run_beside_a_workflow_leaves_the_configuration_its_jobs_read_alone(repo, tmp_path):
     """Each invocation's stages read a file named by the resolved configuration's content."""
     copy = Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))

@@ -10,8 +10,10 @@ quoted times can be scaled to another machine), and replaces the text between th
 ``<!-- results: begin -->`` and ``<!-- results: end -->`` in ``--readme`` with: the run's provenance and
 settings, the floor (held-out real images), and one row per claim with both runs' mean ± std over
 seeds, the difference with its 95% interval and design, the primaries' detectable difference, and the
-verdict. With ``--stability``, the table benchmarks/verdict_stability.py wrote is appended; with
-``--tuning``, the tables benchmarks/tune.py wrote (settings chosen on seeds no verdict uses).
+verdict. With ``--stability`` (the table benchmarks/verdict_stability.py wrote) or ``--tuning`` (the
+tables benchmarks/tune.py wrote: settings chosen on seeds no verdict uses), those tables go between
+the same markers in ``--details`` (docs/results.md), and the README says in one line whether the
+primary verdicts agreed across the two seed sets.
 """
 from __future__ import annotations
 
@@ -89,7 +91,7 @@ def tuning_lines(table: str, params: dict) -> list[str]:
     return lines
 
 
-def section(results: Path, stability: Path | None, tuning: list[Path] = ()) -> str:
+def section(results: Path, stability: Path | None) -> str:
     params = yaml.safe_load((results.parent / "params.yaml").read_text())
     summary = (results / "summary.txt").read_text().splitlines()
     provenance = next((line for line in summary if line.startswith("provenance:")), "provenance: not recorded")
@@ -104,12 +106,47 @@ def section(results: Path, stability: Path | None, tuning: list[Path] = ()) -> s
              f"{img_per_s(results.parent)} img/s (benchmarks/train_speed.py, one thread): scale quoted times by it.",
              "", floor(results), "", *claims(results, list(params["comparisons"]))]
     if stability is not None:
-        lines += ["", "A second, disjoint set of seeds (`benchmarks/verdict_stability.py`):", "",
-                  *stability.read_text().splitlines()]
-    for table in tuning:
-        lines += ["", "Settings chosen on tuning seeds (`benchmarks/tune.py`; README, Verdicts):", "",
-                  *tuning_lines(table.read_text(), params)]
+        lines += ["", stability_line(stability.read_text())]
     return "\n".join([*lines, "", END])
+
+
+def stability_line(table: str) -> str:
+    """One sentence on the primary claims of a verdict_stability.py table: how many agree, and the rest."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith(("| paper", "| ---"))]
+    primaries = [r for r in rows if r[2] == "primary"]
+    others = [f"{r[0]} {r[1]} ({r[5]})" for r in primaries if r[5] != "agree"]
+    head = table.splitlines()[0].split(";")[0].removeprefix("Verdict stability: ")
+    return (f"On a second, disjoint set of seeds ({head}), {len(primaries) - len(others)} of {len(primaries)} "
+            f"primary verdicts agree" + (f"; not: {'; '.join(others)}" if others else "") +
+            ". Both sets side by side, and the tuning: [docs/results.md](docs/results.md).")
+
+
+def details(stability: Path | None, tuning: list[Path], params: dict) -> str:
+    """docs/results.md's generated part: the stability table and the tuning tables."""
+    lines = [BEGIN, "<!-- written by scripts/readme_results.py; do not edit by hand -->"]
+    if stability is not None:
+        lines += ["", "## Two disjoint seed sets", "", *stability.read_text().splitlines()]
+    for table in tuning:
+        lines += ["", "## Settings chosen on tuning seeds", "", *tuning_lines(table.read_text(), params)]
+    return "\n".join([*lines, "", END])
+
+
+def marked(path: Path) -> str:
+    """The text of ``path``, which must hold one pair of markers."""
+    text = path.read_text()
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise SystemExit(f"error: {path} needs one {BEGIN} and one {END} line")
+    return text
+
+
+def replace_section(path: Path, section: str) -> None:
+    """Put ``section`` between the markers of ``path``, atomically; nothing outside them changes."""
+    head, rest = marked(path).split(BEGIN)
+    tail = rest.split(END, 1)[1]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(head + section + tail)
+    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,16 +155,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stability", type=Path, help="benchmarks/verdict_stability.py's table to append")
     parser.add_argument("--tuning", type=Path, nargs="+", default=[], help="benchmarks/tune.py's tables to append")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--details", type=Path, default=ROOT / "docs" / "results.md",
+                        help="where the stability and tuning tables go (default: %(default)s)")
     args = parser.parse_args(argv)
-    text = args.readme.read_text()
-    if text.count(BEGIN) != 1 or text.count(END) != 1:
-        raise SystemExit(f"error: {args.readme} needs one {BEGIN} and one {END} line")
-    head, rest = text.split(BEGIN)
-    tail = rest.split(END, 1)[1]
-    tmp = args.readme.with_name(f".{args.readme.name}.tmp")
-    tmp.write_text(head + section(args.results.resolve(), args.stability, args.tuning) + tail)
-    tmp.replace(args.readme)
-    print(f"readme_results: wrote the results section of {args.readme}")
+    results = args.results.resolve()
+    writes_details = bool(args.stability or args.tuning)
+    for path in (args.readme, args.details) if writes_details else (args.readme,):
+        marked(path)  # both hold their markers before either is written
+    readme = section(results, args.stability)  # measures img/s: before anything is written
+    if writes_details:
+        replace_section(args.details, details(args.stability, args.tuning,
+                                              yaml.safe_load((results.parent / "params.yaml").read_text())))
+    replace_section(args.readme, readme)
+    print(f"readme_results: wrote the results section of {args.readme}"
+          + (f" and of {args.details}" if writes_details else ""))
 
 
 if __name__ == "__main__":

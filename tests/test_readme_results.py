@@ -30,18 +30,23 @@ def study(tmp_path, tiny_params):
 
 def test_the_section_is_written_between_the_markers_from_the_reports_tables(study, tmp_path, monkeypatch):
     monkeypatch.setattr(readme_results, "img_per_s", lambda where: "1234")
-    readme = tmp_path / "README.md"
+    readme, details = tmp_path / "README.md", tmp_path / "results.md"
     readme.write_text(f"# title\nbefore\n{readme_results.BEGIN}\nold text 99.9\n{readme_results.END}\nafter\n")
+    details.write_text(f"# details\n{readme_results.BEGIN}\n{readme_results.END}\nend\n")
     stability = tmp_path / "stability.md"
-    stability.write_text("| paper | claim |\n| --- | --- |\n| msgan | ndb lower |\n")
+    stability.write_text("Verdict stability: commit abc1234, 2026-12-06, 3 seeds per set; wall time 1 min\n\n"
+                         "| paper | claim | role | seeds 0-2 | seeds 100-102 | relation |\n| --- | --- | --- | --- | --- | --- |\n"
+                         "| msgan | ndb lower than cgan | primary | a | b | agree |\n"
+                         "| msgan | fid lower than cgan | secondary | a | b | differ |\n"
+                         "| icgan | fid lower than biggan | primary | a | b | power 0.15 |\n")
     tuning = tmp_path / "p2gan.md"
     tuning.write_text("Tuning of comparison p2gan\n\n| side | run | shared | own | seed 200 | mean | chosen |\n"
                       "| method (msgan) | tune_msgan_0 | {ema: 0.0} | {w_ms: 1.0} | 20 | 20 |  |\n"
                       "| method (msgan) | tune_msgan_1 | {ema: 0.0} | {w_ms: 2.0} | 10 | 10 | yes |\n"
                       "| baseline (cgan) | tune_cgan_0 | {ema: 0.0} | {lr_g: 0.0002} | 10 | 10 | yes |\n"
                       "- method msgan: change {w_ms: 2.0} in params.yaml\n")
-    readme_results.main(["--results", str(study), "--readme", str(readme), "--stability", str(stability),
-                         "--tuning", str(tuning)])
+    readme_results.main(["--results", str(study), "--readme", str(readme), "--details", str(details),
+                         "--stability", str(stability), "--tuning", str(tuning)])
     text = readme.read_text()
     assert text.startswith("# title\nbefore\n") and text.endswith(f"{readme_results.END}\nafter\n")
     assert "old text 99.9" not in text and "1234 img/s" in text and "seeds 0, 1, 2" in text
@@ -51,11 +56,17 @@ def test_the_section_is_written_between_the_markers_from_the_reports_tables(stud
     assert "**supported" in row and f"{ndb['detectable']:.4g}" in row
     assert "held-out real images scored as samples: FD_efficientnet_lite0 0.45 ± 0.05" in text
     assert "; commit " in text and "configuration sha256" in text  # the report's provenance line
-    assert "| msgan | ndb lower |\n" in text  # the stability table, appended
-    assert text.index("| msgan | ndb lower |\n") < text.index("Tuning of comparison p2gan\n\n| side | run |")
-    assert "change {w_ms" not in text  # the tuner's advice, stale once followed, is left out; the state is said
-    assert "- msgan: the study's params.yaml differs from the choice {ema: 0.0, w_ms: 2.0}: it holds" in text
-    assert "- cgan: the study's params.yaml holds the choice {ema: 0.0, lr_g: 0.0002}" in text
+    # the README says how the primaries fared on the second seed set; the tables go to the details page
+    assert ("On a second, disjoint set of seeds (commit abc1234, 2026-12-06, 3 seeds per set), 1 of 2 primary "
+            "verdicts agree; not: icgan fid lower than biggan (power 0.15).") in text
+    assert "| seeds 0-2 |" not in text and "Tuning of comparison" not in text
+    page = details.read_text()
+    assert page.startswith("# details\n") and page.endswith(f"{readme_results.END}\nend\n")
+    assert "| msgan | ndb lower than cgan | primary | a | b | agree |" in page
+    assert page.index("| seeds 0-2 |") < page.index("Tuning of comparison p2gan\n\n| side | run |")
+    assert "change {w_ms" not in page  # the tuner's advice, stale once followed, is left out; the state is said
+    assert "- msgan: the study's params.yaml differs from the choice {ema: 0.0, w_ms: 2.0}: it holds" in page
+    assert "- cgan: the study's params.yaml holds the choice {ema: 0.0, lr_g: 0.0002}" in page
 
 
 def test_a_readme_without_markers_is_refused(study, tmp_path):
@@ -66,6 +77,7 @@ def test_a_readme_without_markers_is_refused(study, tmp_path):
     assert readme.read_text() == "# no markers\n"
 
 
-def test_the_readme_has_one_generated_section():
-    text = (ROOT / "README.md").read_text()
+@pytest.mark.parametrize("page", ["README.md", "docs/results.md"])
+def test_the_readme_and_its_results_page_have_one_generated_section(page):
+    text = (ROOT / page).read_text()
     assert text.count(readme_results.BEGIN) == 1 and text.count(readme_results.END) == 1

@@ -1,5 +1,5 @@
 # ganbench workflow: params.yaml -> data -> (features -> knn) -> train -> sample -> evaluate -> report.
-# Rules live in rules/*.smk; every stage is `python -m pipeline.<stage>` (see README.md).
+# Rules live in rules/*.smk; every stage is `python -m pipeline.stages.<stage>` (see README.md).
 import sys
 from pathlib import Path
 

@@ -43,10 +43,10 @@ from sklearn.cluster import KMeans
 from tqdm import tqdm
 
 from pipeline import backbones, config
-from pipeline.evaluate import EvalContext
 from pipeline.io import load_npy, save_json
 from pipeline.metrics import fid, ndb
-from pipeline.reference import build_backbone
+from pipeline.stages.evaluate import EvalContext
+from pipeline.stages.reference import build_backbone
 from pipeline.subsets import real_subset
 
 

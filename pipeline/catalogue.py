@@ -6,7 +6,7 @@ each time. tests/test_catalogue.py checks that it agrees with the registries.
 """
 from __future__ import annotations
 
-# the run of held-out real images (pipeline/real.py): listed in study.methods, never under methods:
+# the run of held-out real images (pipeline/stages/real.py): listed in study.methods, never under methods:
 REAL = "real"
 # method -> the extra inputs it trains and samples from (TrainData fields; see rules/common.smk)
 METHOD_NEEDS: dict[str, tuple[str, ...]] = {

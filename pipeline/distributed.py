@@ -1,6 +1,6 @@
 """Data-parallel training over several processes with PyTorch's DistributedDataParallel.
 
-The train rule launches ``python -m pipeline.train`` through ``torchrun`` when ``train.gpus`` x
+The train rule launches ``python -m pipeline.stages.train`` through ``torchrun`` when ``train.gpus`` x
 ``train.nodes`` > 1 (``pipeline.catalogue.launcher``); torchrun sets RANK, LOCAL_RANK and WORLD_SIZE, and
 :func:`start` joins the process group (NCCL on CUDA, one GPU per process; gloo on CPU).
 
@@ -64,7 +64,7 @@ def start(expected: int) -> World:
     if size != expected:
         raise PipelineError(f"train.gpus x train.nodes is {expected} but {size} process(es) were started; "
                             f"run the train rule (it launches torchrun --nproc-per-node train.gpus) or "
-                            f"torchrun --nproc-per-node {expected} -m pipeline.train ...")
+                            f"torchrun --nproc-per-node {expected} -m pipeline.stages.train ...")
     world = World(int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0")))
     if size > 1:
         die_with_parent(os.getppid())  # a killed torchrun launcher takes its ranks with it

@@ -63,13 +63,13 @@ def stages(params: dict) -> dict:
         },
         "data": {
             "cmd": _cmd("data", DATA),
-            "deps": [CHECKED, *_code("data.py", "datasets", "images.py", "download.py")],
+            "deps": [CHECKED, *_code("stages/data.py", "datasets", "images.py", "download.py")],
             "params": stage_keys("data"),
             "outs": DATA,
         },
         **{f"reference_{name}": {
             "cmd": _cmd("reference", [f"results/reference/{name}"]),
-            "deps": DATA + (encoder if name == "spaces" else []) + _code("reference.py", "backbones.py", "metrics"),
+            "deps": DATA + (encoder if name == "spaces" else []) + _code("stages/reference.py", "backbones.py", "metrics"),
             "params": stage_keys(f"reference_{name}"),
             "outs": [f"results/reference/{name}"],
         } for name in references},
@@ -78,14 +78,14 @@ def stages(params: dict) -> dict:
         simclr = params["features"]["extractor"] == "simclr"
         out["features"] = {
             "cmd": _cmd("features", ["results/features/features.npy"]),
-            "deps": DATA + _code("features"),
+            "deps": DATA + _code("stages/features.py", "features"),
             "params": stage_keys("features"),
             "outs": ["results/features/features.npy", "results/features/probe.json", *([ENCODER] if simclr else [])],
         }
     if groups["_instance"]:
         out["knn"] = {
             "cmd": _cmd("knn", KNN_OUTS[1:]),
-            "deps": ["results/features/features.npy", "data/labels.npy", "pipeline/knn.py"],
+            "deps": ["results/features/features.npy", "data/labels.npy", *_code("stages/knn.py")],
             "params": stage_keys("knn"),
             "outs": [*KNN_OUTS[1:], "results/knn/knn.json"],
         }
@@ -97,7 +97,7 @@ def stages(params: dict) -> dict:
         out[f"train{suffix}"] = {
             "matrix": {"method": names, "seed": seeds},
             "cmd": _cmd("train", [f"{RUN_DIR}/checkpoint.pt"]),
-            "deps": DATA + extra + _code("train.py", "trainer.py", "distributed.py", "nets.py", "losses.py", "methods")
+            "deps": DATA + extra + _code("stages/train.py", "trainer.py", "distributed.py", "nets.py", "losses.py", "methods")
             + monitor,
             "params": stage_keys("train", "${item.method}", monitored=scored),
             "outs": [f"{RUN_DIR}/checkpoint.pt", f"{RUN_DIR}/train_log.csv"],
@@ -105,7 +105,7 @@ def stages(params: dict) -> dict:
         out[f"sample{suffix}"] = {
             "matrix": {"method": names, "seed": seeds},
             "cmd": _cmd("sample", [f"{RUN_DIR}/samples.npy"]),
-            "deps": [f"{RUN_DIR}/checkpoint.pt", *DATA, *extra, *_code("sample.py")],
+            "deps": [f"{RUN_DIR}/checkpoint.pt", *DATA, *extra, *_code("stages/sample.py")],
             "params": stage_keys("sample"),
             # conditions.npy is byte-identical across seeds (and across unconditional runs, all -1): in
             # the cache, DVC would hardlink every copy to one file, whose single mtime is older than
@@ -118,7 +118,7 @@ def stages(params: dict) -> dict:
         out["real"] = {
             "matrix": {"seed": seeds},
             "cmd": _cmd("real", ["results/real/seed${item.seed}/samples.npy"]),
-            "deps": [*DATA, *_code("real.py", "reference.py")],
+            "deps": [*DATA, *_code("stages/real.py", "stages/reference.py")],
             "params": stage_keys("real"),
             "outs": [f"results/real/seed${{item.seed}}/{name}" for name in
                      ("samples.npy", "conditions.npy", "samples.json", "samples.png")],
@@ -127,14 +127,14 @@ def stages(params: dict) -> dict:
         "matrix": {"method": methods, "seed": seeds},
         "cmd": _cmd("evaluate", [f"{RUN_DIR}/{metrics[0]}.json"]),
         "deps": [f"{RUN_DIR}/samples.npy", f"{RUN_DIR}/samples.json",
-                 *[f"results/reference/{r}" for r in references], *_code("evaluate.py", "metrics")],
+                 *[f"results/reference/{r}" for r in references], *_code("stages/evaluate.py", "metrics")],
         "params": stage_keys("evaluate", metrics=metrics),
         "outs": [f"{RUN_DIR}/{m}.json" for m in metrics],
     }
     out["aggregate"] = {
         "matrix": {"method": methods, "metric": metrics},
         "cmd": _cmd("aggregate", ["results/${item.method}/${item.metric}.json"]),
-        "deps": [f"results/${{item.method}}/seed{s}/${{item.metric}}.json" for s in seeds] + ["pipeline/aggregate.py"],
+        "deps": [f"results/${{item.method}}/seed{s}/${{item.metric}}.json" for s in seeds] + _code("stages/aggregate.py"),
         "params": ["train.seeds"],
         "outs": ["results/${item.method}/${item.metric}.json"],
     }
@@ -143,14 +143,14 @@ def stages(params: dict) -> dict:
         out["encoder_probe"] = {
             "matrix": {"method": probed, "seed": seeds},
             "cmd": _cmd("encoder_probe", [f"{RUN_DIR}/probe.json"]),
-            "deps": [f"{RUN_DIR}/checkpoint.pt", *DATA[:2], *_code("encoder_probe.py", "features")],
+            "deps": [f"{RUN_DIR}/checkpoint.pt", *DATA[:2], *_code("stages/encoder_probe.py", "features")],
             "params": stage_keys("encoder_probe"),
             "outs": [f"{RUN_DIR}/probe.json"],
         }
         out["aggregate_probe"] = {
             "matrix": {"method": probed},
             "cmd": _cmd("aggregate", ["results/${item.method}/probe.json"]),
-            "deps": [f"results/${{item.method}}/seed{s}/probe.json" for s in seeds] + ["pipeline/aggregate.py"],
+            "deps": [f"results/${{item.method}}/seed{s}/probe.json" for s in seeds] + _code("stages/aggregate.py"),
             "params": ["train.seeds"],
             "outs": ["results/${item.method}/probe.json"],
         }
@@ -166,7 +166,8 @@ def stages(params: dict) -> dict:
                 + [f"results/{m}/seed{seeds[0]}/samples.png" for m in methods]
                 + [f"results/{r}/seed{s}/train_log.csv" for r in trained for s in seeds]
                 + [f"results/{r}/seed{seeds[0]}/samples.npy" for r in trained] + ["data/images.npy"]
-                + _code("report.py", "figures.py", "verdicts.py", "pairs.py", "nearest.py"),
+                + (["results/features/probe.json", "results/knn/knn.json"] if groups["_instance"] else [])
+                + _code("stages/report.py", "figures.py", "verdicts.py", "pairs.py", "nearest.py"),
         "params": stage_keys("report"),
         "outs": report_outs,
         "metrics": ["results/metrics.json"],  # run means only: dvc metrics show / diff and exp show stay readable

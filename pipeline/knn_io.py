@@ -1,4 +1,4 @@
-"""Read, write and validate the files of the features and knn stages (schemas in :mod:`pipeline.knn`).
+"""Read, write and validate the files of the features and knn stages (schemas in :mod:`pipeline.stages.knn`).
 
 Every reader checks its file against the dataset it is used with (``n`` images) and raises
 PipelineError naming the file and what to rerun, so a stale or foreign file never trains a model.

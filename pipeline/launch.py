@@ -1,6 +1,6 @@
 """Multi-process launcher of the train stage: torchrun, ending on one line that names the cause.
 
-    python -m pipeline.launch --standalone --nnodes 1 --nproc-per-node 2 -m pipeline.train --params ...
+    python -m pipeline.launch --standalone --nnodes 1 --nproc-per-node 2 -m pipeline.stages.train --params ...
 
 Arguments are torchrun's (``python -m torch.distributed.run``). When a rank fails, torchrun stops
 its peers (each prints ``error: terminated``) and then prints a ``ChildFailedError`` traceback. This

@@ -25,7 +25,6 @@ from pipeline.errors import PipelineError
 from pipeline.io import load_npy, load_npz
 from pipeline.methods import Method
 from pipeline.metrics import fid, kid
-from pipeline.sample import generate
 from pipeline.streams import Streams
 
 NOISE_SEED = 20_240_101
@@ -57,12 +56,12 @@ class QualityMonitor:
         nets = nn.ModuleDict({**plain, "G": g})
         modes = {name: net.training for name, net in nets.items()}
         saved = method.nets, method.streams, method.phase
-        # generate() reads its networks from method.nets and its draws from method.streams
+        # sample_images() reads its networks from method.nets and its draws from method.streams
         method.nets, method.streams, method.phase = nets, Streams(NOISE_SEED), "sample"
         nets.eval()
         try:
             cond, _ = method.sample_conditions(self.n)
-            return generate(method, self.n, cond, self.batch_size, desc="monitor samples")
+            return method.sample_images(self.n, cond, self.batch_size, desc="monitor samples")
         finally:
             method.nets, method.streams, method.phase = saved
             for name, net in nets.items():

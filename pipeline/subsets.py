@@ -1,7 +1,7 @@
 """The fixed random subsets of the training images that every reference is computed on.
 
 One subset of ``n`` images per dataset (seed 0), shared by the backbone, spaces and NDB references;
-the real run draws its held-out images outside it (pipeline/real.py).
+the real run draws its held-out images outside it (pipeline/stages/real.py).
 """
 from __future__ import annotations
 

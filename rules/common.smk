@@ -62,8 +62,9 @@ def unmade_targets():
     """Files named on Snakemake's command line that no stage makes and that do not exist (Snakemake
     would stop with a MissingRuleException that lists nothing), read with Snakemake's own parser so
     that what counts as a target is what Snakemake takes for one."""
-    if Path(sys.argv[0]).name not in ("snakemake", "__main__.py"):
-        return []  # not the command line (the API, or a job of a cluster executor)
+    program = Path(sys.argv[0])
+    if program.name != "snakemake" and program.parts[-2:] != ("snakemake", "__main__.py"):
+        return []  # not Snakemake's command line (the API inside another program, a cluster job)
     from snakemake.cli import get_argument_parser
 
     targets = get_argument_parser().parse_known_args(sys.argv[1:])[0].targets or []

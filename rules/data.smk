@@ -15,4 +15,4 @@ rule data:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.data --params {RESOLVED} --out data > {log} 2>&1"
+        "python -m pipeline.stages.data --params {RESOLVED} --out data > {log} 2>&1"

@@ -19,7 +19,7 @@ rule reference:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.reference --params {RESOLVED} --name {wildcards.name} --data data --out {output}"
+        "python -m pipeline.stages.reference --params {RESOLVED} --name {wildcards.name} --data data --out {output}"
         " {params.extra} > {log} 2>&1"
 
 
@@ -29,7 +29,7 @@ rule evaluate:
         samples="results/{method}/seed{seed}/samples.npy",
         meta="results/{method}/seed{seed}/samples.json",
     output:
-        # every metric of a run and seed in one job: the samples are embedded once (pipeline/evaluate.py)
+        # every metric of a run and seed in one job: the samples are embedded once (pipeline/stages/evaluate.py)
         expand("results/{{method}}/seed{{seed}}/{metric}.json", metric=METRICS),
     params:
         settings=stage_params(config, "evaluate"),
@@ -45,7 +45,7 @@ rule evaluate:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.evaluate --params {RESOLVED} --metric {params.metrics}"
+        "python -m pipeline.stages.evaluate --params {RESOLVED} --metric {params.metrics}"
         " --run results/{wildcards.method}/seed{wildcards.seed} --data data > {log} 2>&1"
 
 
@@ -72,7 +72,7 @@ rule encoder_probe:
     conda:
         "../envs/pipeline-gpu.yaml"
     shell:
-        "python -m pipeline.encoder_probe --params {RESOLVED} --method {wildcards.method}"
+        "python -m pipeline.stages.encoder_probe --params {RESOLVED} --method {wildcards.method}"
         " --run results/{wildcards.method}/seed{wildcards.seed} --data data > {log} 2>&1"
 
 
@@ -91,4 +91,4 @@ rule aggregate:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.aggregate {input} --out {output} > {log} 2>&1"
+        "python -m pipeline.stages.aggregate {input} --out {output} > {log} 2>&1"

@@ -28,4 +28,4 @@ rule features:
     conda:
         "../envs/pipeline-gpu.yaml"
     shell:
-        "python -m pipeline.features --params {RESOLVED} --data data --out results/features > {log} 2>&1"
+        "python -m pipeline.stages.features --params {RESOLVED} --data data --out results/features > {log} 2>&1"

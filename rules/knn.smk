@@ -20,4 +20,4 @@ rule knn:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.knn --params {RESOLVED} --features {input.features} --data data --out results/knn > {log} 2>&1"
+        "python -m pipeline.stages.knn --params {RESOLVED} --features {input.features} --data data --out results/knn > {log} 2>&1"

@@ -1,5 +1,7 @@
 TRAINED = [run for run in METHODS if run != REAL]
 PAPERS = list(config["comparisons"])
+INSTANCE_FEATURES = (["results/features/probe.json", "results/knn/knn.json"]
+                     if any("neighbours" in run_needs(config, run) for run in TRAINED) else [])
 
 
 rule report:
@@ -9,6 +11,7 @@ rule report:
         logs=[f"results/{run}/seed{seed}/train_log.csv" for run in TRAINED for seed in SEEDS],
         samples=[f"results/{run}/seed{SEEDS[0]}/samples.npy" for run in TRAINED],  # beside their nearest
         images="data/images.npy",  # training images (plots/nearest_<run>.png)
+        instance_features=INSTANCE_FEATURES,  # instance-conditioned methods' pages say how semantic they are
     output:
         table="results/metrics.parquet",
         csv="results/metrics.csv",
@@ -38,4 +41,4 @@ rule report:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.report --params {RESOLVED} --results results --data data > {log} 2>&1"
+        "python -m pipeline.stages.report --params {RESOLVED} --results results --data data > {log} 2>&1"

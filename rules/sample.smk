@@ -26,7 +26,7 @@ rule sample:
     conda:
         "../envs/pipeline-gpu.yaml"
     shell:
-        "python -m pipeline.sample --params {RESOLVED} --method {wildcards.method}"
+        "python -m pipeline.stages.sample --params {RESOLVED} --method {wildcards.method}"
         " --run results/{wildcards.method}/seed{wildcards.seed} --data data {params.options} > {log} 2>&1"
 
 
@@ -52,5 +52,5 @@ rule real:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.real --params {RESOLVED} --seed {wildcards.seed} --data data"
+        "python -m pipeline.stages.real --params {RESOLVED} --seed {wildcards.seed} --data data"
         " --out results/real/seed{wildcards.seed} > {log} 2>&1"

@@ -26,5 +26,5 @@ rule train:
     conda:
         "../envs/pipeline-gpu.yaml"
     shell:
-        "{params.launch} -m pipeline.train --params {RESOLVED} --method {wildcards.method} --seed {wildcards.seed}"
+        "{params.launch} -m pipeline.stages.train --params {RESOLVED} --method {wildcards.method} --seed {wildcards.seed}"
         " --data data --out results/{wildcards.method}/seed{wildcards.seed} {params.options} > {log} 2>&1"

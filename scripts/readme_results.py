@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import train_speed  # noqa: E402
-from pipeline.report import difference_text, fmt  # noqa: E402
+from pipeline.stages.report import difference_text, fmt  # noqa: E402
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
 
 

@@ -119,11 +119,11 @@ def digits_data(tmp_path_factory, default_params) -> Path:
 
 
 def run_stage(stage: str, *args, check: bool = True, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """Run ``python -m pipeline.<stage>`` and return the completed process."""
-    proc = subprocess.run([PYTHON, "-m", f"pipeline.{stage}", *map(str, args)], cwd=cwd, capture_output=True,
+    """Run ``python -m pipeline.stages.<stage>`` and return the completed process."""
+    proc = subprocess.run([PYTHON, "-m", f"pipeline.stages.{stage}", *map(str, args)], cwd=cwd, capture_output=True,
                           text=True)
     if check and proc.returncode != 0:
-        raise AssertionError(f"pipeline.{stage} failed ({proc.returncode}):\n{proc.stderr}")
+        raise AssertionError(f"pipeline.stages.{stage} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
 
 

@@ -19,7 +19,7 @@ import torch.nn as nn
 from pipeline import config, distributed
 from pipeline.catalogue import run_needs
 from pipeline.errors import fail, run_cli
-from pipeline.train import build
+from pipeline.stages.train import build
 
 INPUTS = {"features": "results/features/features.npy", "neighbours": "results/knn/neighbours.parquet",
           "centres": "results/knn/centres.parquet"}

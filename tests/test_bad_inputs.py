@@ -27,8 +27,9 @@ import torch
 import yaml
 
 from conftest import PYTHON, ROOT, tiny, write_params
-from pipeline import aggregate, checkpoint, data, encoder_probe, evaluate, knn, real, reference, report, sample, train
+from pipeline import checkpoint
 from pipeline.errors import PipelineError, check_stop, run_cli, say
+from pipeline.stages import aggregate, data, encoder_probe, evaluate, knn, real, reference, report, sample, train
 from pipeline.trainer import PARTIAL
 
 STAGES = {"data": data, "train": train, "sample": sample, "evaluate": evaluate, "reference": reference,
@@ -505,7 +506,7 @@ def test_a_server_that_closes_without_answering_is_one_error_line(copy, capsys):
 def train_process(root: Path, steps: int) -> subprocess.Popen:
     param("train.steps", steps)()
     set_params(change=lambda p: p["train"].update(checkpoint_every=10, log_every=10))()
-    return subprocess.Popen([PYTHON, "-m", "pipeline.train", *ARGS["train"]], cwd=root, stdout=subprocess.PIPE,
+    return subprocess.Popen([PYTHON, "-m", "pipeline.stages.train", *ARGS["train"]], cwd=root, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 

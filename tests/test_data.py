@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, alive, wait_until_gone
-from pipeline import data
 from pipeline.datasets import fashion_mnist
 from pipeline.errors import PipelineError
 from pipeline.io import load_json, load_npy
+from pipeline.stages import data
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -86,7 +86,7 @@ def test_two_processes_train_as_one_with_the_same_global_batch(study, default_pa
 
 
 def train_cmd(params: str, out: str) -> list[str]:
-    return ["-m", "pipeline.train", "--params", params, "--method", "gan", "--seed", "0", "--data", "data",
+    return ["-m", "pipeline.stages.train", "--params", params, "--method", "gan", "--seed", "0", "--data", "data",
             "--out", out]
 
 
@@ -224,7 +224,7 @@ def test_snakemake_trains_a_two_process_run_and_plans_its_slurm_job(tmp_path, de
         if not line.startswith("software-deployment-method")))
     plan = smk("-n", "--profile", str(profile))
     assert plan.returncode == 0, plan.stderr[-3000:]
-    assert re.search(r"runtime=240, cpus_per_task=8, gpu=2$", plan.stdout, flags=re.M) and "--nproc-per-node 2 -m pipeline.train" in plan.stdout
+    assert re.search(r"runtime=240, cpus_per_task=8, gpu=2$", plan.stdout, flags=re.M) and "--nproc-per-node 2 -m pipeline.stages.train" in plan.stdout
     done = smk("--cores", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     log = (repo / "logs/train/gan_seed0.log").read_text()

@@ -5,7 +5,7 @@ and from Snakemake itself:
 - every env file parses, uses conda-forge (and not the `defaults` channel) and pins every package;
 - its pins are the versions of pyproject.toml, so the conda envs and the venv run the same software;
 - every rule runs in an env, every env is used, and the GPU rules get a CUDA build of PyTorch;
-- every third-party module that a rule's `python -m pipeline.<stage>` imports (found with ast,
+- every third-party module that a rule's `python -m pipeline.stages.<stage>` imports (found with ast,
   following the pipeline's own imports) is provided by the rule's env;
 - `snakemake --use-conda` creates each env once and runs each rule in its own env: shown with a
   TEST DOUBLE of the `conda` command (conda_test_double below), which installs nothing and points
@@ -220,7 +220,7 @@ def test_every_rule_runs_pipeline_code_in_an_env_and_every_env_is_used(rules):
             assert rule["env"].exists(), f"rule {name}: {rule['env']} does not exist"
             used.add(rule["env"])
         if rule["env"] is not None:
-            assert rule["modules"], f"rule {name} runs no `python -m pipeline.<stage>`"
+            assert rule["modules"], f"rule {name} runs no `python -m pipeline.stages.<stage>`"
     assert used == {p.resolve() for p in ENV_FILES}, "an env file no rule uses"
 
 
@@ -263,7 +263,7 @@ def test_import_scan_finds_lazy_and_relative_imports(tmp_path):
     ))
     assert {"scipy.linalg", "pipeline.io"} <= v.names
     assert not {"pandas", "faiss"} & v.names
-    assert third_party_imports(["pipeline.train"]).keys() >= {"torch", "numpy"}
+    assert third_party_imports(["pipeline.stages.train"]).keys() >= {"torch", "numpy"}
 
 
 # --- Snakemake's conda wiring, with a test double of conda ------------------------------------------

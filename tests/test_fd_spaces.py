@@ -10,10 +10,11 @@ import torch
 from scipy import linalg
 
 from conftest import write_params
-from pipeline import config, evaluate, reference, subsets
+from pipeline import config, subsets
 from pipeline.errors import PipelineError
 from pipeline.features import simclr
 from pipeline.io import load_json, load_npy, save_json, save_npy
+from pipeline.stages import evaluate, reference
 
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
@@ -77,7 +78,8 @@ def test_the_report_shows_a_primary_fd_claim_in_every_space(tmp_path, tiny_param
     """icgan's primary FD claim gets one descriptive row per space, with the claim's paired design."""
     import pandas as pd
 
-    from pipeline import report, verdicts
+    from pipeline import verdicts
+    from pipeline.stages import report
 
     tiny_params["study"]["methods"] = ["biggan", "icgan"]
     tiny_params["evaluate"].update(metrics=["fid", "fd_spaces"], spaces=["efficientnet_lite2", "pixels"])

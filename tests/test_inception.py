@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from conftest import run_stage, write_params
-from pipeline import backbones, evaluate
+from pipeline import backbones
 from pipeline.errors import PipelineError
 from pipeline.metrics import inception_score
+from pipeline.stages import evaluate
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ import torch
 import yaml
 
 from conftest import write_params
-from pipeline import knn, knn_io
+from pipeline import knn_io
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import load_json, save_npy
+from pipeline.stages import knn
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -16,11 +16,12 @@ from scipy import stats
 from sklearn.datasets import load_digits
 
 from conftest import write_params
-from pipeline import backbones, config, evaluate, reference, report, subsets
+from pipeline import backbones, config, subsets
 from pipeline.errors import PipelineError
 from pipeline.images import to_float, to_uint8
 from pipeline.io import load_json, load_npy, save_json, save_npy, save_npz
 from pipeline.metrics import classes, fid, gram, inception_score, kid, lpips, ndb, prdc
+from pipeline.stages import evaluate, reference, report
 
 
 @pytest.fixture(scope="module")
@@ -442,14 +443,14 @@ def test_fid_refuses_a_reference_of_too_few_real_images(tmp_path, tiny_params):
 
 def test_missing_reference_is_a_clear_error(tmp_path, tiny_params, digits_data):
     ctx = evaluate.EvalContext(tiny_params, np.zeros((4, 16, 16, 1), np.uint8), np.full(4, -1), tmp_path, 0)
-    with pytest.raises(PipelineError, match="pipeline.reference --name ndb"):
+    with pytest.raises(PipelineError, match="pipeline.stages.reference --name ndb"):
         ndb.compute(ctx)
 
 
 # --- report ------------------------------------------------------------------------------------
 
 def fake_results(root, methods: dict[str, dict[int, float]]) -> None:
-    """Aggregated fid and ndb jsons as pipeline.aggregate writes them."""
+    """Aggregated fid and ndb jsons as pipeline.stages.aggregate writes them."""
     for method, per_seed in methods.items():
         for metric, extra in (("fid", {}), ("ndb", {"jsd": 0.01})):
             values = {str(s): {"value": v, **extra} for s, v in per_seed.items()}
@@ -458,6 +459,30 @@ def fake_results(root, methods: dict[str, dict[int, float]]) -> None:
                 **({"backbone": "efficientnet_lite0"} if metric == "fid" else {"space": "pixels"}),
                 "n_fake": 100, "method": method, "dataset": "digits", "value": float(np.mean(list(per_seed.values()))),
                 "std": None, "n_seeds": len(per_seed), "mean": {}, "stdev": {}, "per_seed": values})
+
+
+def test_the_ic_gan_page_says_how_semantic_its_instance_features_are(tmp_path, tiny_params):
+    tiny_params["study"]["methods"] = ["biggan", "icgan"]
+    tiny_params["evaluate"]["metrics"] = ["fid", "ndb"]
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    fake_results(tmp_path, {"biggan": {0: 40.0, 1: 41.0}, "icgan": {0: 30.0, 1: 31.0}})
+    save_json(tmp_path / "features" / "probe.json", {
+        "extractor": "simclr", "dim": 64, "linear_probe_accuracy": 0.805, "knn_accuracy": 0.7618,
+        "baselines": {"pixels": {"linear_probe_accuracy": 0.819, "knn_accuracy": 0.8092}}})
+    save_json(tmp_path / "knn" / "knn.json", {"k": 5, "purity": 0.7636, "purity_chance": 0.1})
+    report.main(["--params", str(params), "--results", str(tmp_path)])
+    page = (tmp_path / "comparisons" / "icgan.md").read_text()
+    assert ("Instance features: `simclr` (64-d) score 0.805 by linear probe and 0.762 by kNN classification of "
+            "held-out images (raw pixels: 0.819 and 0.809); an instance's 5 neighbours share its class 76.4% of "
+            "the time (chance 10%). The features probe no better than pixels") in page
+    assert "Instance features" not in (tmp_path / "comparisons" / "msgan.md").read_text()
+    # features that beat pixels are not called weak
+    save_json(tmp_path / "features" / "probe.json", {
+        "extractor": "efficientnet_lite0", "dim": 1280, "linear_probe_accuracy": 0.827, "knn_accuracy": 0.82,
+        "baselines": {"pixels": {"linear_probe_accuracy": 0.819, "knn_accuracy": 0.8092}}})
+    report.main(["--params", str(params), "--results", str(tmp_path)])
+    page = (tmp_path / "comparisons" / "icgan.md").read_text()
+    assert "`efficientnet_lite0` (1280-d) score 0.827" in page and "no better than pixels" not in page
 
 
 def test_report_on_a_fake_results_tree(tmp_path, tiny_params, capsys):
@@ -541,7 +566,7 @@ def test_encoder_claim_compares_the_methods_own_columns(tmp_path, tiny_params):
 # --- the real-data run ---------------------------------------------------------------------------
 
 def test_real_run_holds_out_images_outside_the_reference_subset(tmp_path, tiny_params, digits_data):
-    from pipeline import real
+    from pipeline.stages import real
 
     tiny_params["sample"].update(n=400, grid=16)
     params = write_params(tiny_params, tmp_path / "params.yaml")

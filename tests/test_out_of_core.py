@@ -7,7 +7,7 @@ import torch
 
 from pipeline import context
 from pipeline.methods.base import MappedImages
-from pipeline.train import run as train_run
+from pipeline.stages.train import run as train_run
 
 
 def test_mapped_images_gather_rows_in_the_order_given(tmp_path):
@@ -52,7 +52,7 @@ def test_memory_mapped_training_gives_the_same_weights(tmp_path, tiny_params, di
 def test_features_stream_from_the_memory_map(digits_data, default_params):
     from pipeline import backbones
     from pipeline.features import simclr
-    from pipeline.features.stage import embed
+    from pipeline.stages.features import embed
 
     images = np.load(digits_data / "images.npy", mmap_mode="r")
     cfg = {**default_params["features"]["simclr"], "steps": 3, "batch_size": 16, "width": 4}

@@ -29,7 +29,7 @@ def test_the_readme_leads_with_the_two_commands_and_their_scripts_exist():
 
 
 def test_every_stage_module_of_the_table_exists():
-    modules = set(re.findall(r"`python -m (pipeline\.\w+)`", README))
+    modules = set(re.findall(r"`python -m (pipeline(?:\.\w+)+)`", README))
     assert len(modules) >= 10
     for module in modules:
         path = ROOT / module.replace(".", "/")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, write_params
-from pipeline import report
+from pipeline.stages import report
 from test_metrics import fake_results
 
 spec = importlib.util.spec_from_file_location("readme_results", ROOT / "scripts" / "readme_results.py")

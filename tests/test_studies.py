@@ -18,8 +18,8 @@ from PIL import Image
 
 from conftest import ROOT, copy_repo
 from pipeline import config, pairs
-from pipeline.metrics import gram
 from pipeline.catalogue import REAL, has_encoder, run_needs, trained_runs
+from pipeline.metrics import gram
 
 BIN = Path(sys.executable).parent
 
@@ -106,7 +106,7 @@ def test_study_fits_what_the_schema_cannot_check(name):
     """Limits that the stages check only when they run, hours into a study."""
     params = merged(name)
     ev, n = params["evaluate"], params["sample"]["n"]
-    if REAL in params["study"]["methods"]:  # held-out images outside the FID reference (pipeline/real.py)
+    if REAL in params["study"]["methods"]:  # held-out images outside the FID reference (pipeline/stages/real.py)
         assert PAPER[name]["images"] - ev["n_real"] >= n
     if {"kid", "prdc"} & set(ev["metrics"]):  # float64 features, and their products a block of rows at a time
         dim = 2048 if ev["backbone"] == "inception" else 1280

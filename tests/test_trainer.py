@@ -13,12 +13,12 @@ from conftest import PYTHON, ROOT, run_stage, write_params
 from pipeline import checkpoint, context
 from pipeline.errors import PipelineError
 from pipeline.methods.gan import GAN
-from pipeline.train import run as train_run
+from pipeline.stages.train import run as train_run
 from pipeline.trainer import FINAL, PARTIAL
 
 
 def train_cmd(params, data, out):
-    return [PYTHON, "-m", "pipeline.train", "--params", str(params), "--method", "gan", "--seed", "0",
+    return [PYTHON, "-m", "pipeline.stages.train", "--params", str(params), "--method", "gan", "--seed", "0",
             "--data", str(data), "--out", str(out)]
 
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, write_params
-from pipeline import report, verdicts
+from pipeline import verdicts
+from pipeline.stages import report
 from test_metrics import fake_results
 
 spec = importlib.util.spec_from_file_location("verdict_stability", ROOT / "benchmarks" / "verdict_stability.py")

@@ -73,6 +73,19 @@ def test_a_target_no_stage_makes_is_refused_in_one_line_that_lists_runs_and_metr
     assert last.startswith(f"error: no stage makes {target}; ") and "<run> one of gan (study.methods)" in last and "<metric> one of fid" in last
 
 
+def test_the_workflow_loaded_through_the_api_ignores_its_host_programs_arguments(repo, monkeypatch):
+    """Inside pytest (``python -m pytest -p no:cacheprovider``) argv is pytest's: no target to refuse."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, ResourceSettings
+
+    monkeypatch.setattr(sys, "argv", [str(Path(pytest.__file__).parent / "__main__.py"), "-p", "no:cacheprovider"])
+    monkeypatch.chdir(repo)
+    with SnakemakeApi() as api:
+        wf = api.workflow(resource_settings=ResourceSettings(), snakefile=repo / "Snakefile", workdir=repo,
+                          config_settings=ConfigSettings())._workflow
+    assert wf.is_rule("train")
+
+
 @pytest.mark.parametrize("how", ["--config", "--configfile"])
 def test_overrides_reach_the_stages(repo, tmp_path, how):
     copy = Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))
@@ -101,7 +114,7 @@ def test_a_dry_run_beside_a_workflow_leaves_the_configuration_its_jobs_read_alon
     copy = Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))
     plan = sh(copy, "snakemake", "-n", "-p", "--forceall", "--cores", "1", "results/gan/seed0/samples.npy",
               "--config", "sample={n: 1300}")
-    path = copy / re.search(r"pipeline\.sample --params (\S+)", plan).group(1)
+    path = copy / re.search(r"pipeline\.stages\.sample --params (\S+)", plan).group(1)
     before = path.read_text()
     sh(copy, "snakemake", "-n", "--cores", "1", "--config", "sample={n: 7}")  # another invocation, other settings
     assert path.read_text() == before and yaml.safe_load(before)["sample"]["n"] == 1300

@@ -1,8 +1,8 @@
 """Dataset registry: name -> loader returning a :class:`RawDataset` at the source's own size.
 
 A loader takes keyword options (source locations) and returns uint8 images N,H,W,C, int64 labels,
-and provenance (where the bytes came from, their checksums). ``pipeline.data`` resizes and writes,
-except for the datasets of image files (``pipeline.data.STREAMED``), whose loaders decode straight
+and provenance (where the bytes came from, their checksums). ``pipeline.stages.data`` resizes and writes,
+except for the datasets of image files (``pipeline.stages.data.STREAMED``), whose loaders decode straight
 into data/images.npy at the resolution and return it memory-mapped.
 """
 from __future__ import annotations

@@ -28,9 +28,10 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 import torch.nn as nn
+from tqdm import tqdm
 
 from pipeline import nets, streams
-from pipeline.images import to_float
+from pipeline.images import to_float, to_uint8
 
 
 class MappedImages:
@@ -143,6 +144,16 @@ class Method(ABC):
     def generate(self, n: int, cond: torch.Tensor | None) -> torch.Tensor:
         """n images in [-1, 1] from G for the given conditions (None for unconditional methods)."""
         return self.nets["G"](self.noise(n))
+
+    def sample_images(self, n: int, cond: torch.Tensor | None, batch_size: int, desc: str = "sample") -> np.ndarray:
+        """uint8 N,H,W,C: ``n`` images from :meth:`generate`, ``batch_size`` at a time, for the condition
+        ids ``cond`` (None: unconditional)."""
+        out = np.empty((n, *self.data.shape), np.uint8)
+        with torch.no_grad():
+            for start in tqdm(range(0, n, batch_size), desc=desc, disable=None, leave=False):
+                c = None if cond is None else cond[start:start + batch_size]
+                out[start:start + batch_size] = to_uint8(self.generate(min(batch_size, n - start), c))
+        return out
 
     # --- randomness ------------------------------------------------------------------------
     def seeded(self, name: str, make: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -1,8 +1,8 @@
 """Metric registry: one module per metric, each with ``compute(ctx) -> dict`` and ``reference``.
 
 ``reference`` names the folder under results/reference/ the metric reads (built once per dataset
-by ``python -m pipeline.reference``), or is None. ``compute`` gets a
-:class:`pipeline.evaluate.EvalContext` and returns a dict with at least ``name`` and ``value``.
+by ``python -m pipeline.stages.reference``), or is None. ``compute`` gets a
+:class:`pipeline.stages.evaluate.EvalContext` and returns a dict with at least ``name`` and ``value``.
 """
 from __future__ import annotations
 

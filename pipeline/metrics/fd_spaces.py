@@ -13,7 +13,7 @@ the report shows the pair's difference in every space beside the verdict (docs/m
 - ``pixels``: the images average-pooled to at most 16 x 16 and flattened (at most 768 numbers, fewer
   than the sample counts need), the space with no learning at all.
 
-The ``spaces`` reference (``python -m pipeline.reference --name spaces``) holds each space's mean
+The ``spaces`` reference (``python -m pipeline.stages.reference --name spaces``) holds each space's mean
 and covariance of the ``evaluate.n_real`` real images the backbone reference uses. ``value`` is the
 first listed space's distance; every space's is a field of its own. Cost: one forward pass of each
 network over the samples, and one d x d matrix square root per space (d <= 1,280 by default).

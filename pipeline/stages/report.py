@@ -44,10 +44,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import aggregate, catalogue, config, figures, pairs, verdicts
+from pipeline import catalogue, config, figures, pairs, verdicts
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import all_or_nothing, atomic_path, load_json, load_json_object, load_npy, save_json
 from pipeline.nearest import nearest_grids
+from pipeline.stages import aggregate
 
 NOT_COLUMNS = {"metric", "method", "dataset", "value", "std", "n_seeds", "mean", "stdev", "per_seed"}
 
@@ -300,8 +301,10 @@ def comparison(name: str, spec: dict, df: pd.DataFrame, params: dict) -> tuple[p
     return claims_table(name, spec, df, quoted, label), pairs.undeclared(params, spec)
 
 
-def page(name: str, spec: dict, df: pd.DataFrame, params: dict, table: pd.DataFrame, n_primary: int) -> str:
-    """The markdown page of one paper: the pair, the table of runs, the claims and their verdicts."""
+def page(name: str, spec: dict, df: pd.DataFrame, params: dict, table: pd.DataFrame, n_primary: int,
+         results: Path | None = None) -> str:
+    """The markdown page of one paper: the pair, the table of runs, the claims and their verdicts, and for
+    an instance-conditioned method the quality of the features its neighbourhoods come from."""
     columns, quoted, label = claimed_columns(spec, df)
     paper = spec["paper"]
     differ, _ = pair_section(params, spec)
@@ -350,7 +353,30 @@ def page(name: str, spec: dict, df: pd.DataFrame, params: dict, table: pd.DataFr
                   "of the difference of means. Detectable: the true difference this many seeds find with 80% "
                   f"power at level {verdicts.ALPHA:.0%} / {n_primary} (pipeline/verdicts.py).",
               "", paper_note(paper, shown, df, columns), ""]
+    if results is not None and "neighbours" in catalogue.run_needs(params, spec["method"]):
+        lines += [instance_features(results), ""]
     return "\n".join(lines)
+
+
+def instance_features(results: Path) -> str:
+    """How semantic the instance features are (the features and knn stages' probe.json and knn.json):
+    IC-GAN's premise is that an instance's neighbours in them share its content."""
+    probe_path, knn_path = results / "features" / "probe.json", results / "knn" / "knn.json"
+    if not probe_path.is_file() or not knn_path.is_file():
+        return f"Instance features: {probe_path} or {knn_path} is missing (run the features and knn stages)."
+    probe = load_json_object(probe_path, ("extractor", "dim", "linear_probe_accuracy", "knn_accuracy"))
+    knn = load_json_object(knn_path, ("k", "purity", "purity_chance"))
+    pixels = probe.get("baselines", {}).get("pixels")
+    text = (f"Instance features: `{probe['extractor']}` ({probe['dim']}-d) score {probe['linear_probe_accuracy']:.3f} "
+            f"by linear probe and {probe['knn_accuracy']:.3f} by kNN classification of held-out images")
+    if pixels:
+        text += f" (raw pixels: {pixels['linear_probe_accuracy']:.3f} and {pixels['knn_accuracy']:.3f})"
+    text += (f"; an instance's {knn['k']} neighbours share its class {knn['purity']:.1%} of the time (chance "
+             f"{knn['purity_chance']:.0%}).")
+    if pixels and probe["linear_probe_accuracy"] <= pixels["linear_probe_accuracy"]:
+        text += (" The features probe no better than pixels, so the neighbourhoods are hardly more semantic than "
+                 "pixel ones: a weak test of the paper's premise (self-supervised SwAV features on ImageNet).")
+    return text
 
 
 def paper_note(paper: dict | None, shown: list[str], df: pd.DataFrame, columns: list[str]) -> str:
@@ -417,7 +443,7 @@ def _report(params: dict, results: Path, data: Path | None) -> list[str]:
         with atomic_path(results / "comparisons" / f"{name}.csv") as tmp:
             table.to_csv(tmp, index=False)
         with atomic_path(results / "comparisons" / f"{name}.md") as tmp:
-            tmp.write_text(page(name, spec, df, params, table, n_primary))
+            tmp.write_text(page(name, spec, df, params, table, n_primary, results))
         summary += [summary_line(name, spec, df, r) for r in table.itertuples()]
         comparison_plot(name, spec, df, table, params, results)
     for run in catalogue.trained_runs(params):
@@ -512,7 +538,7 @@ def comparison_plot(name: str, spec: dict, df: pd.DataFrame, table: pd.DataFrame
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.report", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--results", type=Path, default=Path("results"),
                         help="results root: reads <method>/<metric>.json, writes the tables there (default: %(default)s)")

@@ -49,7 +49,7 @@ BUILDERS: dict[str, Callable[[dict, np.ndarray, np.ndarray, Path], dict]] = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.reference", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.reference", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--name", required=True, choices=sorted(BUILDERS))
     parser.add_argument("--data", type=Path, default=Path("data"))

@@ -160,7 +160,7 @@ def run(params: dict, features_path: Path, data_dir: Path, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.knn", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.knn", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--features", type=Path, default=Path("results/features/features.npy"),
                         help="features stage output (default: %(default)s)")

@@ -76,7 +76,7 @@ def aggregate(per_seed: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.aggregate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.aggregate", description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", type=Path, help="per-seed jsons, e.g. results/gan/seed0/fid.json")
     parser.add_argument("--out", type=Path, required=True, help="e.g. results/gan/fid.json")
     args = parser.parse_args(argv)

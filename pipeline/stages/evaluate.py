@@ -38,7 +38,7 @@ class EvalContext:
     def reference_dir(self, name: str) -> Path:
         path = self.reference_root / name
         if not (path / "reference.json").exists():
-            raise PipelineError(f"{path}: missing reference; run `python -m pipeline.reference --name {name}`")
+            raise PipelineError(f"{path}: missing reference; run `python -m pipeline.stages.reference --name {name}`")
         return path
 
     @cached_property
@@ -107,7 +107,7 @@ def evaluate(params: dict, metrics: list[str], run: Path, data: Path, reference:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.evaluate", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--metric", required=True, nargs="+", choices=sorted(REGISTRY),
                         help="one or more metrics, computed in this order from shared features")

@@ -16,8 +16,8 @@ import torch
 from pipeline import config, context
 from pipeline.errors import PipelineError, run_cli
 from pipeline.features import probe
-from pipeline.features.stage import probe_net
 from pipeline.io import load_json, save_json
+from pipeline.stages.features import probe_net
 
 
 def run(params: dict, method: str, run_dir: Path, data_dir: Path) -> dict:
@@ -40,7 +40,7 @@ def run(params: dict, method: str, run_dir: Path, data_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.encoder_probe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.encoder_probe", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--method", required=True, help="a run whose method has an encoder (bigbigan)")
     parser.add_argument("--run", type=Path, required=True, help="run folder with checkpoint.pt (probe.json goes there)")

@@ -66,7 +66,7 @@ def prepare(params: dict, out_dir: Path, local_dir: str | None, url: str | None)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.data", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.data", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("data"), help="output folder (default: %(default)s)")
     parser.add_argument("--local-dir", default=fashion_mnist.LOCAL_DIR,

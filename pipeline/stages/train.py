@@ -64,7 +64,7 @@ def build(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inp
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.train", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--method", required=True, help="a run named in params.yaml methods: (its settings name its method)")
     parser.add_argument("--seed", type=int, required=True)

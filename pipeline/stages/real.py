@@ -50,7 +50,7 @@ def run(params: dict, seed: int, data_dir: Path, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.real", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.real", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--seed", type=int, required=True, help="which held-out draw")
     parser.add_argument("--data", type=Path, default=Path("data"), help="data stage folder (default: %(default)s)")

@@ -12,25 +12,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
 from pipeline import config, context
 from pipeline.errors import run_cli
-from pipeline.images import condition_columns, save_grid, to_uint8
+from pipeline.images import condition_columns, save_grid
 from pipeline.io import all_or_nothing, save_json, save_npy
-from pipeline.methods import Method
-
-
-def generate(m: Method, n: int, cond: torch.Tensor | None, batch_size: int, desc: str = "sample") -> np.ndarray:
-    """uint8 N,H,W,C: ``n`` images from the method's generator, ``batch_size`` at a time, for the
-    condition ids ``cond`` (None: unconditional)."""
-    out = np.empty((n, *m.data.shape), np.uint8)
-    with torch.no_grad():
-        for start in tqdm(range(0, n, batch_size), desc=desc, disable=None, leave=False):
-            c = None if cond is None else cond[start:start + batch_size]
-            out[start:start + batch_size] = to_uint8(m.generate(min(batch_size, n - start), c))
-    return out
 
 
 def draw(params: dict, method: str, run_dir: Path, data_dir: Path,
@@ -38,7 +24,7 @@ def draw(params: dict, method: str, run_dir: Path, data_dir: Path,
     m, state = context.restore(params, method, run_dir, data_dir, inputs)  # draws from the seed's sample/ streams
     n, bs = params["sample"]["n"], params["sample"]["batch_size"]
     cond, how = m.sample_conditions(n)
-    out = generate(m, n, cond, bs, desc=f"sample {method}")
+    out = m.sample_images(n, cond, bs, desc=f"sample {method}")
     meta = {"method": method, "method_class": state["hp"]["method"], "seed": state["seed"], "n": n, "step": state["step"],
             "generator": "ema" if state["ema"] is not None else "raw", **how}
     ids = np.full(n, -1, np.int64) if cond is None else cond.cpu().numpy().astype(np.int64)
@@ -46,7 +32,7 @@ def draw(params: dict, method: str, run_dir: Path, data_dir: Path,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.sample", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.sample", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--method", required=True, help="a run named in params.yaml methods:")
     parser.add_argument("--run", type=Path, required=True, help="run folder with checkpoint.pt (outputs go there)")

@@ -79,7 +79,7 @@ def run(params: dict, data_dir: Path, out: Path) -> tuple[np.ndarray, dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.features", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.features", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--data", type=Path, default=Path("data"), help="data stage folder (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("results/features"), help="output folder (default: %(default)s)")

@@ -28,7 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import train_speed  # noqa: E402
+from benchmarks import rule_times, train_speed  # noqa: E402
 from pipeline.stages.report import difference_text, fmt  # noqa: E402
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
 
@@ -64,6 +64,28 @@ def floor(results: Path) -> str:
              if f"{c.split('.')[0]}.name" in real else c for c in cols}
     return "The floor, held-out real images scored as samples: " + ", ".join(
         f"{names[c]} {mean_std(real[c].mean(), real[c].std(ddof=1))}" for c in cols) + "."
+
+
+def study_time(study: Path) -> str:
+    """The study's last Snakemake invocation that ran jobs: its wall time and cores (from its log), and the
+    job-seconds of training and evaluation (Snakemake's benchmark files, benchmarks/rule_times.py)."""
+    logs = sorted((study / ".snakemake" / "log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
+    for log in reversed(logs):
+        lines = log.read_text().splitlines()
+        per_rule, wall = rule_times.job_seconds(lines)
+        if per_rule:
+            break
+    else:
+        return "Its time was not recorded (no Snakemake log of its jobs in .snakemake/log/)."
+    cores = next((line.split(":")[1].strip() for line in lines if line.startswith("Provided cores:")), "?")
+    text = (f"Its last Snakemake invocation ran {sum(map(len, per_rule.values()))} jobs in {wall / 60:.1f} min "
+            f"on {cores} cores")
+    measured = rule_times.benchmarked(study / "logs" / "benchmark")
+    seconds = {rule: sum(s for s, _ in jobs) for rule, jobs in measured.items()}
+    if seconds.get("train"):
+        text += (f"; job-seconds: train {seconds['train']:,.0f}, evaluate {seconds.get('evaluate', 0):,.0f} "
+                 f"({seconds.get('evaluate', 0) / seconds['train']:.0%} of training), all rules {sum(seconds.values()):,.0f}")
+    return text + "."
 
 
 def img_per_s(study: Path) -> str:
@@ -103,7 +125,8 @@ def section(results: Path, stability: Path | None) -> str:
              f"{ds['resolution']} px, {t['steps']:,} steps of batch {t['batch_size']}, `{t['backbone']}` width "
              f"{t['width']}, seeds {', '.join(map(str, seeds))}, {params['sample']['n']:,} samples per seed, "
              f"`{params['evaluate']['backbone']}` features. This machine trains the default `gan` run at "
-             f"{img_per_s(results.parent)} img/s (benchmarks/train_speed.py, one thread): scale quoted times by it.",
+             f"{img_per_s(results.parent)} img/s (benchmarks/train_speed.py, one thread): scale quoted times by it. "
+             f"{study_time(results.parent)}",
              "", floor(results), "", *claims(results, list(params["comparisons"]))]
     if stability is not None:
         lines += ["", stability_line(stability.read_text())]

@@ -69,6 +69,21 @@ def test_the_section_is_written_between_the_markers_from_the_reports_tables(stud
     assert "- cgan: the study's params.yaml holds the choice {ema: 0.0, lr_g: 0.0002}" in page
 
 
+def test_the_study_time_comes_from_its_snakemake_log_and_benchmark_files(tmp_path):
+    assert "not recorded" in readme_results.study_time(tmp_path)
+    log = tmp_path / ".snakemake" / "log"
+    log.mkdir(parents=True)
+    (log / "2026-12-06T135030.snakemake.log").write_text(
+        "Provided cores: 2\n[Sun Dec  6 13:50:30 2026]\nrule train:\n    jobid: 1\n[Sun Dec  6 13:52:10 2026]\n"
+        "rule evaluate:\n    jobid: 2\n[Sun Dec  6 13:52:40 2026]\nFinished jobid: 1 (Rule: train)\n"
+        "[Sun Dec  6 13:53:30 2026]\nFinished jobid: 2 (Rule: evaluate)\n")
+    for rule, job, seconds in (("train", "gan_seed0", 130.0), ("train", "gan_seed1", 70.0), ("evaluate", "gan_seed0", 50.0)):
+        (tmp_path / "logs" / "benchmark" / rule).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "logs" / "benchmark" / rule / f"{job}.tsv").write_text(f"s\tmax_rss\n{seconds}\t100\n")
+    assert readme_results.study_time(tmp_path) == ("Its last Snakemake invocation ran 2 jobs in 3.0 min on 2 cores; "
+                                                   "job-seconds: train 200, evaluate 50 (25% of training), all rules 250.")
+
+
 def test_a_readme_without_markers_is_refused(study, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# no markers\n")

@@ -7,7 +7,7 @@ land in logs/benchmark/<rule>/<job>.tsv, the measurement of the job that made to
 the table is built from those files when they exist. Otherwise (a study run before the directive)
 from the log: a job's seconds run from the timestamp of its start block to that of its "Finished
 jobid" line (one-second resolution), without memory. With several cores the job-seconds add up to
-more than the wall time, which the log gives (default: the newest log in .snakemake/log/).
+more than the wall time, which the log gives (default: the newest log in .snakemake/log/ that ran jobs).
 """
 from __future__ import annotations
 
@@ -44,6 +44,17 @@ def job_seconds(lines: list[str]) -> tuple[dict[str, list[float]], float]:
     return per_rule, wall
 
 
+def last_run(log_dir: Path) -> tuple[Path, list[str], dict[str, list[float]], float] | None:
+    """The newest Snakemake log in ``log_dir`` that ran jobs (not a dry run or a ``--report``): its
+    path, lines, per-rule job seconds and wall seconds; None when there is none."""
+    for log in sorted(log_dir.glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime, reverse=True):
+        lines = log.read_text().splitlines()
+        per_rule, wall = job_seconds(lines)
+        if per_rule:
+            return log, lines, per_rule, wall
+    return None
+
+
 def benchmarked(root: Path) -> dict[str, list[tuple[float, float]]]:
     """rule -> (seconds, peak resident MB) of each job, from the benchmark files root/<rule>/*.tsv."""
     per_rule: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -57,12 +68,17 @@ def benchmarked(root: Path) -> dict[str, list[tuple[float, float]]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("log", nargs="?", type=Path, help="a Snakemake log (default: the newest)")
+    parser.add_argument("log", nargs="?", type=Path, help="a Snakemake log (default: the newest that ran jobs)")
     parser.add_argument("--benchmarks", type=Path, default=Path("logs/benchmark"),
                         help="Snakemake's benchmark files (default: %(default)s)")
     args = parser.parse_args()
-    log = args.log or max(Path(".snakemake/log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
-    per_rule, wall = job_seconds(log.read_text().splitlines())
+    if args.log:
+        log = args.log
+        per_rule, wall = job_seconds(log.read_text().splitlines())
+    elif found := last_run(Path(".snakemake/log")):
+        log, _, per_rule, wall = found
+    else:
+        raise SystemExit("error: no Snakemake log of a run with jobs in .snakemake/log/; name one")
     print(f"{log}: wall {wall / 60:.1f} min")
     measured = benchmarked(args.benchmarks) if args.benchmarks.is_dir() else {}
     if measured:

@@ -115,6 +115,11 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def is_number(value: object) -> bool:
+    """An int or float, not a bool (JSON's true would otherwise count as 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def load_json(path: str | Path) -> Any:
     """A strict JSON document (NaN, Infinity are refused)."""
     path = Path(path)

@@ -69,14 +69,10 @@ def floor(results: Path) -> str:
 def study_time(study: Path) -> str:
     """The study's last Snakemake invocation that ran jobs: its wall time and cores (from its log), and the
     job-seconds of training and evaluation (Snakemake's benchmark files, benchmarks/rule_times.py)."""
-    logs = sorted((study / ".snakemake" / "log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
-    for log in reversed(logs):
-        lines = log.read_text().splitlines()
-        per_rule, wall = rule_times.job_seconds(lines)
-        if per_rule:
-            break
-    else:
+    found = rule_times.last_run(study / ".snakemake" / "log")
+    if found is None:
         return "Its time was not recorded (no Snakemake log of its jobs in .snakemake/log/)."
+    _, lines, per_rule, wall = found
     cores = next((line.split(":")[1].strip() for line in lines if line.startswith("Provided cores:")), "?")
     text = (f"Its last Snakemake invocation ran {sum(map(len, per_rule.values()))} jobs in {wall / 60:.1f} min "
             f"on {cores} cores")

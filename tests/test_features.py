@@ -15,9 +15,9 @@ import torch
 from conftest import tiny, write_params
 from pipeline import knn_io
 from pipeline.errors import PipelineError
-from pipeline.features import simclr, swav
+from pipeline.features import embed, simclr, swav
 from pipeline.io import load_json, load_npy, save_npy
-from pipeline.stages.features import embed, main, run
+from pipeline.stages.features import main, run
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ def test_memory_mapped_training_gives_the_same_weights(tmp_path, tiny_params, di
 def test_features_stream_from_the_memory_map(digits_data, default_params):
     from pipeline import backbones
     from pipeline.features import simclr
-    from pipeline.stages.features import embed
+    from pipeline.features import embed
 
     images = np.load(digits_data / "images.npy", mmap_mode="r")
     cfg = {**default_params["features"]["simclr"], "steps": 3, "batch_size": 16, "width": 4}

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from pipeline.errors import PipelineError
+
 Net = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -63,6 +65,24 @@ def _swav(s: Setup) -> Extractor:
 
 def _pixels(s: Setup) -> Extractor:
     return Extractor(nn.Flatten(), {})
+
+
+def embed(net: Net, images: np.ndarray, batch_size: int, device: torch.device, desc: str) -> np.ndarray:
+    """float32 L2-normalised features of uint8 N,H,W,C images, read and embedded batch by batch."""
+    from pipeline.backbones import feature_batches
+
+    feats, bad, start = None, 0, 0
+    for batch in feature_batches(net, images, batch_size, device, desc):
+        norms = np.linalg.norm(batch, axis=1, keepdims=True)
+        bad += int((~np.isfinite(norms) | (norms == 0)).sum())
+        if feats is None:
+            feats = np.empty((len(images), batch.shape[1]), np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            feats[start:start + len(batch)] = batch / norms
+        start += len(batch)
+    if bad:
+        raise PipelineError(f"{desc}: {bad} images have a zero or non-finite feature vector")
+    return feats
 
 
 REGISTRY: dict[str, Callable[[Setup], Extractor]] = {

@@ -9,12 +9,14 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pipeline.errors import PipelineError
+from pipeline.features import Net, embed
 
 # lbfgs iterations of the linear probe. Converging fully costs minutes on 1,024-d pixels and
 # overfits them (Fashion-MNIST, 10k images: 0.82 held-out accuracy at 100 iterations, 0.81 at 1,000).
@@ -59,3 +61,12 @@ def scores(features: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np
     """Linear-probe and kNN accuracy of ``features`` (rows indexed like ``labels``)."""
     args = features[train], labels[train], features[test], labels[test]
     return {"linear_probe_accuracy": round(linear_accuracy(*args), 4), "knn_accuracy": round(knn_accuracy(*args, k), 4)}
+
+
+def net_scores(net: Net, images: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray,
+               k: int, batch_size: int, device: torch.device, desc: str) -> dict[str, float]:
+    """Probe scores of ``net``'s features, embedding only the probe's train and held-out images."""
+    subset = np.concatenate([train, test])
+    feats = embed(net, images[subset], batch_size, device, desc)
+    at = np.arange(len(subset))
+    return scores(feats, labels[subset], at[:len(train)], at[len(train):], k)

@@ -15,16 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import PipelineError, run_cli
-from pipeline.io import load_json_object, save_json
+from pipeline.io import is_number, load_json_object, save_json
 
 
 PROTOCOL = {"seed", "input_size", "k", "alpha"}  # and every n_* count: settings, not measurements ...
 OUTCOMES = {"n_condition_pairs", "sqrtm_offset"}  # ... but these depend on the seed's samples: kept per seed
-
-
-def is_number(value: object) -> bool:
-    """An int or float, not a bool (JSON's true would otherwise count as 1)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def is_measurement(key: str, value: object) -> bool:

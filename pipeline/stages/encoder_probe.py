@@ -17,7 +17,6 @@ from pipeline import config, context
 from pipeline.errors import PipelineError, run_cli
 from pipeline.features import probe
 from pipeline.io import load_json, save_json
-from pipeline.stages.features import probe_net
 
 
 def run(params: dict, method: str, run_dir: Path, data_dir: Path) -> dict:
@@ -31,8 +30,8 @@ def run(params: dict, method: str, run_dir: Path, data_dir: Path) -> dict:
     fc, pc = params["features"], params["features"]["probe"]
     train, test = probe.split(len(images), pc["n_train"], pc["n_test"], fc["seed"])
     args = (images, labels, train, test, pc["k"], fc["batch_size"], m.device)
-    trained = probe_net(m.encode, *args, f"{method} encoder")
-    initial = probe_net(untrained.encode, *args, f"{method} encoder at init")
+    trained = probe.net_scores(m.encode, *args, f"{method} encoder")
+    initial = probe.net_scores(untrained.encode, *args, f"{method} encoder at init")
     return {"metric": "probe", "name": "linear_probe_accuracy", "value": trained["linear_probe_accuracy"],
             "knn": trained["knn_accuracy"], "random_init": initial["linear_probe_accuracy"],
             "random_init_knn": initial["knn_accuracy"], "k": min(pc["k"], len(train)), "n_train": len(train), "n_test": len(test),

@@ -13,40 +13,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import torch.nn as nn
 
 from pipeline import config, context
-from pipeline.backbones import feature_batches
 from pipeline.errors import PipelineError, run_cli
-from pipeline.features import REGISTRY, Net, Setup
+from pipeline.features import REGISTRY, Setup, embed
 from pipeline.features import probe
 from pipeline.io import load_npy, save_json, save_npy
-
-
-def embed(net: Net, images: np.ndarray, batch_size: int, device: torch.device, desc: str) -> np.ndarray:
-    """float32 L2-normalised features of uint8 N,H,W,C images, read and embedded batch by batch."""
-    feats, bad, start = None, 0, 0
-    for batch in feature_batches(net, images, batch_size, device, desc):
-        norms = np.linalg.norm(batch, axis=1, keepdims=True)
-        bad += int((~np.isfinite(norms) | (norms == 0)).sum())
-        if feats is None:
-            feats = np.empty((len(images), batch.shape[1]), np.float32)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            feats[start:start + len(batch)] = batch / norms
-        start += len(batch)
-    if bad:
-        raise PipelineError(f"{desc}: {bad} images have a zero or non-finite feature vector")
-    return feats
-
-
-def probe_net(net: Net, images: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray,
-              k: int, batch_size: int, device: torch.device, desc: str) -> dict[str, float]:
-    """Probe scores of ``net``'s features, embedding only the probe's train and held-out images."""
-    subset = np.concatenate([train, test])
-    feats = embed(net, images[subset], batch_size, device, desc)
-    at = np.arange(len(subset))
-    return probe.scores(feats, labels[subset], at[:len(train)], at[len(train):], k)
 
 
 def run(params: dict, data_dir: Path, out: Path) -> tuple[np.ndarray, dict]:
@@ -69,7 +42,7 @@ def run(params: dict, data_dir: Path, out: Path) -> tuple[np.ndarray, dict]:
               "n_train": len(train), "n_test": len(test), "knn_k": min(pc["k"], len(train)), "seed": cfg["seed"],
               **probe.scores(feats, labels, train, test, pc["k"]), **extractor.info}
     baselines = dict(extractor.baselines, **({} if name == "pixels" else {"pixels": nn.Flatten()}))
-    report["baselines"] = {base: probe_net(net, images, labels, train, test, pc["k"], bs, dev, base)
+    report["baselines"] = {base: probe.net_scores(net, images, labels, train, test, pc["k"], bs, dev, base)
                            for base, net in baselines.items()}
     save_npy(out / "features.npy", feats)
     if flipped is not None:

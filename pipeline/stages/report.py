@@ -46,9 +46,8 @@ import pandas as pd
 
 from pipeline import catalogue, config, figures, pairs, verdicts
 from pipeline.errors import PipelineError, run_cli
-from pipeline.io import all_or_nothing, atomic_path, load_json, load_json_object, load_npy, save_json
+from pipeline.io import all_or_nothing, atomic_path, is_number, load_json, load_json_object, load_npy, save_json
 from pipeline.nearest import nearest_grids
-from pipeline.stages import aggregate
 
 NOT_COLUMNS = {"metric", "method", "dataset", "value", "std", "n_seeds", "mean", "stdev", "per_seed"}
 
@@ -71,7 +70,7 @@ SHARED_PROTOCOL = ("name", "backbone", "net", "weights", "input_size", "resize",
 
 
 def finite(v: object) -> bool:
-    return aggregate.is_number(v) and math.isfinite(v)
+    return is_number(v) and math.isfinite(v)
 
 
 def check_results(params: dict, root: Path, results: dict[tuple[str, str], dict]) -> None:
@@ -302,7 +301,7 @@ def comparison(name: str, spec: dict, df: pd.DataFrame, params: dict) -> tuple[p
 
 
 def page(name: str, spec: dict, df: pd.DataFrame, params: dict, table: pd.DataFrame, n_primary: int,
-         results: Path | None = None) -> str:
+         results: Path) -> str:
     """The markdown page of one paper: the pair, the table of runs, the claims and their verdicts, and for
     an instance-conditioned method the quality of the features its neighbourhoods come from."""
     columns, quoted, label = claimed_columns(spec, df)
@@ -353,7 +352,7 @@ def page(name: str, spec: dict, df: pd.DataFrame, params: dict, table: pd.DataFr
                   "of the difference of means. Detectable: the true difference this many seeds find with 80% "
                   f"power at level {verdicts.ALPHA:.0%} / {n_primary} (pipeline/verdicts.py).",
               "", paper_note(paper, shown, df, columns), ""]
-    if results is not None and "neighbours" in catalogue.run_needs(params, spec["method"]):
+    if "neighbours" in catalogue.run_needs(params, spec["method"]):
         lines += [instance_features(results), ""]
     return "\n".join(lines)
 

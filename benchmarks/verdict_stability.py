@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -64,10 +65,11 @@ def prepare(workdir: Path) -> str:
     return head + (" (uncommitted changes)" if any(changed) else "")
 
 
-def run_set(workdir: Path, seeds: list[int], cores: int, keep: Path) -> None:
-    """The whole study at ``seeds``; its comparison tables, summary and Snakemake log copied to ``keep``."""
+def run_set(workdir: Path, seeds: list[int], cores: int, keep: Path, extra: list[str] = ()) -> None:
+    """The whole study at ``seeds``; its comparison tables, summary and Snakemake log copied to ``keep``.
+    ``extra``: more Snakemake options."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--rerun-incomplete", "--config",
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--rerun-incomplete", *extra, "--config",
                     f"train={{seeds: [{', '.join(map(str, seeds))}]}}"], cwd=workdir, env=env, check=True)
     shutil.rmtree(keep, ignore_errors=True)
     shutil.copytree(workdir / "results" / "comparisons", keep)
@@ -136,6 +138,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="Snakemake --cores (default: %(default)s)")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".stability", help="copy of the repository where the study runs")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "verdict_stability.md")
+    parser.add_argument("--snakemake", default="", metavar="OPTIONS",
+                        help="more Snakemake options for both sets, one string (e.g. \"--rerun-triggers mtime params input\" "
+                             "after a code change known to move no result: the stages whose inputs or settings "
+                             "changed rerun, not every stage whose command changed)")
     parser.add_argument("--tabulate", metavar="COMMIT", help="train nothing: tabulate the sets' tables (and logs) "
                         "kept in --workdir by an earlier run of COMMIT")
     args = parser.parse_args(argv)
@@ -148,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         label = f"{seeds[0]}-{seeds[-1]}"
         sets[label] = args.workdir / "stability" / label
         if not args.tabulate:
-            run_set(args.workdir, seeds, args.cores, sets[label])
+            run_set(args.workdir, seeds, args.cores, sets[label], shlex.split(args.snakemake))
     names = list(yaml.safe_load((args.workdir / "params.yaml").read_text())["comparisons"])
     times = "Snakemake wall time " + ", ".join(f"{k}: {wall_minutes(d)}" for k, d in sets.items()) + f" on {args.cores} cores"
     lines = [f"Verdict stability: commit {commit}, {time.strftime('%Y-%m-%d')}, {args.seeds} seeds per set; {times}; "

@@ -89,12 +89,30 @@ def test_purity_and_chance() -> None:
     assert p == 0.75 and chance == 0.5
 
 
+def test_pixel_purity_equals_brute_force_cosine_neighbours() -> None:
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (50, 4, 4, 1), np.uint8)
+    images[7] = images[30]  # a duplicate: its twin is its nearest neighbour, itself excluded
+    labels, queries, k = rng.integers(0, 3, 50), np.array([30, 7, 0, 49, 12]), 3
+    labels[7] = labels[30]  # so that which twin a tie keeps does not matter
+    x = images.reshape(50, -1).astype(np.float64) / 127.5 - 1
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    s = x @ x.T
+    np.fill_diagonal(s, -np.inf)
+    nearest = np.argsort(-s, axis=1)[queries, :k]
+    assert nearest[0, 0] == 7 and nearest[1, 0] == 30
+    expected = (labels[nearest] == labels[queries][:, None]).mean()
+    for batch_size in (7, 50):  # blocks of the images, and all at once
+        assert knn.pixel_purity(images, labels, queries, k, batch_size) == pytest.approx(expected)
+
+
 @pytest.fixture
 def stage(tmp_path, tiny_params, features):
-    """A params file, data/labels.npy and features.npy for 60 instances."""
-    tiny_params["knn"].update(k=4, centres=6, iterations=10, nlist=4, nprobe=2, recall_queries=20)
+    """A params file, data/labels.npy, data/images.npy and features.npy for 60 instances."""
+    tiny_params["knn"].update(k=4, centres=6, iterations=10, nlist=4, nprobe=2, recall_queries=20, pixel_queries=25)
     write_params(tiny_params, tmp_path / "params.yaml")
     save_npy(tmp_path / "data" / "labels.npy", np.arange(60) % 3)
+    save_npy(tmp_path / "data" / "images.npy", np.random.default_rng(1).integers(0, 256, (60, 5, 5, 3), np.uint8))
     save_npy(tmp_path / "features.npy", features)
     return tmp_path
 
@@ -113,6 +131,7 @@ def test_stage_writes_files_the_trainer_can_load(stage, features, index: str) ->
     report = load_json(stage / "knn" / "knn.json")
     assert report["k"] == 4 and 0 <= report["purity"] <= 1 and report["purity_chance"] == pytest.approx(1 / 3, abs=1e-3)
     assert ("recall_at_k" in report) == (index == "ivf")
+    assert report["pixels"]["queries"] == 25 and 0 <= report["pixels"]["purity"] <= 1
     neighbours = knn_io.load("neighbours", stage / "knn" / "neighbours.parquet", n=60)
     assert neighbours.dtype == torch.int64 and neighbours.shape == (60, 4)
     if index == "flat":

@@ -21,7 +21,9 @@ centres.parquet (one row per k-means centre, ``knn.centres`` of them, ``knn.iter
     size          int64      instances assigned to the centre
 knn.json
     k, index settings, purity (mean fraction of an instance's neighbours sharing its label),
-    purity_chance (the same for random neighbours), recall_at_k (ivf), seconds per phase.
+    purity_chance (the same for random neighbours), recall_at_k (ivf), seconds per phase; pixels
+    (``knn.pixel_queries`` > 0): the purity of exact cosine neighbours of the raw pixels, the
+    no-learning baseline, and the features' own purity on the same random instances (queries).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from tqdm import tqdm
 
 from pipeline import config
 from pipeline.errors import PipelineError, run_cli
+from pipeline.images import to_float
 from pipeline.io import load_npy, save_json
 from pipeline.knn_io import load_features, write_centres, write_neighbours
 
@@ -87,10 +90,37 @@ def recall_at_k(features: np.ndarray, sim: np.ndarray, queries: np.ndarray, k: i
     return float((sim[queries] >= kth - RECALL_TOLERANCE).mean())
 
 
+def shared(neighbours: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> float:
+    """Mean fraction of the neighbours of instances ``rows`` (one row of ``neighbours`` each) sharing its label."""
+    return float((labels[neighbours] == labels[rows][:, None]).mean())
+
+
 def purity(neighbours: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """Mean fraction of neighbours sharing the instance's label, and its value for random neighbours."""
     p = np.bincount(labels) / len(labels)
-    return float((labels[neighbours] == labels[:, None]).mean()), float((p ** 2).sum())
+    return shared(neighbours, labels, np.arange(len(labels))), float((p ** 2).sum())
+
+
+def pixel_purity(images: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int, batch_size: int) -> float:
+    """Purity of the exact k neighbours of ``queries`` among all images by cosine similarity of their
+    [-1, 1] pixels (as ``features.extractor: pixels`` embeds them), the images read ``batch_size`` at
+    a time so memory stays O((queries + batch_size) D). Cost O(queries N D)."""
+    def unit(rows) -> np.ndarray:
+        x = to_float(images[rows]).flatten(1).numpy()
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    q = unit(queries)
+    best_sim = np.full((len(q), k + 1), -np.inf, np.float32)
+    best_idx = np.full((len(q), k + 1), -1, np.int64)
+    for start in tqdm(range(0, len(images), batch_size), desc="pixel neighbours", disable=None, leave=False):
+        block = unit(slice(start, start + batch_size))
+        sim = np.concatenate([best_sim, q @ block.T], axis=1)
+        idx = np.concatenate([best_idx, np.broadcast_to(np.arange(start, start + len(block)), (len(q), len(block)))], axis=1)
+        top = np.argpartition(-sim, k, axis=1)[:, :k + 1]
+        best_sim, best_idx = np.take_along_axis(sim, top, 1), np.take_along_axis(idx, top, 1)
+    order = np.argsort(-best_sim, axis=1, kind="stable")
+    idx, _ = drop_self(np.take_along_axis(best_idx, order, 1), np.take_along_axis(best_sim, order, 1), queries, k)
+    return shared(idx, labels, queries)
 
 
 def centres(features: np.ndarray, m: int, iterations: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -142,6 +172,13 @@ def run(params: dict, features_path: Path, data_dir: Path, out: Path) -> dict:
         queries = np.random.default_rng(cfg["seed"]).choice(n, min(cfg["recall_queries"], n), replace=False)
         report.update(recall_at_k=round(recall_at_k(features, sim, queries, k), 4), recall_queries=len(queries))
     report["purity"], report["purity_chance"] = (round(v, 4) for v in purity(idx, labels))
+    if cfg["pixel_queries"]:  # the no-learning baseline, on random instances (paired with the features' own)
+        t = time.perf_counter()
+        queries = np.random.default_rng(cfg["seed"]).choice(n, min(cfg["pixel_queries"], n), replace=False)
+        images = load_npy(data_dir / "images.npy", mmap=True)
+        report["pixels"] = {"queries": len(queries), "purity": round(pixel_purity(images, labels, queries, k, cfg["batch_size"]), 4),
+                            "features_purity": round(shared(idx[queries], labels, queries), 4)}
+        report["seconds"]["pixels"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
     chosen, similarity, size = centres(features, cfg["centres"], cfg["iterations"], cfg["seed"])
@@ -169,8 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     r = run(config.load(args.params), args.features, args.data, args.out)
     recall = f", recall@{r['k']} {r['recall_at_k']:.4f}" if "recall_at_k" in r else ""
+    pixels = (f", pixels' {r['pixels']['purity']:.4f} against the features' {r['pixels']['features_purity']:.4f} on "
+              f"{r['pixels']['queries']} instances" if "pixels" in r else "")
     print(f"knn: {r['n']} x {r['k']} neighbours ({r['index']}{recall}), purity {r['purity']:.4f} "
-          f"(chance {r['purity_chance']:.4f}), {r['centres']} centres; seconds {r['seconds']}")
+          f"(chance {r['purity_chance']:.4f}{pixels}), {r['centres']} centres; seconds {r['seconds']}")
 
 
 if __name__ == "__main__":

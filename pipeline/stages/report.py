@@ -371,10 +371,19 @@ def instance_features(results: Path) -> str:
     if pixels:
         text += f" (raw pixels: {pixels['linear_probe_accuracy']:.3f} and {pixels['knn_accuracy']:.3f})"
     text += (f"; an instance's {knn['k']} neighbours share its class {knn['purity']:.1%} of the time (chance "
-             f"{knn['purity_chance']:.0%}).")
+             f"{knn['purity_chance']:.0%})")
+    raw = knn.get("pixels")
+    if raw:
+        text += (f", raw pixels' neighbours {raw['purity']:.1%} on {raw['queries']:,} random instances where the "
+                 f"features' share it {raw['features_purity']:.1%}")
+    text += "."
     if pixels and probe["linear_probe_accuracy"] <= pixels["linear_probe_accuracy"]:
         text += (" The features probe no better than pixels, so the neighbourhoods are hardly more semantic than "
                  "pixel ones: a weak test of the paper's premise (self-supervised SwAV features on ImageNet).")
+    elif raw and raw["features_purity"] <= raw["purity"]:
+        text += (" The features probe better than pixels, but their neighbourhoods share labels less often than "
+                 "pixel ones: a weak test of the paper's premise (semantic neighbourhoods from self-supervised "
+                 "SwAV features on ImageNet).")
     return text
 
 

@@ -68,7 +68,8 @@ def floor(results: Path) -> str:
 
 def study_time(study: Path) -> str:
     """The study's last Snakemake invocation that ran jobs: its wall time and cores (from its log), and the
-    job-seconds of training and evaluation (Snakemake's benchmark files, benchmarks/rule_times.py)."""
+    job-seconds of training and evaluation (Snakemake's benchmark files, benchmarks/rule_times.py) when
+    they time every training the study holds."""
     found = rule_times.last_run(study / ".snakemake" / "log")
     if found is None:
         return "Its time was not recorded (no Snakemake log of its jobs in .snakemake/log/)."
@@ -78,7 +79,11 @@ def study_time(study: Path) -> str:
             f"on {cores} cores")
     measured = rule_times.benchmarked(study / "logs" / "benchmark")
     seconds = {rule: sum(s for s, _ in jobs) for rule, jobs in measured.items()}
-    if seconds.get("train"):
+    held = len(list((study / "results").glob("*/seed*/checkpoint.pt")))
+    if seconds.get("train") and len(measured["train"]) < held:  # a study updated in parts: no whole-study total
+        text += (f"; its job-seconds are not quoted: the benchmark files time {len(measured['train'])} of the "
+                 f"{held} trainings it holds (the study was updated in parts, not run whole)")
+    elif seconds.get("train"):
         text += (f"; job-seconds: train {seconds['train']:,.0f}, evaluate {seconds.get('evaluate', 0):,.0f} "
                  f"({seconds.get('evaluate', 0) / seconds['train']:.0%} of training), all rules {sum(seconds.values()):,.0f}")
     return text + "."

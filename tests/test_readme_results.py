@@ -82,6 +82,11 @@ def test_the_study_time_comes_from_its_snakemake_log_and_benchmark_files(tmp_pat
         (tmp_path / "logs" / "benchmark" / rule / f"{job}.tsv").write_text(f"s\tmax_rss\n{seconds}\t100\n")
     assert readme_results.study_time(tmp_path) == ("Its last Snakemake invocation ran 2 jobs in 3.0 min on 2 cores; "
                                                    "job-seconds: train 200, evaluate 50 (25% of training), all rules 250.")
+    for run in ("gan/seed0", "gan/seed1", "gan/seed2"):  # a third training, not timed: a study updated in parts
+        (tmp_path / "results" / run).mkdir(parents=True)
+        (tmp_path / "results" / run / "checkpoint.pt").write_bytes(b"")
+    assert readme_results.study_time(tmp_path).endswith(
+        "the benchmark files time 2 of the 3 trainings it holds (the study was updated in parts, not run whole).")
 
 
 def test_a_readme_without_markers_is_refused(study, tmp_path):

@@ -25,3 +25,13 @@ def test_the_grid_gives_each_run_a_rate_ratio_and_efficiency_per_precision_and_b
 def test_the_default_table_reports_the_precision_it_trains_at(tmp_path, tiny_params, digits_data):
     out = speed(tmp_path, tiny_params, digits_data, "--precision", "fp32")
     assert "precision fp32: fp32 matmul" in out and re.search(r"^cgan\s+\d+\s+\d+", out, flags=re.M), out
+
+
+def test_the_ensemble_benchmark_times_a_loop_and_vmap_over_the_same_models(tmp_path, tiny_params):
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    out = subprocess.run([PYTHON, "benchmarks/ensemble_speed.py", "--params", str(params), "--models", "2",
+                          "--repeats", "1"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in ("loop", "vmap"):
+        assert re.search(rf"^{name}\s+\d+\.\d ms\s+\d+ img/s$", out, flags=re.M), out
+    found = re.search(r"^vmap / loop: x\d+\.\d\d; largest gradient difference (\S+)$", out, flags=re.M)
+    assert found and float(found.group(1)) < 1e-4, out  # both variants compute the same gradients

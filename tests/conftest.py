@@ -27,6 +27,7 @@ def tiny(params: dict) -> dict:
                       threads=1)
     p["sample"].update(n=1300, grid=16, batch_size=650)
     p["evaluate"].update(metrics=["fid"], n_real=1300, n_fake=1300, batch_size=650, input_size=32)
+    p["features"]["simclr"]["steps"] = 300
     return p
 
 

@@ -1,5 +1,7 @@
 # ganbench workflow: params.yaml -> data -> (features -> knn) -> train -> sample -> evaluate -> report.
 # Rules live in rules/*.smk; every stage is `python -m pipeline.stages.<stage>` (see README.md).
+import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +14,10 @@ configfile: "params.yaml"
 
 
 sys.path.insert(0, workflow.basedir)
+# A job's `python` is the interpreter running Snakemake when that one has the pipeline's packages (e.g.
+# .venv/bin/snakemake with the venv not activated); --use-conda jobs put their env first on PATH.
+if importlib.util.find_spec("torch") is not None:
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 from pipeline.config import resolve_workflow
 from pipeline.errors import PipelineError
 

@@ -255,3 +255,16 @@ def test_dvc_push_and_pull_through_the_local_remote(repo):
     sh(repo, "dvc", "pull")
     assert checkpoint.read_bytes() == before
 
+
+
+def test_jobs_run_with_the_interpreter_of_snakemake_when_its_environment_is_not_activated(tmp_path, default_params):
+    from conftest import tiny
+
+    repo = copy_repo(tmp_path / "repo")
+    write_params(tiny(default_params), repo / "params.yaml")
+    bare = {**os.environ, "PATH": os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                                  if Path(p).resolve() != BIN.resolve())}
+    proc = subprocess.run([str(BIN / "snakemake"), "--cores", "1", "data/meta.json"], cwd=repo, env=bare,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + (repo / "logs" / "data.log").read_text()
+    assert json.loads((repo / "data" / "meta.json").read_text())["dataset"] == "digits"

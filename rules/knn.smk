@@ -1,5 +1,7 @@
 rule knn:
     input:
+        # data/images.npy (read for knn.pixel_queries' pixel baseline) is not listed: features.npy is made
+        # from it, so a change of the images reaches this rule through the features
         features="results/features/features.npy",
         labels="data/labels.npy",
     output:

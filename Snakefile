@@ -17,7 +17,7 @@ sys.path.insert(0, workflow.basedir)
 # A job's `python` is the interpreter running Snakemake when that one has the pipeline's packages (e.g.
 # .venv/bin/snakemake with the venv not activated); --use-conda jobs put their env first on PATH.
 if importlib.util.find_spec("torch") is not None:
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
 from pipeline.config import resolve_workflow
 from pipeline.errors import PipelineError
 

@@ -26,12 +26,11 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.func import functional_call, grad, stack_module_state, vmap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline import config  # noqa: E402
+from pipeline import config, losses  # noqa: E402
 from pipeline.nets import Discriminator, Generator  # noqa: E402
 
 
@@ -44,9 +43,9 @@ def build(train: dict, resolution: int, channels: int) -> nn.ModuleDict:
 
 
 def d_loss(call, z: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """D's non-saturating loss; ``call(name, x)`` runs one of the nets."""
+    """D's non-saturating loss (pipeline/losses.py); ``call(name, x)`` runs one of the nets."""
     score = lambda x: call("head", call("D", x))  # noqa: E731
-    return F.softplus(-score(real)).mean() + F.softplus(score(call("G", z))).mean()
+    return losses.d_loss("ns", score(real), score(call("G", z)))
 
 
 def main(argv: list[str] | None = None) -> None:

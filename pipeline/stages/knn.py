@@ -33,11 +33,13 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import torch
+import torch.nn as nn
 from tqdm import tqdm
 
 from pipeline import config
 from pipeline.errors import PipelineError, run_cli
-from pipeline.images import to_float
+from pipeline.features import embed
 from pipeline.io import load_npy, save_json
 from pipeline.knn_io import load_features, write_centres, write_neighbours
 
@@ -103,24 +105,11 @@ def purity(neighbours: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 def pixel_purity(images: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int, batch_size: int) -> float:
     """Purity of the exact k neighbours of ``queries`` among all images by cosine similarity of their
-    [-1, 1] pixels (as ``features.extractor: pixels`` embeds them), the images read ``batch_size`` at
-    a time so memory stays O((queries + batch_size) D). Cost O(queries N D)."""
-    def unit(rows) -> np.ndarray:
-        x = to_float(images[rows]).flatten(1).numpy()
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-    q = unit(queries)
-    best_sim = np.full((len(q), k + 1), -np.inf, np.float32)
-    best_idx = np.full((len(q), k + 1), -1, np.int64)
-    for start in tqdm(range(0, len(images), batch_size), desc="pixel neighbours", disable=None, leave=False):
-        block = unit(slice(start, start + batch_size))
-        sim = np.concatenate([best_sim, q @ block.T], axis=1)
-        idx = np.concatenate([best_idx, np.broadcast_to(np.arange(start, start + len(block)), (len(q), len(block)))], axis=1)
-        top = np.argpartition(-sim, k, axis=1)[:, :k + 1]
-        best_sim, best_idx = np.take_along_axis(sim, top, 1), np.take_along_axis(idx, top, 1)
-    order = np.argsort(-best_sim, axis=1, kind="stable")
-    idx, _ = drop_self(np.take_along_axis(best_idx, order, 1), np.take_along_axis(best_sim, order, 1), queries, k)
-    return shared(idx, labels, queries)
+    pixels, embedded as ``features.extractor: pixels`` embeds them (N D floats in memory, as that
+    extractor holds). Cost O(queries N D)."""
+    pixels = embed(nn.Flatten(), images, batch_size, torch.device("cpu"), "pixel baseline")
+    sim, idx = faiss.knn(pixels[queries], pixels, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
+    return shared(drop_self(idx, sim, queries, k)[0], labels, queries)
 
 
 def centres(features: np.ndarray, m: int, iterations: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@
     resident set (Linux VmHWM, reset through /proc/self/clear_refs just before) and tracemalloc's
     peak of numpy/Python allocations.
 (d) EfficientNet-Lite0 features per second at 32 and 64 px: the PyPI model as shipped, with its
-    symmetric "same" paddings folded into the convolutions, and as this pipeline loads it (batch
+    "same" paddings folded into the convolutions, and as this pipeline loads it (batch
     norms folded too, ReLU6 in place); ratios and the largest feature difference.
 (e) The cost of FID in the default study: features per second of the evaluation backbone as
     configured (efficientnet_lite0 at evaluate.input_size) and of the FID Inception at 299 px (the
@@ -166,11 +166,11 @@ def ndb_speed(params: dict, train: np.ndarray, fake: np.ndarray) -> None:
 
 
 def net_speed(batch: int = 250, repeats: int = 4) -> None:
-    """EfficientNet-Lite0 as shipped, with its symmetric pads folded, and as the pipeline loads it."""
+    """EfficientNet-Lite0 as shipped, with its pads folded, and as the pipeline loads it."""
     loaded = backbones.efficientnet_lite0_net().requires_grad_(False)
     shipped = backbones.efficientnet_lite_net(0, as_shipped=True).requires_grad_(False)
     pads_only = backbones.efficientnet_lite_net(0, as_shipped=True).requires_grad_(False)
-    backbones.fold_symmetric_padding(pads_only)
+    backbones.fold_padding(pads_only)
     nets = {"as shipped": shipped, "pads folded": pads_only, "as loaded": loaded}
     print(f"(d) EfficientNet-Lite0 features, batch {batch}, {repeats} batches; as loaded = pads and batch norms "
           f"folded into the convolutions, ReLU6 in place:")

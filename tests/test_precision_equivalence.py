@@ -15,7 +15,7 @@ spec.loader.exec_module(pe)
 
 def write(results, run, values):
     (results / run).mkdir(parents=True)
-    per_seed = {str(s): {"value": v, "sqrtm_offset": 0.0} for s, v in enumerate(values)}
+    per_seed = {str(s): {"value": v} for s, v in enumerate(values)}
     (results / run / "fid.json").write_text(json.dumps({"value": sum(values) / len(values), "per_seed": per_seed}))
 
 

@@ -16,7 +16,7 @@ the report shows the pair's difference in every space beside the verdict (docs/m
 The ``spaces`` reference (``python -m pipeline.stages.reference --name spaces``) holds each space's mean
 and covariance of the ``evaluate.n_real`` real images the backbone reference uses. ``value`` is the
 first listed space's distance; every space's is a field of its own. Cost: one forward pass of each
-network over the samples, and one d x d matrix square root per space (d <= 1,280 by default).
+network over the samples, and one d x d eigendecomposition per space (d <= 1,280 by default).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from pipeline import backbones
 from pipeline.errors import PipelineError
 from pipeline.io import load_npz, save_npz
-from pipeline.metrics.fid import RunningStats, check_count, frechet_with_offset
+from pipeline.metrics.fid import RunningStats, check_count, frechet_distance
 from pipeline.subsets import real_rows
 
 reference = "spaces"
@@ -117,7 +117,7 @@ def compute(ctx) -> dict:
         if len(mu) != len(ref["mu"]):
             raise PipelineError(f"{folder}/{space}.npz: {len(ref['mu'])}-d statistics, but the {space} space gives "
                                 f"{len(mu)}-d features; rebuild the reference")
-        result[space], _ = frechet_with_offset(ref["mu"], ref["sigma"], mu, sigma)
+        result[space] = frechet_distance(ref["mu"], ref["sigma"], mu, sigma)
     first = ev["spaces"][0]
     return {"name": "FD_spaces", "value": result[first], **result, "spaces": ",".join(ev["spaces"]),
             "input_size": ev["input_size"], "resize": ev["resize"], "n_real": int(ref["n"]), "n_fake": len(ctx.samples)}

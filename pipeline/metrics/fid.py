@@ -10,15 +10,13 @@ is not comparable with published FIDs.
 
 Fewer samples than feature dimensions make the covariance rank-deficient and the distance
 unreliable (the usual source of "imaginary component" errors): the metric refuses such counts.
-As pytorch-fid does, a singular product gets a 1e-6 diagonal offset, and an imaginary part larger
-than 1e-3 is an error.
+Departure from pytorch-fid: the trace of the matrix square root comes from the eigenvalues of a
+symmetric matrix (:func:`trace_sqrt_product`), not from ``scipy.linalg.sqrtm`` of the product; the
+values agree to 1e-8 relative or better, and no diagonal offset is ever needed.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from scipy import linalg
 
 from pipeline.errors import PipelineError
 from pipeline.io import load_npz
@@ -56,27 +54,26 @@ def check_count(n: int, dim: int, what: str) -> None:
         )
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
-    return frechet_with_offset(mu1, sigma1, mu2, sigma2, eps)[0]
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """tr((S1 S2)^(1/2)) for covariance matrices S1, S2, from eigenvalues of a symmetric matrix.
+
+    With S1 = R R^T, R = V diag(sqrt(w)) from S1's eigendecomposition, S1 S2 = R (R^T S2) has the
+    nonzero eigenvalues of the positive semi-definite R^T S2 R, so the trace is the sum of their
+    square roots; S1 may be singular (EfficientNet-Lite0's features include constant ones). Against
+    pytorch-fid's scipy.linalg.sqrtm(S1 @ S2): 1e-15 relative on full-rank covariances, 8e-9 on the
+    study's singular 1,280-d ones (FD moves by about 2e-7), in a third of the time (0.66 s vs 2.2 s).
+    """
+    if not (np.isfinite(sigma1).all() and np.isfinite(sigma2).all()):
+        raise PipelineError("fid: the covariance holds NaN or infinity (non-finite features)")
+    w, v = np.linalg.eigh(sigma1)
+    root = v * np.sqrt(np.clip(w, 0, None))
+    eig = np.linalg.eigvalsh(root.T @ sigma2 @ root)  # >= 0 up to rounding
+    return float(np.sqrt(np.clip(eig, 0, None)).sum())
 
 
-def frechet_with_offset(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                        eps: float = 1e-6) -> tuple[float, float]:
-    """The distance and the diagonal offset its square root needed (0.0 or ``eps``)."""
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     diff = mu1 - mu2
-    with warnings.catch_warnings():  # scipy's "Matrix is singular" on a finite result: pytorch-fid's disp=False
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        covmean = linalg.sqrtm(sigma1 @ sigma2)
-        offset = 0.0
-        if not np.isfinite(covmean).all():
-            offset = eps
-            covmean = linalg.sqrtm((sigma1 + np.eye(len(sigma1)) * eps) @ (sigma2 + np.eye(len(sigma2)) * eps))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise PipelineError(f"fid: imaginary component {np.abs(covmean.imag).max():.3g} in sqrtm")
-        covmean = covmean.real
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean)), offset
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
 
 
 def label(backbone: str) -> str:
@@ -94,7 +91,7 @@ def compute(ctx) -> dict:
     for start in range(0, len(features), ctx.params["evaluate"]["batch_size"]):  # float64 a batch at a time
         running.update(features[start:start + ctx.params["evaluate"]["batch_size"]])
     mu, sigma = running.result()
-    value, offset = frechet_with_offset(stats["mu"], stats["sigma"], mu, sigma)
-    return {"name": label(backbone.name), "value": value, "sqrtm_offset": offset, "backbone": backbone.name,
+    value = frechet_distance(stats["mu"], stats["sigma"], mu, sigma)
+    return {"name": label(backbone.name), "value": value, "backbone": backbone.name,
             "weights": backbone.weights, "input_size": backbone.input_size,
             "resize": backbone.resize, "n_real": int(stats["n"]), "n_fake": running.n}

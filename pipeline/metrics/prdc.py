@@ -12,7 +12,8 @@ nearest other real and s_j the same among the fakes:
 - coverage: fraction of reals whose nearest fake lies inside their ball.
 
 Distances are float64, from the inner products shared with kid (pipeline/metrics/gram.py),
-O((n_real + n_fake)^2 d), read one block of rows at a time (memory O(block x n)).
+O((n_real + n_fake)^2 d), read one block of rows at a time (memory O(block x n)). The real radii
+depend on the real features alone: the backbone reference computes them once per study.
 """
 from __future__ import annotations
 
@@ -48,12 +49,22 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
     return prdc_of(Products(real, fake), k)
 
 
-def prdc_of(p: Products, k: int) -> dict[str, float]:
+def real_radii(p: Products, k: int) -> np.ndarray:
+    """The real rows' k-th neighbour radii, as :func:`prdc_of` computes them."""
+    if p.n_real <= k:
+        raise PipelineError(f"prdc: {p.n_real} real samples for k = {k}; use more than {k} (evaluate.n_real)")
+    return kth_radii(p, "r", k)
+
+
+def prdc_of(p: Products, k: int, r: np.ndarray | None = None) -> dict[str, float]:
+    """Precision, recall, density and coverage; ``r``: the real radii of :func:`real_radii`, computed
+    here when None."""
     n_real, n_fake = p.n_real, p.n_fake
     for what, n in (("real", n_real), ("generated", n_fake)):
         if n <= k:
             raise PipelineError(f"prdc: {n} {what} samples for k = {k}; use more than {k}")
-    r, s = kth_radii(p, "r", k), kth_radii(p, "f", k)
+    r = kth_radii(p, "r", k) if r is None else r
+    s = kth_radii(p, "f", k)
     norms_r, norms_f = p.norms["r"], p.norms["f"]
     inside = np.zeros(n_fake)  # number of real balls holding each fake
     recalled = np.zeros(n_real, bool)
@@ -72,7 +83,7 @@ def prdc_of(p: Products, k: int) -> dict[str, float]:
 def compute(ctx) -> dict:
     backbone, products = ctx.backbone(), ctx.products()
     k = ctx.params["evaluate"]["prdc_k"]
-    scores = prdc_of(products, k)
+    scores = prdc_of(products, k, ctx.real_terms("prdc_radii", {"prdc_k": k}))
     return {"name": f"PRDC-precision_{backbone.name}", "value": scores.pop("precision"), **scores, "k": k,
             "backbone": backbone.name, "input_size": backbone.input_size,
             "resize": backbone.resize, "n_real": products.n_real, "n_fake": products.n_fake}

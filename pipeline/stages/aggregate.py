@@ -19,7 +19,7 @@ from pipeline.io import is_number, load_json_object, save_json
 
 
 PROTOCOL = {"seed", "input_size", "k", "alpha"}  # and every n_* count: settings, not measurements ...
-OUTCOMES = {"n_condition_pairs", "sqrtm_offset"}  # ... but these depend on the seed's samples: kept per seed
+OUTCOMES = {"n_condition_pairs"}  # ... but this one depends on the seed's samples: kept per seed
 
 
 def is_measurement(key: str, value: object) -> bool:

@@ -2,7 +2,9 @@
 
 ``--name backbone``: features of ``evaluate.n_real`` training images (a fixed random subset,
 seed 0) in the evaluation backbone, and their mean and covariance (stats.npz: mu, sigma, n),
-used by fid and prdc. ``--name ndb``: the NDB bins (pipeline.metrics.ndb); ``--name classifier``:
+used by fid, kid and prdc, and what kid and prdc need of the real features alone (real_terms.npz:
+KID's within-real subset sums, PRDC's real radii; computed once here instead of in every
+evaluation). ``--name ndb``: the NDB bins (pipeline.metrics.ndb); ``--name classifier``:
 the real-data classifier of the classes metric (pipeline.metrics.classes); ``--name spaces``: each
 of ``evaluate.spaces``' real statistics (pipeline.metrics.fd_spaces). Every folder gets a
 reference.json recording what it was computed from.
@@ -19,8 +21,9 @@ import torch
 from pipeline import backbones, config, context
 from pipeline.errors import run_cli
 from pipeline.io import load_npy, save_json, save_npy, save_npz
-from pipeline.metrics import classes, fd_spaces, ndb
+from pipeline.metrics import classes, fd_spaces, kid, ndb, prdc
 from pipeline.metrics.fid import RunningStats
+from pipeline.metrics.gram import REAL_TERMS, Products
 from pipeline.subsets import SUBSET_SEED, real_rows
 
 
@@ -37,10 +40,16 @@ def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Pa
         feats[start:start + len(batch)] = batch
         start += len(batch)
     mu, sigma = stats.result()
+    settings = {"kid_subsets": ev["kid_subsets"], "kid_subset_size": ev["kid_subset_size"], "n_fake": ev["n_fake"],
+                "prdc_k": ev["prdc_k"]}
+    real = Products(feats, np.empty((0, backbone.dim), np.float32))
+    terms = {"kid_within": kid.real_within(real, ev["n_fake"], ev["kid_subsets"], ev["kid_subset_size"]),
+             "prdc_radii": prdc.real_radii(real, ev["prdc_k"])}
     save_npy(out / "features.npy", feats)
     save_npz(out / "stats.npz", mu=mu, sigma=sigma, n=np.array(stats.n))
+    save_npz(out / REAL_TERMS, **terms)
     return {"backbone": backbone.name, "input_size": backbone.input_size, "resize": backbone.resize, "n_real": stats.n,
-            "dim": backbone.dim}
+            "dim": backbone.dim, "real_terms": settings}
 
 
 BUILDERS: dict[str, Callable[[dict, np.ndarray, np.ndarray, Path], dict]] = {

@@ -49,7 +49,7 @@ STAGE_KEYS: dict[str, list[str]] = {
                            "evaluate.batch_size", "evaluate.n_fake", "evaluate.kid_subsets",
                            "evaluate.kid_subset_size", "evaluate.prdc_k"],
     "reference_ndb": ["evaluate.ndb_bins", "evaluate.ndb_n_train", "evaluate.ndb_whiten"],
-    "reference_spaces": ["evaluate.spaces", "evaluate.input_size", "evaluate.resize", "evaluate.n_real",
+    "reference_spaces": ["evaluate.spaces", "evaluate.spaces_input_size", "evaluate.resize", "evaluate.n_real",
                          "evaluate.batch_size"],
     "reference_classifier": ["evaluate.classifier_steps", "evaluate.classifier_batch_size",
                              "evaluate.classifier_holdout", "evaluate.batch_size"],
@@ -69,7 +69,7 @@ METRIC_KEYS: dict[str, list[str]] = {
     "prdc": [*BACKBONE_KEYS, "evaluate.prdc_k"],
     "classes": ["evaluate.batch_size"],
     "inception_score": ["evaluate.batch_size", "evaluate.is_splits", "evaluate.is_net", "evaluate.resize"],
-    "fd_spaces": [*BACKBONE_KEYS, "evaluate.spaces"],
+    "fd_spaces": [*BACKBONE_KEYS, "evaluate.spaces", "evaluate.spaces_input_size"],
 }
 
 

@@ -14,6 +14,7 @@ from pipeline import config, subsets
 from pipeline.errors import PipelineError
 from pipeline.features import simclr
 from pipeline.io import load_json, load_npy, save_json, save_npy
+from pipeline.metrics import fid
 from pipeline.stages import evaluate, reference
 
 
@@ -62,6 +63,28 @@ def test_each_space_gives_the_frechet_distance_of_its_features(tmp_path, spaces,
     near = score(tmp_path, spaces, digits_data, images[:1300])  # mostly the real subset itself
     for space in ("pixels", "simclr", "efficientnet_lite2"):
         assert 0 <= near[space] < got[space], space
+
+
+def test_a_space_whose_features_barely_vary_is_refused(tmp_path, tiny_params, digits_data):
+    """EfficientNet-Lite2 fed 32 px digits keeps 5 of 1,280 features alive: refused, naming the fix;
+    at 48 px (the default) about a thousand vary and the count is recorded."""
+    images = load_npy(digits_data / "images.npy")
+    tiny_params["evaluate"].update(metrics=["fd_spaces"], spaces=["efficientnet_lite2"], spaces_input_size=32)
+    with pytest.raises(PipelineError, match=r"fd_spaces: efficientnet_lite2: \d of 1280 features vary over the real "
+                                            r"images, a degenerate feature space; feed it larger images"):
+        reference.BUILDERS["spaces"](config.load(write_params(tiny_params, tmp_path / "p.yaml")), images, None,
+                                     tmp_path / "r32")
+    tiny_params["evaluate"]["spaces_input_size"] = 48
+    meta = reference.BUILDERS["spaces"](config.load(write_params(tiny_params, tmp_path / "p.yaml")), images, None,
+                                        tmp_path / "r48")
+    assert 128 <= meta["live_efficientnet_lite2"] <= 1280
+
+
+def test_live_features_count_the_features_that_vary():
+    sigma = np.diag([4.0, 1e-14, 0.0, 2.0] + [0.0] * 17)  # 1e-14: rounding, not variation
+    with pytest.raises(PipelineError, match="x: 2 of 21 features vary"):
+        fid.live_features(sigma, "x", "hint")
+    assert fid.live_features(sigma[:20, :20], "x", "hint") == 2  # a tenth: enough
 
 
 def test_the_simclr_space_needs_the_features_stages_encoder(tmp_path, tiny_params, digits_data):

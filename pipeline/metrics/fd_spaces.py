@@ -6,8 +6,10 @@ space (the fid metric); this metric measures the same distance in each of ``eval
 the report shows the pair's difference in every space beside the verdict (docs/metrics.md):
 
 - ``efficientnet_lite0``, ``efficientnet_lite2``, ``inception``: the ImageNet networks of
-  pipeline/backbones.py at ``evaluate.input_size`` (Inception: 299 px, about 190 times Lite0's cost
-  on CPU, so it is not in the default list) with ``evaluate.resize``;
+  pipeline/backbones.py at ``evaluate.spaces_input_size`` (48; Inception: 299 px, about 190 times
+  Lite0's cost on CPU, so it is not in the default list) with ``evaluate.resize``. At 32 px
+  EfficientNet-Lite2 leaves all but 3 of its 1,280 features at zero on Fashion-MNIST's 5,000
+  reference images (5 on 1,300 digits); at 48 px 1,278 of them vary on 1,000 images (1,007);
 - ``simclr``: the self-supervised encoder the features stage trained on this dataset (its pooled
   4w-d features, not L2-normalised), copied into the reference folder with its sha256;
 - ``pixels``: the images average-pooled to at most 16 x 16 and flattened (at most 768 numbers, fewer
@@ -15,8 +17,11 @@ the report shows the pair's difference in every space beside the verdict (docs/m
 
 The ``spaces`` reference (``python -m pipeline.stages.reference --name spaces``) holds each space's mean
 and covariance of the ``evaluate.n_real`` real images the backbone reference uses. ``value`` is the
-first listed space's distance; every space's is a field of its own. Cost: one forward pass of each
-network over the samples, and one d x d eigendecomposition per space (d <= 1,280 by default).
+first listed space's distance; every space's is a field of its own. A space where fewer than a tenth
+of the features vary over the real images is refused when the reference is built (degenerate: its
+FD says little), and each space's count of varying features is recorded (``live_<space>`` in the
+reference.json). Cost: one forward pass of each network over the samples, and one d x d
+eigendecomposition per space (d <= 1,280 by default).
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ import torch.nn.functional as F
 from pipeline import backbones
 from pipeline.errors import PipelineError
 from pipeline.io import load_npz, save_npz
-from pipeline.metrics.fid import RunningStats, check_count, frechet_distance
+from pipeline.metrics.fid import RunningStats, check_count, frechet_distance, live_features
 from pipeline.subsets import real_rows
 
 reference = "spaces"
@@ -54,7 +59,7 @@ def space_net(space: str, params: dict, device: torch.device | str, folder: Path
     """The network that maps [-1, 1] images (B, C, H, W) to ``space``'s features."""
     ev = params["evaluate"]
     if space in backbones.NAMES:
-        return backbones.load(space, ev["input_size"], device, ev["resize"])
+        return backbones.load(space, ev["spaces_input_size"], device, ev["resize"])
     if space == "simclr":
         from pipeline.features import simclr
 
@@ -82,7 +87,7 @@ def build_reference(params: dict, images: np.ndarray, labels: np.ndarray, out: P
     if not spaces:
         raise PipelineError("fd_spaces: evaluate.spaces is empty; list the feature spaces to measure FD in")
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"spaces": spaces, "n_real": ev["n_real"]}
+    meta = {"spaces": spaces, "n_real": ev["n_real"], "spaces_input_size": ev["spaces_input_size"]}
     if "simclr" in spaces:
         if encoder is None or not Path(encoder).is_file():
             raise PipelineError(f"fd_spaces: the simclr space needs the features stage's encoder ({encoder}); "
@@ -94,6 +99,9 @@ def build_reference(params: dict, images: np.ndarray, labels: np.ndarray, out: P
     for space in spaces:
         stats = statistics(space_net(space, params, dev, out), real, ev["batch_size"], dev)
         mu, sigma = stats.result()
+        hint = (f"feed it larger images (evaluate.spaces_input_size) or leave it out of evaluate.spaces"
+                if space in backbones.NAMES and space != "inception" else "leave it out of evaluate.spaces")
+        meta[f"live_{space}"] = live_features(sigma, f"fd_spaces: {space}", hint)
         save_npz(out / f"{space}.npz", mu=mu, sigma=sigma, n=np.array(stats.n))
         meta[f"dim_{space}"] = len(mu)
     return meta
@@ -107,7 +115,7 @@ def compute(ctx) -> dict:
         ref = load_npz(folder / f"{space}.npz", ("mu", "sigma", "n"))
         check_count(int(ref["n"]), len(ref["mu"]), f"real ({space})")
         check_count(len(ctx.samples), len(ref["mu"]), f"generated ({space})")
-        if space == ev["backbone"]:  # the fid metric's features: embedded once
+        if space == ev["backbone"] and ev["spaces_input_size"] == ev["input_size"]:  # fid's features: embedded once
             stats = RunningStats(ctx.backbone().dim)
             stats.update(ctx.sample_features())
         else:
@@ -120,4 +128,5 @@ def compute(ctx) -> dict:
         result[space] = frechet_distance(ref["mu"], ref["sigma"], mu, sigma)
     first = ev["spaces"][0]
     return {"name": "FD_spaces", "value": result[first], **result, "spaces": ",".join(ev["spaces"]),
-            "input_size": ev["input_size"], "resize": ev["resize"], "n_real": int(ref["n"]), "n_fake": len(ctx.samples)}
+            "input_size": ev["spaces_input_size"], "resize": ev["resize"], "n_real": int(ref["n"]),
+            "n_fake": len(ctx.samples)}

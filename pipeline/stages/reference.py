@@ -22,7 +22,7 @@ from pipeline import backbones, config, context
 from pipeline.errors import run_cli
 from pipeline.io import load_npy, save_json, save_npy, save_npz
 from pipeline.metrics import classes, fd_spaces, kid, ndb, prdc
-from pipeline.metrics.fid import RunningStats
+from pipeline.metrics.fid import RunningStats, live_features
 from pipeline.metrics.gram import REAL_TERMS, Products
 from pipeline.subsets import SUBSET_SEED, real_rows
 
@@ -40,6 +40,7 @@ def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Pa
         feats[start:start + len(batch)] = batch
         start += len(batch)
     mu, sigma = stats.result()
+    live = live_features(sigma, f"{backbone.name} at {backbone.input_size} px", "raise evaluate.input_size")
     settings = {"kid_subsets": ev["kid_subsets"], "kid_subset_size": ev["kid_subset_size"], "n_fake": ev["n_fake"],
                 "prdc_k": ev["prdc_k"]}
     real = Products(feats, np.empty((0, backbone.dim), np.float32))
@@ -49,7 +50,7 @@ def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Pa
     save_npz(out / "stats.npz", mu=mu, sigma=sigma, n=np.array(stats.n))
     save_npz(out / REAL_TERMS, **terms)
     return {"backbone": backbone.name, "input_size": backbone.input_size, "resize": backbone.resize, "n_real": stats.n,
-            "dim": backbone.dim, "real_terms": settings}
+            "dim": backbone.dim, "live_features": live, "real_terms": settings}
 
 
 BUILDERS: dict[str, Callable[[dict, np.ndarray, np.ndarray, Path], dict]] = {

@@ -99,7 +99,7 @@ def build_reference(params: dict, images: np.ndarray, labels: np.ndarray, out: P
     for space in spaces:
         stats = statistics(space_net(space, params, dev, out), real, ev["batch_size"], dev)
         mu, sigma = stats.result()
-        hint = (f"feed it larger images (evaluate.spaces_input_size) or leave it out of evaluate.spaces"
+        hint = ("feed it larger images (evaluate.spaces_input_size) or leave it out of evaluate.spaces"
                 if space in backbones.NAMES and space != "inception" else "leave it out of evaluate.spaces")
         meta[f"live_{space}"] = live_features(sigma, f"fd_spaces: {space}", hint)
         save_npz(out / f"{space}.npz", mu=mu, sigma=sigma, n=np.array(stats.n))

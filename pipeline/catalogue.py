@@ -30,6 +30,7 @@ METRIC_REFERENCE: dict[str, str | None] = {
     "classes": "classifier",
     "inception_score": "classifier",
     "fd_spaces": "spaces",
+    "fd_infinity": "backbone",
 }
 
 
@@ -70,6 +71,7 @@ METRIC_KEYS: dict[str, list[str]] = {
     "classes": ["evaluate.batch_size"],
     "inception_score": ["evaluate.batch_size", "evaluate.is_splits", "evaluate.is_net", "evaluate.resize"],
     "fd_spaces": [*BACKBONE_KEYS, "evaluate.spaces", "evaluate.spaces_input_size"],
+    "fd_infinity": [*BACKBONE_KEYS, "evaluate.fd_infinity_points", "evaluate.fd_infinity_min_n"],
 }
 
 

@@ -55,6 +55,7 @@ ARGS = {  # each stage's command line in the study, as the rules give it
     "evaluate_lpips": ["--params", "params.yaml", "--metric", "lpips", "--run", RUN],
     "evaluate_kid": ["--params", "params.yaml", "--metric", "kid", "--run", RUN],
     "evaluate_prdc": ["--params", "params.yaml", "--metric", "prdc", "--run", RUN],
+    "evaluate_fd_infinity": ["--params", "params.yaml", "--metric", "fd_infinity", "--run", RUN],
     "reference_classifier": ["--params", "params.yaml", "--name", "classifier", "--out", "results/reference/classifier"],
     "aggregate_twice": [f"{RUN}/fid.json", f"{RUN}/fid.json", "--out", "results/gan/fid.json"],
     "aggregate_mixed": [f"{RUN}/fid.json", f"{RUN}/ndb.json", "--out", "results/gan/fid.json"],
@@ -63,7 +64,7 @@ ARGS = {  # each stage's command line in the study, as the rules give it
                         "--reference", "results/reference/backbone"],
 }
 STAGE_OF = {"train_cgan": "train", "train_unknown": "train", "sample_cgan": "sample", "evaluate_lpips": "evaluate",
-            "evaluate_kid": "evaluate", "evaluate_prdc": "evaluate",
+            "evaluate_kid": "evaluate", "evaluate_prdc": "evaluate", "evaluate_fd_infinity": "evaluate",
             "reference_classifier": "reference", "aggregate_twice": "aggregate",
             "aggregate_mixed": "aggregate", "aggregate_pair": "aggregate",
             "train_monitored": "train"}  # command -> its stage
@@ -322,6 +323,8 @@ CASES = [
      "kid_within was computed with kid_subsets 100, this evaluation uses 7; rebuild the backbone reference"),
     ("evaluate-real-terms-other-prdc-k", "evaluate_prdc", param("evaluate.prdc_k", 4),
      "prdc_radii was computed with prdc_k 5, this evaluation uses 4; rebuild the backbone reference"),
+    ("evaluate-fd-infinity-no-range", "evaluate_fd_infinity", param("evaluate.fd_infinity_min_n", 1300),
+     "fd_infinity: counts from evaluate.fd_infinity_min_n (1300) to the 1300 samples need fd_infinity_min_n below"),
     ("evaluate-lpips-too-few-pairs", "evaluate_lpips", both(
         save_array(f"{RUN}/samples.npy", lambda a: a[:40]), save_array(f"{RUN}/conditions.npy", lambda a: a[:40]),
         param("evaluate.n_fake", 40)),

@@ -20,7 +20,7 @@ from pipeline import backbones, config, subsets
 from pipeline.errors import PipelineError
 from pipeline.images import to_float, to_uint8
 from pipeline.io import load_json, load_npy, save_json, save_npy, save_npz
-from pipeline.metrics import classes, fid, gram, inception_score, kid, lpips, ndb, prdc
+from pipeline.metrics import classes, fd_infinity, fid, gram, inception_score, kid, lpips, ndb, prdc
 from pipeline.stages import evaluate, reference, report
 
 
@@ -135,6 +135,49 @@ def test_frechet_distance_refuses_non_finite_covariances():
     sigma[1, 1] = np.nan
     with pytest.raises(PipelineError, match="NaN or infinity"):
         fid.frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), sigma)
+
+
+# --- FD-infinity ------------------------------------------------------------------------------
+
+def test_fd_infinity_fits_the_line_in_one_over_n():
+    counts = np.array([200, 500, 1000, 4000])
+    assert fd_infinity.extrapolate(counts, 3.0 + 150.0 / counts) == pytest.approx((3.0, 150.0))
+
+
+def test_fd_at_each_count_is_the_fd_of_that_prefix_of_one_random_order():
+    from scipy import linalg
+
+    rng = np.random.default_rng(5)
+    real, fake = rng.normal(size=(400, 6)), rng.normal(0.3, 1.2, size=(300, 6)) @ rng.normal(size=(6, 6))
+    mu, sigma = real.mean(0), np.cov(real, rowvar=False)
+    counts = fd_infinity.sample_counts(300, 100, 3)
+    got = fd_infinity.fd_at_counts(mu, sigma, fake, counts, seed=4)
+    order = np.random.default_rng(4).permutation(300)
+    for n, value in zip(counts, got):
+        x = fake[order[:n]]
+        s = np.cov(x, rowvar=False)
+        expected = ((mu - x.mean(0)) ** 2).sum() + np.trace(sigma + s - 2 * linalg.sqrtm(sigma @ s).real)
+        assert value == pytest.approx(expected, rel=1e-9)
+
+
+def test_fd_infinity_removes_the_small_sample_bias():
+    """Samples of the reference Gaussian itself: FD at N is all bias (about d^2 / (2N) here), FD-infinity
+    is near 0."""
+    rng = np.random.default_rng(6)
+    d = 20
+    fake = rng.normal(size=(4000, d))
+    counts = fd_infinity.sample_counts(4000, 400, 10)
+    at_counts = fd_infinity.fd_at_counts(np.zeros(d), np.eye(d), fake, counts)
+    value, slope = fd_infinity.extrapolate(counts, at_counts)
+    assert at_counts[0] > 0.3 and slope > 0
+    assert abs(value) < 0.1 * at_counts[0]
+
+
+def test_fd_infinity_needs_a_range_of_counts():
+    with pytest.raises(PipelineError, match="fd_infinity_min_n below evaluate.n_fake"):
+        fd_infinity.sample_counts(1300, 1300, 15)
+    counts = fd_infinity.sample_counts(1300, 1281, 15)
+    assert (counts[0], counts[-1], len(counts)) == (1281, 1300, 15) and (np.diff(counts) > 0).all()
 
 
 def test_running_stats_equal_numpy():
@@ -465,6 +508,24 @@ def test_reference_and_evaluate_stages(tmp_path, tiny_params, digits_data):
     assert got["classes"]["value"] == 10 and got["classes"]["kl"] < 0.1
     assert got["lpips"]["name"] == "LPIPS-uncalibrated_efficientnet_lite0" and not got["lpips"]["calibrated"]
     assert got["lpips"]["n_conditions"] == 3 and got["lpips"]["per_condition"] > 0
+
+
+def test_fd_infinity_through_the_stages(tmp_path, tiny_params, digits_data):
+    """The backbone reference and evaluate: FD-infinity's line passes near fid's FD at n_fake (one of its
+    counts), and its json names the protocol."""
+    tiny_params["evaluate"].update(metrics=["fid", "fd_infinity"], fd_infinity_points=4, fd_infinity_min_n=1281)
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    reference.main(["--params", str(params), "--name", "backbone", "--data", str(digits_data), "--out",
+                    str(tmp_path / "reference" / "backbone")])
+    run = tmp_path / "gan" / "seed0"
+    images = load_npy(digits_data / "images.npy")
+    save_npy(run / "samples.npy", np.clip(images[-1300:].astype(int) + 30, 0, 255).astype(np.uint8))
+    save_json(run / "samples.json", {"method": "gan", "seed": 0})
+    evaluate.main(["--params", str(params), "--metric", "fid", "fd_infinity", "--run", str(run), "--data",
+                   str(digits_data), "--reference", str(tmp_path / "reference")])
+    fd, inf = load_json(run / "fid.json"), load_json(run / "fd_infinity.json")
+    assert inf["name"] == "FD-infinity_efficientnet_lite0" and (inf["n_points"], inf["n_min"]) == (4, 1281)
+    assert inf["value"] + inf["slope"] / 1300 == pytest.approx(fd["value"], rel=0.02)
 
 
 def test_fid_refuses_a_reference_of_too_few_real_images(tmp_path, tiny_params):

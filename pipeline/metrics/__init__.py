@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from pipeline.metrics import classes, fd_spaces, fid, inception_score, kid, lpips, ndb, prdc
+from pipeline.metrics import classes, fd_infinity, fd_spaces, fid, inception_score, kid, lpips, ndb, prdc
 
 REGISTRY: dict[str, ModuleType] = {"fid": fid, "kid": kid, "lpips": lpips, "ndb": ndb, "prdc": prdc, "classes": classes,
-                                   "inception_score": inception_score, "fd_spaces": fd_spaces}
+                                   "inception_score": inception_score, "fd_spaces": fd_spaces,
+                                   "fd_infinity": fd_infinity}

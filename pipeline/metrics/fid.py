@@ -69,8 +69,17 @@ def check_count(n: int, dim: int, what: str) -> None:
         )
 
 
-def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    """tr((S1 S2)^(1/2)) for covariance matrices S1, S2, from eigenvalues of a symmetric matrix.
+def factor(sigma: np.ndarray) -> np.ndarray:
+    """R with R R^T = sigma, from sigma's eigendecomposition (sigma may be singular)."""
+    if not np.isfinite(sigma).all():
+        raise PipelineError("fid: the covariance holds NaN or infinity (non-finite features)")
+    w, v = np.linalg.eigh(sigma)
+    return v * np.sqrt(np.clip(w, 0, None))
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, root1: np.ndarray | None = None) -> float:
+    """tr((S1 S2)^(1/2)) for covariance matrices S1, S2, from eigenvalues of a symmetric matrix;
+    ``root1``: S1's :func:`factor`, when several S2 meet one S1.
 
     With S1 = R R^T, R = V diag(sqrt(w)) from S1's eigendecomposition, S1 S2 = R (R^T S2) has the
     nonzero eigenvalues of the positive semi-definite R^T S2 R, so the trace is the sum of their
@@ -78,17 +87,17 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     pytorch-fid's scipy.linalg.sqrtm(S1 @ S2): 1e-15 relative on full-rank covariances, 8e-9 on the
     study's singular 1,280-d ones (FD moves by about 2e-7), in a third of the time (0.66 s vs 2.2 s).
     """
-    if not (np.isfinite(sigma1).all() and np.isfinite(sigma2).all()):
+    if not np.isfinite(sigma2).all():
         raise PipelineError("fid: the covariance holds NaN or infinity (non-finite features)")
-    w, v = np.linalg.eigh(sigma1)
-    root = v * np.sqrt(np.clip(w, 0, None))
+    root = factor(sigma1) if root1 is None else root1
     eig = np.linalg.eigvalsh(root.T @ sigma2 @ root)  # >= 0 up to rounding
     return float(np.sqrt(np.clip(eig, 0, None)).sum())
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     root1: np.ndarray | None = None) -> float:
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2, root1))
 
 
 def label(backbone: str) -> str:

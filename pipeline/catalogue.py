@@ -47,7 +47,7 @@ STAGE_KEYS: dict[str, list[str]] = {
     "real": ["sample.n", "sample.grid", "evaluate.n_real"],
     "sample": ["sample"],
     "reference_backbone": ["evaluate.backbone", "evaluate.input_size", "evaluate.resize", "evaluate.n_real",
-                           "evaluate.batch_size", "evaluate.n_fake", "evaluate.kid_subsets",
+                           "evaluate.batch_size", "evaluate.metrics", "evaluate.n_fake", "evaluate.kid_subsets",
                            "evaluate.kid_subset_size", "evaluate.prdc_k"],
     "reference_ndb": ["evaluate.ndb_bins", "evaluate.ndb_n_train", "evaluate.ndb_whiten"],
     "reference_spaces": ["evaluate.spaces", "evaluate.spaces_input_size", "evaluate.resize", "evaluate.n_real",

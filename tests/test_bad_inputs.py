@@ -317,12 +317,10 @@ CASES = [
      "stats.npz: unreadable .npz"),
     ("evaluate-stats-lacks-mu", "evaluate",
      lambda: np.savez("results/reference/backbone/stats.npz", sigma=np.eye(2), n=np.array(5)), "stats.npz: unreadable"),
-    ("evaluate-real-terms-missing", "evaluate_kid", remove("results/reference/backbone/real_terms.npz"),
-     "real_terms.npz: no such file"),
-    ("evaluate-real-terms-other-kid-subsets", "evaluate_kid", param("evaluate.kid_subsets", 7),
-     "kid_within was computed with kid_subsets 100, this evaluation uses 7; rebuild the backbone reference"),
-    ("evaluate-real-terms-other-prdc-k", "evaluate_prdc", param("evaluate.prdc_k", 4),
-     "prdc_radii was computed with prdc_k 5, this evaluation uses 4; rebuild the backbone reference"),
+    ("evaluate-kid-without-its-real-terms", "evaluate_kid", lambda: None,  # the study measures fid only
+     "no kid_within (built while evaluate.metrics lacked its metric); rebuild the backbone reference"),
+    ("evaluate-prdc-without-its-real-terms", "evaluate_prdc", lambda: None,
+     "no prdc_radii (built while evaluate.metrics lacked its metric); rebuild the backbone reference"),
     ("evaluate-fd-infinity-no-range", "evaluate_fd_infinity", param("evaluate.fd_infinity_min_n", 1300),
      "fd_infinity: counts from evaluate.fd_infinity_min_n (1300) to the 1300 samples need fd_infinity_min_n below"),
     ("evaluate-lpips-too-few-pairs", "evaluate_lpips", both(

@@ -1,6 +1,7 @@
 """Metric correctness on tiny data: NDB/JSD, FID, PRDC, LPIPS, classes, their stages, and the report."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -510,10 +511,12 @@ def test_reference_and_evaluate_stages(tmp_path, tiny_params, digits_data):
     assert got["lpips"]["n_conditions"] == 3 and got["lpips"]["per_condition"] > 0
 
 
-def test_fd_infinity_through_the_stages(tmp_path, tiny_params, digits_data):
+def test_backbone_reference_and_fd_infinity_kid_prdc_through_the_stages(tmp_path, tiny_params, digits_data):
     """The backbone reference and evaluate: FD-infinity's line passes near fid's FD at n_fake (one of its
-    counts), and its json names the protocol."""
-    tiny_params["evaluate"].update(metrics=["fid", "fd_infinity"], fd_infinity_points=4, fd_infinity_min_n=1281)
+    counts), and its json names the protocol; KID and PRDC read the reference's real terms, which
+    must have been computed with the evaluation's settings."""
+    tiny_params["evaluate"].update(metrics=["fid", "kid", "prdc", "fd_infinity"], fd_infinity_points=4,
+                                   fd_infinity_min_n=1281)
     params = write_params(tiny_params, tmp_path / "params.yaml")
     reference.main(["--params", str(params), "--name", "backbone", "--data", str(digits_data), "--out",
                     str(tmp_path / "reference" / "backbone")])
@@ -521,11 +524,18 @@ def test_fd_infinity_through_the_stages(tmp_path, tiny_params, digits_data):
     images = load_npy(digits_data / "images.npy")
     save_npy(run / "samples.npy", np.clip(images[-1300:].astype(int) + 30, 0, 255).astype(np.uint8))
     save_json(run / "samples.json", {"method": "gan", "seed": 0})
-    evaluate.main(["--params", str(params), "--metric", "fid", "fd_infinity", "--run", str(run), "--data",
-                   str(digits_data), "--reference", str(tmp_path / "reference")])
+    evaluate.main(["--params", str(params), "--metric", "fid", "fd_infinity", "kid", "prdc", "--run", str(run),
+                   "--data", str(digits_data), "--reference", str(tmp_path / "reference")])
     fd, inf = load_json(run / "fid.json"), load_json(run / "fd_infinity.json")
     assert inf["name"] == "FD-infinity_efficientnet_lite0" and (inf["n_points"], inf["n_min"]) == (4, 1281)
     assert inf["value"] + inf["slope"] / 1300 == pytest.approx(fd["value"], rel=0.02)
+    assert load_json(run / "kid.json")["value"] > 0 and 0 <= load_json(run / "prdc.json")["value"] <= 1
+    for key, value, term in (("kid_subsets", 7, "kid_within"), ("prdc_k", 4, "prdc_radii")):
+        changed = copy.deepcopy(tiny_params)
+        changed["evaluate"][key] = value
+        with pytest.raises(PipelineError, match=f"{term} was computed with {key} .*, this evaluation uses {value}; "
+                                                "rebuild the backbone reference"):
+            evaluate.evaluate(changed, ["kid", "prdc"], run, digits_data, tmp_path / "reference")
 
 
 def test_fid_refuses_a_reference_of_too_few_real_images(tmp_path, tiny_params):

@@ -18,7 +18,6 @@ import numpy as np
 BUDGET = 2 * 2**30  # bytes of float64 products kept whole
 BLOCK = 1024  # rows per block
 REAL_TERMS = "real_terms.npz"  # in the backbone reference: what kid and prdc need of the real rows alone
-REAL_TERM_NAMES = ("kid_within", "prdc_radii")
 
 
 class Products:

@@ -20,7 +20,7 @@ from pipeline.errors import PipelineError, run_cli
 from pipeline.images import check_images
 from pipeline.io import all_or_nothing, load_json_object, load_npy, load_npz, save_json
 from pipeline.metrics import REGISTRY
-from pipeline.metrics.gram import REAL_TERM_NAMES, REAL_TERMS, Products
+from pipeline.metrics.gram import REAL_TERMS, Products
 
 
 @dataclass
@@ -74,22 +74,19 @@ class EvalContext:
         """Inner products of real and sample features (float64), shared by kid and prdc."""
         return self._products
 
-    @cached_property
-    def _real_terms(self) -> tuple[dict, dict]:
-        folder = self.reference_dir("backbone")
-        meta = load_json_object(folder / "reference.json", ("real_terms",))
-        return load_npz(folder / REAL_TERMS, REAL_TERM_NAMES), meta["real_terms"]
-
     def real_terms(self, name: str, settings: dict) -> np.ndarray:
         """A term of the backbone reference's ``real_terms.npz`` (pipeline/stages/reference.py), after
         checking that it was computed with ``settings`` (what this evaluation uses)."""
-        terms, recorded = self._real_terms
+        folder = self.reference_dir("backbone")
+        recorded = load_json_object(folder / "reference.json", ("real_terms",))["real_terms"].get(name)
+        fix = "; rebuild the backbone reference (snakemake results/reference/backbone)"
+        if recorded is None:
+            raise PipelineError(f"{folder}: no {name} (built while evaluate.metrics lacked its metric){fix}")
         for key, value in settings.items():
             if recorded.get(key) != value:
-                raise PipelineError(f"{self.reference_root}/backbone: {name} was computed with {key} "
-                                    f"{recorded.get(key)}, this evaluation uses {value}; rebuild the backbone "
-                                    f"reference (snakemake results/reference/backbone)")
-        return terms[name]
+                raise PipelineError(f"{folder}: {name} was computed with {key} {recorded.get(key)}, this evaluation "
+                                    f"uses {value}{fix}")
+        return load_npz(folder / REAL_TERMS, (name,))[name]
 
 
 def load_run(params: dict, run: Path, data_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

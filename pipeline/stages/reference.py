@@ -3,8 +3,8 @@
 ``--name backbone``: features of ``evaluate.n_real`` training images (a fixed random subset,
 seed 0) in the evaluation backbone, and their mean and covariance (stats.npz: mu, sigma, n),
 used by fid, kid and prdc, and what kid and prdc need of the real features alone (real_terms.npz:
-KID's within-real subset sums, PRDC's real radii; computed once here instead of in every
-evaluation). ``--name ndb``: the NDB bins (pipeline.metrics.ndb); ``--name classifier``:
+KID's within-real subset sums, PRDC's real radii, for those of the two in ``evaluate.metrics``;
+computed once here instead of in every evaluation). ``--name ndb``: the NDB bins (pipeline.metrics.ndb); ``--name classifier``:
 the real-data classifier of the classes metric (pipeline.metrics.classes); ``--name spaces``: each
 of ``evaluate.spaces``' real statistics (pipeline.metrics.fd_spaces). Every folder gets a
 reference.json recording what it was computed from.
@@ -41,11 +41,15 @@ def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Pa
         start += len(batch)
     mu, sigma = stats.result()
     live = live_features(sigma, f"{backbone.name} at {backbone.input_size} px", "raise evaluate.input_size")
-    settings = {"kid_subsets": ev["kid_subsets"], "kid_subset_size": ev["kid_subset_size"], "n_fake": ev["n_fake"],
-                "prdc_k": ev["prdc_k"]}
     real = Products(feats, np.empty((0, backbone.dim), np.float32))
-    terms = {"kid_within": kid.real_within(real, ev["n_fake"], ev["kid_subsets"], ev["kid_subset_size"]),
-             "prdc_radii": prdc.real_radii(real, ev["prdc_k"])}
+    terms, settings = {}, {}  # only for the metrics measured: at 50,000 real rows each costs hours of CPU
+    if "kid" in ev["metrics"]:
+        terms["kid_within"] = kid.real_within(real, ev["n_fake"], ev["kid_subsets"], ev["kid_subset_size"])
+        settings["kid_within"] = {"kid_subsets": ev["kid_subsets"], "kid_subset_size": ev["kid_subset_size"],
+                                  "n_fake": ev["n_fake"]}
+    if "prdc" in ev["metrics"]:
+        terms["prdc_radii"] = prdc.real_radii(real, ev["prdc_k"])
+        settings["prdc_radii"] = {"prdc_k": ev["prdc_k"]}
     save_npy(out / "features.npy", feats)
     save_npz(out / "stats.npz", mu=mu, sigma=sigma, n=np.array(stats.n))
     save_npz(out / REAL_TERMS, **terms)

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/rule_times.py [.snakemake/log/<run>.snakemake.log] [--benchmarks logs/benchmark]
 
 Every rule has Snakemake's ``benchmark:`` directive: each job's wall seconds and peak resident memory
-land in logs/benchmark/<rule>/<job>.tsv, the measurement of the job that made today's outputs, and
+land in logs/benchmark/<rule>/<job>.tsv (<rule>.tsv for a rule that runs once), the measurement of the job that made today's outputs, and
 the table is built from those files when they exist. Otherwise (a study run before the directive)
 from the log: a job's seconds run from the timestamp of its start block to that of its "Finished
 jobid" line (one-second resolution), without memory. With several cores the job-seconds add up to
@@ -56,13 +56,14 @@ def last_run(log_dir: Path) -> tuple[Path, list[str], dict[str, list[float]], fl
 
 
 def benchmarked(root: Path) -> dict[str, list[tuple[float, float]]]:
-    """rule -> (seconds, peak resident MB) of each job, from the benchmark files root/<rule>/*.tsv."""
+    """rule -> (seconds, peak resident MB) of each job, from the benchmark files root/<rule>/*.tsv
+    and, for the rules that run once (data, features, knn, report), root/<rule>.tsv."""
     per_rule: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for tsv in sorted(root.glob("*/**/*.tsv")):
+    for tsv in sorted(root.glob("**/*.tsv")):
         header, row = (line.split("\t") for line in tsv.read_text().splitlines()[:2])
         cells = dict(zip(header, row))
         rss = cells.get("max_rss", "NA")
-        per_rule[tsv.relative_to(root).parts[0]].append((float(cells["s"]), float(rss) if rss != "NA" else math.nan))
+        per_rule[tsv.relative_to(root).parts[0].removesuffix(".tsv")].append((float(cells["s"]), float(rss) if rss != "NA" else math.nan))
     return per_rule
 
 

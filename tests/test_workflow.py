@@ -54,6 +54,7 @@ def test_snakemake_builds_exactly_the_chain(repo):
     assert (repo / "logs/benchmark/train/gan_seed0.tsv").exists()
     times = sh(repo, "python", str(ROOT / "benchmarks/rule_times.py"))
     assert "from logs/benchmark/" in times and re.search(r"^\| train \| 1 \| \d+ \| \d+ \| \d+ \|$", times, flags=re.M)
+    assert re.search(r"^\| data \| 1 \| \d+ \| \d+ \| \d+ \|$", times, flags=re.M)  # logs/benchmark/data.tsv
 
 
 def planned_jobs(repo: Path, target: str) -> dict[str, int]:

@@ -601,7 +601,7 @@ def test_the_report_refuses_runs_scored_under_different_protocols(tmp_path):
 
 @pytest.mark.parametrize("stage, argv, fail_at, outputs", [
     ("sample", ARGS["sample"], 3, [f"{RUN}/{n}" for n in ("samples.npy", "conditions.npy", "samples.png")]),
-    ("evaluate", ["--params", "params.yaml", "--metric", "fid", "kid", "--run", RUN, "--data", "data"], 2,
+    ("evaluate", ["--params", "params.yaml", "--metric", "fid", "lpips", "--run", RUN, "--data", "data"], 2,
      [f"{RUN}/fid.json"]),
     ("report", ARGS["report"], 4, [f"results/{n}" for n in ("metrics.parquet", "metrics.csv", "plots/metrics.png")]),
 ])
@@ -610,7 +610,7 @@ def test_a_full_disk_midway_leaves_the_previous_outputs_whole(copy, capsys, monk
     fills at its fail_at-th file, and the files written before it are still the previous run's."""
     import tempfile
 
-    run_cli(STAGES[stage].main, argv)  # a complete previous set, kid.json and the report's included
+    run_cli(STAGES[stage].main, argv)  # a complete previous set, lpips.json and the report's included
     for name in outputs:  # marked, since a rerun would write the same bytes
         Path(name).write_bytes(b"previous output\n")
     before = snapshot(copy)

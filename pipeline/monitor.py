@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from pipeline import backbones
 from pipeline.errors import PipelineError
-from pipeline.io import load_npy, load_npz
+from pipeline.io import load_npy
 from pipeline.methods import Method
 from pipeline.metrics import fid, kid
 from pipeline.streams import Streams
@@ -37,7 +37,7 @@ class QualityMonitor:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # its init draws
             self.backbone = backbones.load(ev["backbone"], ev["input_size"], device, ev["resize"])
         fid.check_count(self.n, self.backbone.dim, "train.eval_samples")
-        self.stats = load_npz(reference / "stats.npz", ("mu", "sigma", "n"))
+        self.stats = fid.load_real(reference / "stats.npz")
         fid.check_count(int(self.stats["n"]), self.backbone.dim, "real (evaluate.n_real)")
         self.real = load_npy(reference / "features.npy")
         dim = self.backbone.dim
@@ -73,7 +73,7 @@ class QualityMonitor:
                                                                  method.device, desc="monitor")))
         stats = fid.RunningStats(features.shape[1])
         stats.update(features)
-        fd = fid.frechet_distance(self.stats["mu"], self.stats["sigma"], *stats.result())
+        fd = fid.frechet_distance(self.stats["mu"], self.stats["sigma"], *stats.result(), self.stats["root"])
         size = min(self.kid_size, len(features), len(self.real))
         value, _, _ = kid.kid(self.real, features, self.kid_subsets, size)
         return {"fd": round(fd, 6), "kid": round(value, 8)}

@@ -20,7 +20,7 @@ from conftest import write_params
 from pipeline import backbones, config, subsets
 from pipeline.errors import PipelineError
 from pipeline.images import to_float, to_uint8
-from pipeline.io import load_json, load_npy, save_json, save_npy, save_npz
+from pipeline.io import load_json, load_npy, save_json, save_npy
 from pipeline.metrics import classes, fd_infinity, fid, gram, inception_score, kid, lpips, ndb, prdc
 from pipeline.stages import evaluate, reference, report
 
@@ -129,6 +129,22 @@ def test_trace_of_the_square_root_equals_scipy_sqrtm(singular):
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     expected = np.trace(linalg.sqrtm((s1 + np.eye(256) * 1e-6 * singular) @ s2)).real
     assert fid.trace_sqrt_product(s1, s2) == pytest.approx(expected, rel=1e-9 if not singular else 1e-6)
+
+
+def test_the_factor_keeps_the_directions_where_features_vary(tmp_path):
+    """R R^T = S over S's rank (ten constant features dropped), stored by the reference and read back."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(500, 40)) @ rng.normal(size=(40, 40))
+    x[:, 30:] = 0.5
+    sigma = np.cov(x, rowvar=False)
+    root = fid.factor(sigma)
+    assert root.shape == (40, 30) and np.allclose(root @ root.T, sigma, rtol=0, atol=1e-10 * np.abs(sigma).max())
+    fid.save_real(tmp_path / "stats.npz", x.mean(0), sigma, len(x))
+    stored = fid.load_real(tmp_path / "stats.npz")
+    assert np.array_equal(stored["root"], root) and int(stored["n"]) == 500
+    other = np.cov(rng.normal(size=(300, 40)), rowvar=False)
+    assert fid.frechet_distance(x.mean(0), sigma, np.zeros(40), other, stored["root"]) == \
+        fid.frechet_distance(x.mean(0), sigma, np.zeros(40), other)
 
 
 def test_frechet_distance_refuses_non_finite_covariances():
@@ -541,7 +557,7 @@ def test_backbone_reference_and_fd_infinity_kid_prdc_through_the_stages(tmp_path
 def test_fid_refuses_a_reference_of_too_few_real_images(tmp_path, tiny_params):
     """The reference stage serves KID and PRDC at any count; FD needs more real images than dimensions."""
     dim = 1280
-    save_npz(tmp_path / "backbone" / "stats.npz", mu=np.zeros(dim), sigma=np.eye(dim), n=np.array(50))
+    fid.save_real(tmp_path / "backbone" / "stats.npz", np.zeros(dim), np.eye(dim), 50)
     save_json(tmp_path / "backbone" / "reference.json", {"backbone": "efficientnet_lite0", "n_real": 50})
     ctx = evaluate.EvalContext(tiny_params, np.zeros((4, 16, 16, 1), np.uint8), np.full(4, -1), tmp_path, 0)
     with pytest.raises(PipelineError, match="fid: 50 real samples for 1280-d features"):

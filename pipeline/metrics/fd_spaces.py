@@ -15,8 +15,8 @@ the report shows the pair's difference in every space beside the verdict (docs/m
 - ``pixels``: the images average-pooled to at most 16 x 16 and flattened (at most 768 numbers, fewer
   than the sample counts need), the space with no learning at all.
 
-The ``spaces`` reference (``python -m pipeline.stages.reference --name spaces``) holds each space's mean
-and covariance of the ``evaluate.n_real`` real images the backbone reference uses. ``value`` is the
+The ``spaces`` reference (``python -m pipeline.stages.reference --name spaces``) holds each space's mean,
+covariance and covariance factor of the ``evaluate.n_real`` real images the backbone reference uses. ``value`` is the
 first listed space's distance; every space's is a field of its own. A space where fewer than a tenth
 of the features vary over the real images is refused when the reference is built (degenerate: its
 FD says little), and each space's count of varying features is recorded (``live_<space>`` in the
@@ -37,8 +37,7 @@ import torch.nn.functional as F
 
 from pipeline import backbones
 from pipeline.errors import PipelineError
-from pipeline.io import load_npz, save_npz
-from pipeline.metrics.fid import RunningStats, check_count, frechet_distance, live_features
+from pipeline.metrics.fid import RunningStats, check_count, frechet_distance, live_features, load_real, save_real
 from pipeline.subsets import real_rows
 
 reference = "spaces"
@@ -102,7 +101,7 @@ def build_reference(params: dict, images: np.ndarray, labels: np.ndarray, out: P
         hint = ("feed it larger images (evaluate.spaces_input_size) or leave it out of evaluate.spaces"
                 if space in backbones.NAMES and space != "inception" else "leave it out of evaluate.spaces")
         meta[f"live_{space}"] = live_features(sigma, f"fd_spaces: {space}", hint)
-        save_npz(out / f"{space}.npz", mu=mu, sigma=sigma, n=np.array(stats.n))
+        save_real(out / f"{space}.npz", mu, sigma, stats.n)
         meta[f"dim_{space}"] = len(mu)
     return meta
 
@@ -112,7 +111,7 @@ def compute(ctx) -> dict:
     folder = ctx.reference_dir(reference)
     result: dict = {}
     for space in ev["spaces"]:
-        ref = load_npz(folder / f"{space}.npz", ("mu", "sigma", "n"))
+        ref = load_real(folder / f"{space}.npz")
         check_count(int(ref["n"]), len(ref["mu"]), f"real ({space})")
         check_count(len(ctx.samples), len(ref["mu"]), f"generated ({space})")
         if space == ev["backbone"] and ev["spaces_input_size"] == ev["input_size"]:  # fid's features: embedded once
@@ -125,7 +124,7 @@ def compute(ctx) -> dict:
         if len(mu) != len(ref["mu"]):
             raise PipelineError(f"{folder}/{space}.npz: {len(ref['mu'])}-d statistics, but the {space} space gives "
                                 f"{len(mu)}-d features; rebuild the reference")
-        result[space] = frechet_distance(ref["mu"], ref["sigma"], mu, sigma)
+        result[space] = frechet_distance(ref["mu"], ref["sigma"], mu, sigma, ref["root"])
     first = ev["spaces"][0]
     return {"name": "FD_spaces", "value": result[first], **result, "spaces": ",".join(ev["spaces"]),
             "input_size": ev["spaces_input_size"], "resize": ev["resize"], "n_real": int(ref["n"]),

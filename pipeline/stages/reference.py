@@ -1,7 +1,7 @@
 """reference stage: real-data artefacts computed once per dataset and reused by every method.
 
 ``--name backbone``: features of ``evaluate.n_real`` training images (a fixed random subset,
-seed 0) in the evaluation backbone, and their mean and covariance (stats.npz: mu, sigma, n),
+seed 0) in the evaluation backbone, and their mean and covariance (stats.npz: mu, sigma, n and the factor of sigma FD uses),
 used by fid, kid and prdc, and what kid and prdc need of the real features alone (real_terms.npz:
 KID's within-real subset sums, PRDC's real radii, for those of the two in ``evaluate.metrics``;
 computed once here instead of in every evaluation). ``--name ndb``: the NDB bins (pipeline.metrics.ndb); ``--name classifier``:
@@ -22,7 +22,7 @@ from pipeline import backbones, config, context
 from pipeline.errors import run_cli
 from pipeline.io import load_npy, save_json, save_npy, save_npz
 from pipeline.metrics import classes, fd_spaces, kid, ndb, prdc
-from pipeline.metrics.fid import RunningStats, live_features
+from pipeline.metrics.fid import RunningStats, live_features, save_real
 from pipeline.metrics.gram import REAL_TERMS, Products
 from pipeline.subsets import SUBSET_SEED, real_rows
 
@@ -51,7 +51,7 @@ def build_backbone(params: dict, images: np.ndarray, labels: np.ndarray, out: Pa
         terms["prdc_radii"] = prdc.real_radii(real, ev["prdc_k"])
         settings["prdc_radii"] = {"prdc_k": ev["prdc_k"]}
     save_npy(out / "features.npy", feats)
-    save_npz(out / "stats.npz", mu=mu, sigma=sigma, n=np.array(stats.n))
+    save_real(out / "stats.npz", mu, sigma, stats.n)
     save_npz(out / REAL_TERMS, **terms)
     return {"backbone": backbone.name, "input_size": backbone.input_size, "resize": backbone.resize, "n_real": stats.n,
             "dim": backbone.dim, "live_features": live, "real_terms": settings}

@@ -117,6 +117,19 @@ def stage_params(params: dict, stage: str, run: str | None = None) -> dict:
     return out
 
 
+# Keys a reference reads that an evaluation may still differ in: the batch size (rounding only), the
+# metric list and what the real terms were computed with (checked per term: EvalContext.real_terms).
+REFERENCE_FREE = ("evaluate.batch_size", "evaluate.metrics", "evaluate.n_fake", "evaluate.kid_subsets",
+                  "evaluate.kid_subset_size", "evaluate.prdc_k")
+
+
+def reference_settings(params: dict, name: str) -> dict:
+    """What reference ``name``'s values depend on: recorded in its reference.json when it is built,
+    compared by every evaluation that reads it."""
+    return {"dataset": params["dataset"]["name"],
+            **{k: v for k, v in stage_params(params, f"reference_{name}").items() if k not in REFERENCE_FREE}}
+
+
 def run_needs(params: dict, run: str) -> tuple[str, ...]:
     """The extra inputs of a run (a key of params' ``methods:``), from its method class."""
     return () if run == REAL else METHOD_NEEDS[params["methods"][run]["method"]]

@@ -17,7 +17,7 @@ from scipy import stats
 from sklearn.datasets import load_digits
 
 from conftest import write_params
-from pipeline import backbones, config, subsets
+from pipeline import backbones, catalogue, config, subsets
 from pipeline.errors import PipelineError
 from pipeline.images import to_float, to_uint8
 from pipeline.io import load_json, load_npy, save_json, save_npy
@@ -552,13 +552,23 @@ def test_backbone_reference_and_fd_infinity_kid_prdc_through_the_stages(tmp_path
         with pytest.raises(PipelineError, match=f"{term} was computed with {key} .*, this evaluation uses {value}; "
                                                 "rebuild the backbone reference"):
             evaluate.evaluate(changed, ["kid", "prdc"], run, digits_data, tmp_path / "reference")
+    for key, value in (("backbone", "efficientnet_lite2"), ("n_real", 1400), ("resize", "clean")):
+        changed = copy.deepcopy(tiny_params)
+        changed["evaluate"][key] = value
+        with pytest.raises(PipelineError, match=f"backbone: built with evaluate.{key} .*, this evaluation uses "
+                                                f"'?{value}'?; rebuild it"):
+            evaluate.evaluate(changed, ["fid"], run, digits_data, tmp_path / "reference")
+    changed = copy.deepcopy(tiny_params)
+    changed["evaluate"]["batch_size"] = 100  # rounding only: the reference still serves
+    evaluate.evaluate(changed, ["fid"], run, digits_data, tmp_path / "reference")
 
 
 def test_fid_refuses_a_reference_of_too_few_real_images(tmp_path, tiny_params):
     """The reference stage serves KID and PRDC at any count; FD needs more real images than dimensions."""
     dim = 1280
     fid.save_real(tmp_path / "backbone" / "stats.npz", np.zeros(dim), np.eye(dim), 50)
-    save_json(tmp_path / "backbone" / "reference.json", {"backbone": "efficientnet_lite0", "n_real": 50})
+    save_json(tmp_path / "backbone" / "reference.json",
+              {"settings": catalogue.reference_settings(tiny_params, "backbone")})
     ctx = evaluate.EvalContext(tiny_params, np.zeros((4, 16, 16, 1), np.uint8), np.full(4, -1), tmp_path, 0)
     with pytest.raises(PipelineError, match="fid: 50 real samples for 1280-d features"):
         fid.compute(ctx)

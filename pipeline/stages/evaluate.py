@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import backbones, config, context
+from pipeline import backbones, catalogue, config, context
 from pipeline.errors import PipelineError, run_cli
 from pipeline.images import check_images
 from pipeline.io import all_or_nothing, load_json_object, load_npy, load_npz, save_json
@@ -36,9 +36,15 @@ class EvalContext:
     cache: dict = field(default_factory=dict)  # what several metrics share, e.g. the classifier's outputs
 
     def reference_dir(self, name: str) -> Path:
+        """Reference ``name``'s folder, once its recorded settings are this evaluation's."""
         path = self.reference_root / name
         if not (path / "reference.json").exists():
             raise PipelineError(f"{path}: missing reference; run `python -m pipeline.stages.reference --name {name}`")
+        recorded = load_json_object(path / "reference.json", ("settings",))["settings"]
+        for key, value in catalogue.reference_settings(self.params, name).items():
+            if recorded.get(key, "(not recorded)") != value:
+                raise PipelineError(f"{path}: built with {key} {recorded.get(key, '(not recorded)')!r}, this evaluation "
+                                    f"uses {value!r}; rebuild it (snakemake -f {path})")
         return path
 
     @cached_property

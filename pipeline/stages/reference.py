@@ -7,7 +7,8 @@ KID's within-real subset sums, PRDC's real radii, for those of the two in ``eval
 computed once here instead of in every evaluation). ``--name ndb``: the NDB bins (pipeline.metrics.ndb); ``--name classifier``:
 the real-data classifier of the classes metric (pipeline.metrics.classes); ``--name spaces``: each
 of ``evaluate.spaces``' real statistics (pipeline.metrics.fd_spaces). Every folder gets a
-reference.json recording what it was computed from.
+reference.json recording what it was computed from; ``settings`` (catalogue.reference_settings)
+is what an evaluation checks before it reads the folder.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pipeline import backbones, config, context
+from pipeline import backbones, catalogue, config, context
 from pipeline.errors import run_cli
 from pipeline.io import load_npy, save_json, save_npy, save_npz
 from pipeline.metrics import classes, fd_spaces, kid, ndb, prdc
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     images = load_npy(args.data / "images.npy", mmap=True)  # read as used: subsets and batches
     extra = {"encoder": args.encoder} if args.name == "spaces" else {}
     meta = BUILDERS[args.name](params, images, load_npy(args.data / "labels.npy"), args.out, **extra)
-    meta = {"name": args.name, "dataset": params["dataset"]["name"], "subset_seed": SUBSET_SEED, **meta}
+    meta = {"name": args.name, "dataset": params["dataset"]["name"], "subset_seed": SUBSET_SEED,
+            "settings": catalogue.reference_settings(params, args.name), **meta}
     save_json(args.out / "reference.json", meta)
     print(f"reference: {args.name} -> {args.out} {meta}")
 

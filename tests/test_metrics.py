@@ -168,7 +168,7 @@ def test_fd_at_each_count_is_the_fd_of_that_prefix_of_one_random_order():
     real, fake = rng.normal(size=(400, 6)), rng.normal(0.3, 1.2, size=(300, 6)) @ rng.normal(size=(6, 6))
     mu, sigma = real.mean(0), np.cov(real, rowvar=False)
     counts = fd_infinity.sample_counts(300, 100, 3)
-    got = fd_infinity.fd_at_counts(mu, sigma, fake, counts, seed=4)
+    got = fd_infinity.fd_at_counts(mu, sigma, fid.factor(sigma), fake, counts, seed=4)
     order = np.random.default_rng(4).permutation(300)
     for n, value in zip(counts, got):
         x = fake[order[:n]]
@@ -184,7 +184,7 @@ def test_fd_infinity_removes_the_small_sample_bias():
     d = 20
     fake = rng.normal(size=(4000, d))
     counts = fd_infinity.sample_counts(4000, 400, 10)
-    at_counts = fd_infinity.fd_at_counts(np.zeros(d), np.eye(d), fake, counts)
+    at_counts = fd_infinity.fd_at_counts(np.zeros(d), np.eye(d), np.eye(d), fake, counts)
     value, slope = fd_infinity.extrapolate(counts, at_counts)
     assert at_counts[0] > 0.3 and slope > 0
     assert abs(value) < 0.1 * at_counts[0]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.errors import PipelineError
-from pipeline.metrics.fid import RunningStats, check_count, factor, frechet_distance, load_real
+from pipeline.metrics.fid import RunningStats, check_count, frechet_distance, load_real
 
 reference = "backbone"
 ORDER_SEED = 0
@@ -39,12 +39,11 @@ def extrapolate(counts: np.ndarray, values: np.ndarray) -> tuple[float, float]:
     return float(intercept), float(slope)
 
 
-def fd_at_counts(mu: np.ndarray, sigma: np.ndarray, features: np.ndarray, counts: np.ndarray,
-                 seed: int = ORDER_SEED, root: np.ndarray | None = None) -> np.ndarray:
+def fd_at_counts(mu: np.ndarray, sigma: np.ndarray, root: np.ndarray, features: np.ndarray, counts: np.ndarray,
+                 seed: int = ORDER_SEED) -> np.ndarray:
     """FD against (mu, sigma) of the first N rows of one random order of ``features``, for each N
-    (``root``: sigma's factor, when known)."""
+    (``root``: sigma's factor, fid.factor)."""
     order = np.random.default_rng(seed).permutation(len(features))
-    root = factor(sigma) if root is None else root
     stats, done, out = RunningStats(features.shape[1]), 0, []
     for n in counts:
         stats.update(features[order[done:n]])
@@ -64,8 +63,7 @@ def compute(ctx) -> dict:
     check_count(int(stats["n"]), backbone.dim, "real")
     check_count(ev["fd_infinity_min_n"], backbone.dim, "generated (evaluate.fd_infinity_min_n)")
     counts = sample_counts(len(features), ev["fd_infinity_min_n"], ev["fd_infinity_points"])
-    value, slope = extrapolate(counts, fd_at_counts(stats["mu"], stats["sigma"], features, counts,
-                                                        root=stats["root"]))
+    value, slope = extrapolate(counts, fd_at_counts(stats["mu"], stats["sigma"], stats["root"], features, counts))
     return {"name": label(backbone.name), "value": value, "slope": slope, "n_points": len(counts),
             "n_min": int(counts[0]), "backbone": backbone.name, "weights": backbone.weights,
             "input_size": backbone.input_size, "resize": backbone.resize, "n_real": int(stats["n"]),

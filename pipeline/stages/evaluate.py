@@ -34,10 +34,13 @@ class EvalContext:
     seed: int
     device: torch.device = field(default_factory=lambda: torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     cache: dict = field(default_factory=dict)  # what several metrics share, e.g. the classifier's outputs
+    checked: set = field(default_factory=set)  # references whose settings were found to match
 
     def reference_dir(self, name: str) -> Path:
-        """Reference ``name``'s folder, once its recorded settings are this evaluation's."""
+        """Reference ``name``'s folder, once its recorded settings are this evaluation's (checked once)."""
         path = self.reference_root / name
+        if name in self.checked:
+            return path
         if not (path / "reference.json").exists():
             raise PipelineError(f"{path}: missing reference; run `python -m pipeline.stages.reference --name {name}`")
         recorded = load_json_object(path / "reference.json", ("settings",))["settings"]
@@ -45,6 +48,7 @@ class EvalContext:
             if recorded.get(key, "(not recorded)") != value:
                 raise PipelineError(f"{path}: built with {key} {recorded.get(key, '(not recorded)')!r}, this evaluation "
                                     f"uses {value!r}; rebuild it (snakemake -f {path})")
+        self.checked.add(name)
         return path
 
     @cached_property

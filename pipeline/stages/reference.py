@@ -1,14 +1,14 @@
 """reference stage: real-data artefacts computed once per dataset and reused by every method.
 
 ``--name backbone``: features of ``evaluate.n_real`` training images (a fixed random subset,
-seed 0) in the evaluation backbone, and their mean and covariance (stats.npz: mu, sigma, n and the factor of sigma FD uses),
-used by fid, kid and prdc, and what kid and prdc need of the real features alone (real_terms.npz:
-KID's within-real subset sums, PRDC's real radii, for those of the two in ``evaluate.metrics``;
-computed once here instead of in every evaluation). ``--name ndb``: the NDB bins (pipeline.metrics.ndb); ``--name classifier``:
-the real-data classifier of the classes metric (pipeline.metrics.classes); ``--name spaces``: each
-of ``evaluate.spaces``' real statistics (pipeline.metrics.fd_spaces). Every folder gets a
-reference.json recording what it was computed from; ``settings`` (catalogue.reference_settings)
-is what an evaluation checks before it reads the folder.
+seed 0) in the evaluation backbone; their mean and covariance (stats.npz: mu, sigma, n and the
+factor of sigma that FD uses), read by fid, kid and prdc; and what kid and prdc need of the real
+features alone (real_terms.npz: KID's within-real subset sums, PRDC's real radii, for those of the
+two in ``evaluate.metrics``; computed once here instead of in every evaluation). ``--name ndb``:
+the NDB bins (pipeline.metrics.ndb); ``--name classifier``: the real-data classifier of the
+classes metric (pipeline.metrics.classes); ``--name spaces``: each of ``evaluate.spaces``' real
+statistics (pipeline.metrics.fd_spaces). Every folder gets a reference.json recording what it was
+computed from; an evaluation checks its ``settings`` (catalogue.reference_settings) before reading.
 """
 from __future__ import annotations
 

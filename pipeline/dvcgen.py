@@ -164,7 +164,7 @@ def stages(params: dict) -> dict:
         "cmd": _cmd("report", report_outs[:1]),
         "deps": [f"results/{m}/{k}.json" for m in methods for k in results(params, m)]
                 + [f"results/{m}/seed{seeds[0]}/samples.png" for m in methods]
-                + [f"results/{r}/seed{s}/train_log.csv" for r in trained for s in seeds]
+                + [f"results/{r}/seed{s}/{f}" for r in trained for s in seeds for f in ("train_log.csv", "samples.json")]
                 + [f"results/{r}/seed{seeds[0]}/samples.npy" for r in trained] + ["data/images.npy"]
                 + (["results/features/probe.json", "results/knn/knn.json"] if groups["_instance"] else [])
                 + _code("stages/report.py", "figures.py", "verdicts.py", "pairs.py", "nearest.py"),

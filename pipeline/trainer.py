@@ -5,6 +5,8 @@ G (the run's ``ema`` decay from step ``ema_start``, a plain copy before it, over
 BatchNorm buffers; spectral norm's vectors by the copy's own power iteration), NaN/inf detection, a log row every ``log_every`` steps and a resume checkpoint every
 ``checkpoint_every`` steps. Resuming restores networks, optimisers, EMA, the log and the RNG
 states (the method's streams included), so on CPU a resumed run ends with exactly the weights of an uninterrupted one.
+The checkpoint also lists the kinds of machine that trained the run (pipeline/machine.py; two when
+it resumed on another kind).
 
 Files in the run folder: ``checkpoint.partial.pt`` while training (not a declared output, so
 Snakemake does not delete it when a killed job is rerun), then ``checkpoint.pt`` and
@@ -25,7 +27,7 @@ import torch
 from torch.nn.utils import parametrize
 from tqdm import tqdm
 
-from pipeline import checkpoint, context, distributed
+from pipeline import checkpoint, context, distributed, machine
 from pipeline.distributed import World
 from pipeline.errors import PipelineError, check_stop, say
 from pipeline.io import atomic_path
@@ -88,6 +90,7 @@ class Trainer:
         self.opts = method.optimisers()
         self.ema = copy.deepcopy(method.nets["G"]).requires_grad_(False) if ema > 0 else None
         self.step, self.rows, self.elapsed = 0, [], 0.0
+        self.machines = [machine.describe(method.device)]  # every kind of machine that trained it (resumes)
         self.autocast = context.autocast(precision, method.device)  # train.precision
 
     # --- checkpoints -------------------------------------------------------------------------
@@ -101,7 +104,7 @@ class Trainer:
                 {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                  "streams": self.m.streams.state()},
                 self.world),
-            "log": self.rows, "elapsed": self.elapsed, **self.meta,
+            "log": self.rows, "elapsed": self.elapsed, "machines": self.machines, **self.meta,
         }
 
     def try_resume(self) -> bool:
@@ -131,6 +134,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.m.streams.load(rng["streams"])
         self.step, self.rows, self.elapsed = state["step"], state["log"], state["elapsed"]
+        self.machines = list(dict.fromkeys(state.get("machines", ["(not recorded)"]) + self.machines))
         if self.world.main:
             say(f"train: resumed {self.m.name} from step {self.step} ({path})")
         return True

@@ -9,6 +9,7 @@ rule report:
         results=[f"results/{method}/{name}.json" for method in METHODS for name in results(config, method)],
         grids=[f"results/{method}/seed{SEEDS[0]}/samples.png" for method in METHODS],
         logs=[f"results/{run}/seed{seed}/train_log.csv" for run in TRAINED for seed in SEEDS],
+        trained_on=[f"results/{run}/seed{seed}/samples.json" for run in TRAINED for seed in SEEDS],  # the provenance's machines
         samples=[f"results/{run}/seed{SEEDS[0]}/samples.npy" for run in TRAINED],  # beside their nearest
         images="data/images.npy",  # training images (plots/nearest_<run>.png)
         instance_features=INSTANCE_FEATURES,  # instance-conditioned methods' pages say how semantic they are

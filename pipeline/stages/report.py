@@ -462,7 +462,7 @@ def _report(params: dict, results: Path, data: Path | None) -> list[str]:
         first = f"seed{params['train']['seeds'][0]}"
         nearest_grids({results / "plots" / f"nearest_{run}.png": load_npy(results / run / first / "samples.npy")
                        for run in catalogue.trained_runs(params)}, load_npy(data / "images.npy", mmap=True))
-    summary.append(provenance(params))
+    summary.append(f"{provenance(params)}; {trained_on(params, results)}")
     with atomic_path(results / "summary.txt") as tmp:
         tmp.write_text("\n".join(summary) + "\n")
     with atomic_path(results / "verdicts.rst") as tmp:
@@ -515,6 +515,22 @@ def provenance(params: dict, data_meta: Path = Path("data/meta.json")) -> str:
     data = ", ".join(f"{k} {v[:12]}" for k, v in checksums.items()) or "no checksums recorded"
     return (f"provenance: commit {commit}{' (uncommitted changes)' if dirty else ''}; configuration sha256 "
             f"{config_hash}; data {data}")
+
+
+def trained_on(params: dict, results: Path) -> str:
+    """The kinds of machine that trained the study's runs (samples.json's ``trained_on``, pipeline/machine.py),
+    each with its count of trainings; a training resumed on another kind counts under both, joined by +."""
+    counts: dict[str, int] = {}
+    for run in catalogue.trained_runs(params):
+        for seed in params["train"]["seeds"]:
+            path = results / run / f"seed{seed}" / "samples.json"
+            kinds = load_json(path).get("trained_on", ["not recorded"]) if path.exists() else ["not recorded"]
+            counts[" + ".join(kinds)] = counts.get(" + ".join(kinds), 0) + 1
+    listed = "; ".join(f"{kind} ({n} training{'s' if n != 1 else ''})" for kind, n in counts.items())
+    if len(counts) <= 1:
+        return f"trained on {listed or 'nothing'}"
+    return (f"trained on {len(counts)} kinds of machine, so a seed is bitwise repeatable only on its own kind "
+            f"(docs/results.md): {listed}")
 
 
 def comparison_plot(name: str, spec: dict, df: pd.DataFrame, table: pd.DataFrame, params: dict,

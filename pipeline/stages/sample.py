@@ -26,7 +26,8 @@ def draw(params: dict, method: str, run_dir: Path, data_dir: Path,
     cond, how = m.sample_conditions(n)
     out = m.sample_images(n, cond, bs, desc=f"sample {method}")
     meta = {"method": method, "method_class": state["hp"]["method"], "seed": state["seed"], "n": n, "step": state["step"],
-            "generator": "ema" if state["ema"] is not None else "raw", **how}
+            "generator": "ema" if state["ema"] is not None else "raw", **how,
+            "trained_on": state.get("machines", ["(not recorded)"])}
     ids = np.full(n, -1, np.int64) if cond is None else cond.cpu().numpy().astype(np.int64)
     return out, ids, meta
 

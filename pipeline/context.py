@@ -1,6 +1,7 @@
 """Build a method and its training data from the stage files, or restore a trained one (train, sample, encoder_probe)."""
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,15 @@ def autocast(precision: str, dev: torch.device) -> AbstractContextManager:
 
 
 def device(threads: int, local_rank: int = 0) -> torch.device:
-    """This process's GPU (``local_rank``: its index on the node), else the CPU with ``threads`` threads."""
+    """This process's GPU (``local_rank``: its index on the node), else the CPU with ``threads`` threads.
+
+    On CUDA, cuDNN's autotuning is off and its deterministic algorithms on, and cuBLAS gets the
+    fixed workspace its deterministic mode needs (set before its first use): autotuning picks
+    kernels by their timing, so the same seed could end in other weights on a rerun on the same GPU."""
     if torch.cuda.is_available():
-        torch.backends.cudnn.benchmark = True
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
         return torch.device("cuda", local_rank)
     limit_threads(threads)
     return torch.device("cpu")

@@ -1,10 +1,12 @@
 """The kind of machine that trained each run: recorded by the trainer, kept across a resume on another
-kind, copied to samples.json, and named in the report's provenance."""
+kind, copied to samples.json, and named in the report's provenance; deterministic kernels on CUDA."""
 from __future__ import annotations
+
+import os
 
 import torch
 
-from pipeline import checkpoint, machine
+from pipeline import checkpoint, context, machine
 from pipeline.io import save_json
 from pipeline.stages import report, sample
 from pipeline.stages.train import run as train_run
@@ -64,3 +66,14 @@ def test_report_provenance_counts_the_kinds_and_warns_when_they_differ(tmp_path,
     assert line.startswith("trained on 3 kinds of machine, so a seed is bitwise repeatable only on its own kind")
     assert line.endswith("(docs/results.md): kind A (2 trainings); kind A + kind B (1 training); not recorded "
                          "(1 training)")
+
+
+def test_cuda_training_uses_deterministic_kernels(monkeypatch):
+    """No GPU here: the CUDA branch is taken with cuda reported available, and nothing touches a GPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    assert context.device(threads=1, local_rank=1) == torch.device("cuda", 1)
+    assert not torch.backends.cudnn.benchmark and torch.backends.cudnn.deterministic
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"

@@ -20,6 +20,12 @@ interval and verdict, and how they relate:
 
 The markdown table goes to ``--out`` and to stdout, with the commit and the machine's default
 training img/s (the `gan` run, measured here by benchmarks/train_speed.py) so that times scale.
+
+``--compare A B`` trains nothing: it sets two studies' ``results/comparisons`` folders side by side
+in the same table, e.g. one commit's study run on two kinds of machine (copy one folder over), where
+training is not bitwise the same (docs/results.md, "What reproduces where").
+
+    .venv/bin/python benchmarks/verdict_stability.py --compare machine_a/comparisons results/comparisons
 """
 from __future__ import annotations
 
@@ -116,13 +122,13 @@ def cell(row: pd.Series) -> str:
     return f"{difference_text(row)}: {row['verdict']}"
 
 
-def table(sets: dict[str, Path], names: list[str]) -> list[str]:
-    """Markdown rows comparing the two sets' claims, paper by paper."""
+def table(sets: dict[str, Path], names: list[str], prefix: str = "seeds ") -> list[str]:
+    """Markdown rows comparing the two sets' claims, paper by paper (columns headed ``prefix`` + label)."""
     (la, a_dir), (lb, b_dir) = sets.items()
     frames = {label: pd.concat([pd.read_csv(d / f"{p}.csv") for p in names]) for label, d in sets.items()}
     m = int(((frames[la]["role"] == "primary") & frames[la]["p_holm"].notna()).sum())
     alpha = verdicts.ALPHA / max(1, m)
-    lines = [f"| paper | claim | role | seeds {la} | seeds {lb} | relation |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = [f"| paper | claim | role | {prefix}{la} | {prefix}{lb} | relation |", "| --- | --- | --- | --- | --- | --- |"]
     for (_, ra), (_, rb) in zip(frames[la].iterrows(), frames[lb].iterrows()):
         run = f"{ra['method']} " if ra["method"] != ra["paper"] else ""
         claim = f"{run}{ra['metric']} {ra['direction']} than {ra['baseline']}"
@@ -144,7 +150,17 @@ def main(argv: list[str] | None = None) -> None:
                              "changed rerun, not every stage whose command changed)")
     parser.add_argument("--tabulate", metavar="COMMIT", help="train nothing: tabulate the sets' tables (and logs) "
                         "kept in --workdir by an earlier run of COMMIT")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
+                        help="train nothing: set side by side two studies' results/comparisons folders (the same "
+                             "commit and seeds on two machines, say), each labelled by its path")
     args = parser.parse_args(argv)
+    if args.compare:
+        names = list(yaml.safe_load((ROOT / "params.yaml").read_text())["comparisons"])
+        lines = table({str(d): d for d in args.compare}, names, prefix="")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return
     if args.offset < args.seeds:
         parser.error(f"--offset {args.offset} must be at least --seeds {args.seeds}, so that the sets are disjoint")
     commit = args.tabulate or prepare(args.workdir)

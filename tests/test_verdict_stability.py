@@ -52,3 +52,14 @@ def test_the_table_sets_verdicts_side_by_side_with_the_power_of_a_disagreement(t
 def test_relations(a, b, expected):
     row = lambda verdict: pd.Series({"verdict": verdict, "role": "primary"})  # noqa: E731
     assert stability.relation(row(a), row(b), 0.05) == expected
+
+
+def test_compare_sets_two_studies_folders_side_by_side(tmp_path, tiny_params):
+    a = study(tmp_path / "a", tiny_params, {"cgan": {0: 40.0, 1: 41.0, 2: 42.0}, "msgan": {0: 30.0, 1: 31.0, 2: 30.5}})
+    b = study(tmp_path / "b", tiny_params, {"cgan": {0: 40.5, 1: 41.5, 2: 41.0}, "msgan": {0: 30.2, 1: 31.5, 2: 30.0}})
+    out = tmp_path / "machines.md"
+    stability.main(["--compare", str(a), str(b), "--out", str(out)])
+    lines = out.read_text().splitlines()
+    assert lines[0] == f"| paper | claim | role | {a} | {b} | relation |"
+    fid = next(line for line in lines if "| msgan | fid lower than cgan |" in line)
+    assert fid.endswith("| agree |")

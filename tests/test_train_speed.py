@@ -35,3 +35,15 @@ def test_the_ensemble_benchmark_times_a_loop_and_vmap_over_the_same_models(tmp_p
         assert re.search(rf"^{name}\s+\d+\.\d ms\s+\d+ img/s$", out, flags=re.M), out
     found = re.search(r"^vmap / loop: x\d+\.\d\d; largest gradient difference (\S+)$", out, flags=re.M)
     assert found and float(found.group(1)) < 1e-4, out  # both variants compute the same gradients
+
+
+def test_conv_layers_times_each_dcgan_layer_against_a_matmul_form_of_the_same_result(tmp_path, default_params):
+    """Each matmul form computes what oneDNN computes: its largest difference is float rounding."""
+    params = write_params(default_params, tmp_path / "params.yaml")
+    out = subprocess.run([PYTHON, str(ROOT / "benchmarks" / "conv_layers.py"), "--params", str(params), "--repeats", "1",
+                          "--batch-size", "4"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    rows = [line.split("|")[1:-1] for line in out.splitlines()[2:]]
+    assert [r[0].strip().split(" px")[0] for r in rows] == [
+        "G 64->64 1->4", "G 64->32 4->8", "G 32->16 8->16", "G 16->1 16->32",
+        "D 1->16 32->16", "D 16->32 16->8", "D 32->64 8->4"]
+    assert all(float(r[4]) < 1e-5 for r in rows), out

@@ -1,9 +1,12 @@
-"""benchmarks/train_speed.py runs end to end on the tiny study (its numbers are not checked: they are
-measurements, not test outcomes)."""
+"""The training benchmarks (train_speed.py, conv_layers.py, bit_sources.py) run end to end on the tiny
+study (their timings are not checked: they are measurements, not test outcomes)."""
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
+
+import torch
 
 from conftest import PYTHON, ROOT, write_params
 
@@ -47,3 +50,20 @@ def test_conv_layers_times_each_dcgan_layer_against_a_matmul_form_of_the_same_re
         "G 64->64 1->4", "G 64->32 4->8", "G 32->16 8->16", "G 16->1 16->32",
         "D 1->16 32->16", "D 16->32 16->8", "D 32->64 8->4"]
     assert all(float(r[4]) < 1e-5 for r in rows), out
+
+
+def test_bit_sources_hashes_the_same_run_under_each_library_setting(tmp_path, tiny_params, digits_data):
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    out = subprocess.run([PYTHON, "benchmarks/bit_sources.py", "--params", str(params), "--data", str(digits_data),
+                          "--method", "gan", "--steps", "2"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    rows = [line.split("|")[1:-1] for line in out.splitlines()[3:]]
+    assert len(rows) == 8 and rows[0][0].strip() == "(none)" and rows[0][2].strip() == "same"
+    spec = importlib.util.spec_from_file_location("bit_sources", ROOT / "benchmarks" / "bit_sources.py")
+    bit_sources = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bit_sources)
+    threads = torch.get_num_threads()
+    try:
+        assert rows[0][1].strip() == bit_sources.weights_hash("gan", 2, params, digits_data)  # the same bits here
+    finally:
+        torch.set_num_threads(threads)

@@ -30,16 +30,12 @@ def weights_hash(method: str, steps: int, params: Path, data: Path) -> str:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from benchmarks.train_speed import bare_loop, with_instance_inputs
+    from benchmarks.train_speed import bare_loop, setup
     from pipeline import config, context
 
     p = config.load(params)
-    train, hp = p["train"], p["methods"][method]
-    torch.set_num_threads(1)
-    dev = torch.device("cpu")
-    loaded = context.load_data(data, {}, (), dev, None)
-    if "features" in context.method_class(hp["method"]).needs:
-        loaded = with_instance_inputs(loaded)
+    train, hp = {**p["train"], "threads": 1}, p["methods"][method]
+    dev, loaded = setup(argparse.Namespace(data=data), train)
     torch.manual_seed(0)
     m = context.build(hp, train, loaded, dev, 0)
     bare_loop(m, steps, train["batch_size"], train["n_dis"])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+UNRECORDED = "not recorded"  # a checkpoint from before the record existed
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # what decides the CPU kernels torch's libraries pick
 
 

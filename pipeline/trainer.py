@@ -134,7 +134,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.m.streams.load(rng["streams"])
         self.step, self.rows, self.elapsed = state["step"], state["log"], state["elapsed"]
-        self.machines = list(dict.fromkeys(state.get("machines", ["(not recorded)"]) + self.machines))
+        self.machines = list(dict.fromkeys(state.get("machines", [machine.UNRECORDED]) + self.machines))
         if self.world.main:
             say(f"train: resumed {self.m.name} from step {self.step} ({path})")
         return True

@@ -39,12 +39,13 @@ import hashlib
 import json
 import math
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline import catalogue, config, figures, pairs, verdicts
+from pipeline import catalogue, config, figures, machine, pairs, verdicts
 from pipeline.errors import PipelineError, run_cli
 from pipeline.io import all_or_nothing, atomic_path, is_number, load_json, load_json_object, load_npy, save_json
 from pipeline.nearest import nearest_grids
@@ -520,12 +521,12 @@ def provenance(params: dict, data_meta: Path = Path("data/meta.json")) -> str:
 def trained_on(params: dict, results: Path) -> str:
     """The kinds of machine that trained the study's runs (samples.json's ``trained_on``, pipeline/machine.py),
     each with its count of trainings; a training resumed on another kind counts under both, joined by +."""
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
     for run in catalogue.trained_runs(params):
         for seed in params["train"]["seeds"]:
             path = results / run / f"seed{seed}" / "samples.json"
-            kinds = load_json(path).get("trained_on", ["not recorded"]) if path.exists() else ["not recorded"]
-            counts[" + ".join(kinds)] = counts.get(" + ".join(kinds), 0) + 1
+            counts[" + ".join(load_json(path).get("trained_on", [machine.UNRECORDED]) if path.exists()
+                              else [machine.UNRECORDED])] += 1
     listed = "; ".join(f"{kind} ({n} training{'s' if n != 1 else ''})" for kind, n in counts.items())
     if len(counts) <= 1:
         return f"trained on {listed or 'nothing'}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import config, context
+from pipeline import config, context, machine
 from pipeline.errors import run_cli
 from pipeline.images import condition_columns, save_grid
 from pipeline.io import all_or_nothing, save_json, save_npy
@@ -27,7 +27,7 @@ def draw(params: dict, method: str, run_dir: Path, data_dir: Path,
     out = m.sample_images(n, cond, bs, desc=f"sample {method}")
     meta = {"method": method, "method_class": state["hp"]["method"], "seed": state["seed"], "n": n, "step": state["step"],
             "generator": "ema" if state["ema"] is not None else "raw", **how,
-            "trained_on": state.get("machines", ["(not recorded)"])}
+            "trained_on": state.get("machines", [machine.UNRECORDED])}
     ids = np.full(n, -1, np.int64) if cond is None else cond.cpu().numpy().astype(np.int64)
     return out, ids, meta
 

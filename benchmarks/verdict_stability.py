@@ -18,6 +18,11 @@ interval and verdict, and how they relate:
   inconclusive set had (its own seeds and variance, level 5% / number of primaries) to detect the
   supported set's difference: at 80% power one such disagreement in five is what chance predicts.
 
+The last column is the first set's difference minus the second's, with the p that both sets estimate
+the same true difference (``pipeline.verdicts.sets_differ``, Welch's t over the two sets): a changed
+verdict whose estimates do not differ is chance meeting low power, not a change in what is measured.
+A line under the table counts the claims below 5% against the count expected by chance.
+
 The markdown table goes to ``--out`` and to stdout, with the commit and the machine's default
 training img/s (the `gan` run, measured here by benchmarks/train_speed.py) so that times scale.
 
@@ -118,6 +123,12 @@ def relation(a: pd.Series, b: pd.Series, alpha: float) -> str:
     return "differ"
 
 
+def sets_differ(a: pd.Series, b: pd.Series) -> tuple[str, float | None]:
+    """The cell giving how far the two sets' differences lie apart, and the p that they estimate the same one."""
+    p = verdicts.sets_differ(estimate(a), estimate(b))
+    return f"{a['difference'] - b['difference']:.4g}" + ("" if p is None else f" (p {p:.2g})"), p
+
+
 def cell(row: pd.Series) -> str:
     return f"{difference_text(row)}: {row['verdict']}"
 
@@ -128,12 +139,19 @@ def table(sets: dict[str, Path], names: list[str], prefix: str = "seeds ") -> li
     frames = {label: pd.concat([pd.read_csv(d / f"{p}.csv") for p in names]) for label, d in sets.items()}
     m = int(((frames[la]["role"] == "primary") & frames[la]["p_holm"].notna()).sum())
     alpha = verdicts.ALPHA / max(1, m)
-    lines = [f"| paper | claim | role | {prefix}{la} | {prefix}{lb} | relation |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = [f"| paper | claim | role | {prefix}{la} | {prefix}{lb} | relation | {la} - {lb} |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    p_values = []
     for (_, ra), (_, rb) in zip(frames[la].iterrows(), frames[lb].iterrows()):
         run = f"{ra['method']} " if ra["method"] != ra["paper"] else ""
         claim = f"{run}{ra['metric']} {ra['direction']} than {ra['baseline']}"
-        lines.append(f"| {ra['paper']} | {claim} | {ra['role']} | {cell(ra)} | {cell(rb)} | {relation(ra, rb, alpha)} |")
-    return lines
+        apart, p = sets_differ(ra, rb)
+        p_values += [] if p is None else [p]
+        lines.append(f"| {ra['paper']} | {claim} | {ra['role']} | {cell(ra)} | {cell(rb)} | {relation(ra, rb, alpha)} "
+                     f"| {apart} |")
+    below = sum(p < verdicts.ALPHA for p in p_values)
+    return lines + ["", f"The two sets' differences lie apart beyond chance (p < {verdicts.ALPHA}, last column) for "
+                        f"{below} of {len(p_values)} claims; {verdicts.ALPHA * len(p_values):.1f} would by chance alone."]
 
 
 def main(argv: list[str] | None = None) -> None:

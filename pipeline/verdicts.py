@@ -19,6 +19,10 @@ step-down over the study's pre-registered primary claims, and power.
   variances, about 5 points optimistic at 5 seeds per run, by simulation in tests/test_verdicts.py);
   ``seeds_needed``, for an inconclusive primary, how many seeds per run the observed difference
   would need for the same power (None above ``MAX_SEEDS``).
+- **Replication.** ``sets_differ`` tests whether a second study of a claim (other seeds, or the
+  same seeds on another kind of machine) estimates the same difference, so that a changed verdict
+  can be told apart from chance: a supported/inconclusive split whose estimates do not differ is
+  what an underpowered claim gives.
 
 Costs are negligible: a handful of t quantiles per claim.
 """
@@ -135,6 +139,20 @@ def seeds_needed(t: Estimate, alpha: float) -> int | None:
         if power(t, t.difference, n, alpha) >= POWER:
             return n
     return None
+
+
+def sets_differ(a: Estimate, b: Estimate) -> float | None:
+    """Two-sided p that two independent studies of one claim (disjoint seed sets) estimate the same true
+    difference: Welch's t on ``a.difference - b.difference``, its degrees of freedom by Satterthwaite from
+    each study's standard error and degrees of freedom (for paired claims exactly Welch's test on the two
+    sets' per-seed differences). None without deviations. For one seed set on two kinds of machine the
+    studies are not independent (a seed keeps scores correlated, docs/performance.md), so p is conservative."""
+    if not (a.sd and b.sd) or a.n < 2 or b.n < 2:
+        return None
+    (se_a, dof_a), (se_b, dof_b) = _se_dof(a, a.n), _se_dof(b, b.n)
+    var = se_a ** 2 + se_b ** 2
+    dof = var ** 2 / (se_a ** 4 / dof_a + se_b ** 4 / dof_b) if var > 0 else float(dof_a + dof_b)
+    return _t_test(a.difference - b.difference, math.sqrt(var), dof)[2]
 
 
 def holm(p_values: list[float]) -> list[tuple[float, bool]]:

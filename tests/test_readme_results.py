@@ -35,10 +35,13 @@ def test_the_section_is_written_between_the_markers_from_the_reports_tables(stud
     details.write_text(f"# details\n{readme_results.BEGIN}\n{readme_results.END}\nend\n")
     stability = tmp_path / "stability.md"
     stability.write_text("Verdict stability: commit abc1234, 2026-12-06, 3 seeds per set; wall time 1 min\n\n"
-                         "| paper | claim | role | seeds 0-2 | seeds 100-102 | relation |\n| --- | --- | --- | --- | --- | --- |\n"
-                         "| msgan | ndb lower than cgan | primary | a | b | agree |\n"
-                         "| msgan | fid lower than cgan | secondary | a | b | differ |\n"
-                         "| icgan | fid lower than biggan | primary | a | b | power 0.15 |\n")
+                         "| paper | claim | role | seeds 0-2 | seeds 100-102 | relation | 0-2 - 100-102 |\n"
+                         "| --- | --- | --- | --- | --- | --- | --- |\n"
+                         "| msgan | ndb lower than cgan | primary | a | b | agree | 1 (p 0.5) |\n"
+                         "| msgan | fid lower than cgan | secondary | a | b | differ | 2 (p 0.04) |\n"
+                         "| icgan | fid lower than biggan | primary | a | b | power 0.15 | 3 (p 0.2) |\n\n"
+                         "The two sets' differences lie apart beyond chance (p < 0.05, last column) for 1 of 3 claims; "
+                         "0.1 would by chance alone.\n")
     tuning = tmp_path / "p2gan.md"
     tuning.write_text("Tuning of comparison p2gan\n\n| side | run | shared | own | seed 200 | mean | chosen |\n"
                       "| method (msgan) | tune_msgan_0 | {ema: 0.0} | {w_ms: 1.0} | 20 | 20 |  |\n"

@@ -32,16 +32,20 @@ def test_the_table_sets_verdicts_side_by_side_with_the_power_of_a_disagreement(t
     b = study(tmp_path / "b", tiny_params, {"cgan": {100: 40.0, 101: 41.0, 102: 42.0},
                                             "msgan": {100: 30.0, 101: 44.0, 102: 33.0}})
     lines = stability.table({"0-2": a, "100-102": b}, ["msgan"])
-    assert lines[0] == "| paper | claim | role | seeds 0-2 | seeds 100-102 | relation |"
+    assert lines[0] == "| paper | claim | role | seeds 0-2 | seeds 100-102 | relation | 0-2 - 100-102 |"
     ndb = next(line for line in lines if "| ndb lower than cgan | primary |" in line)
     assert "supported" in ndb and "inconclusive" in ndb
     # the inconclusive set's power at the supported set's difference, recomputed from its table
-    rb = pd.read_csv(b / "msgan.csv").set_index("metric").loc["ndb"]
+    ra, rb = (pd.read_csv(d / "msgan.csv").set_index("metric").loc["ndb"] for d in (a, b))
     est = verdicts.Estimate("paired", 3, 3, rb["difference"], sd=(rb["sd_difference"],))
-    expected = verdicts.power(est, pd.read_csv(a / "msgan.csv").set_index("metric").loc["ndb", "difference"], 3, 0.05)
-    assert ndb.endswith(f"| power {expected:.2f} |") and 0 < expected < 0.8
+    expected = verdicts.power(est, ra["difference"], 3, 0.05)
+    assert f"| power {expected:.2f} |" in ndb and 0 < expected < 0.8
+    # how far apart the sets' differences lie, and Welch's p that they estimate one difference
+    p = verdicts.sets_differ(*(verdicts.Estimate("paired", 3, 3, r["difference"], sd=(r["sd_difference"],)) for r in (ra, rb)))
+    assert ndb.endswith(f"| {ra['difference'] - rb['difference']:.4g} (p {p:.2g}) |") and 0 < p < 1
     fid = next(line for line in lines if "| fid lower than cgan | secondary |" in line)
-    assert "descriptive" in fid and fid.endswith("| differ |")  # excludes 0 in one set, includes it in the other
+    assert "descriptive" in fid and "| differ |" in fid  # excludes 0 in one set, includes it in the other
+    assert lines[-1].startswith("The two sets' differences lie apart beyond chance (p < 0.05, last column) for ")
 
 
 @pytest.mark.parametrize("a, b, expected", [
@@ -60,6 +64,6 @@ def test_compare_sets_two_studies_folders_side_by_side(tmp_path, tiny_params):
     out = tmp_path / "machines.md"
     stability.main(["--compare", str(a), str(b), "--out", str(out)])
     lines = out.read_text().splitlines()
-    assert lines[0] == f"| paper | claim | role | {a} | {b} | relation |"
+    assert lines[0] == f"| paper | claim | role | {a} | {b} | relation | {a} - {b} |"
     fid = next(line for line in lines if "| msgan | fid lower than cgan |" in line)
-    assert fid.endswith("| agree |")
+    assert "| agree |" in fid

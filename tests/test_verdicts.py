@@ -1,5 +1,6 @@
 """pipeline/verdicts.py against independent computations: scipy's t tests, Holm's procedure by hand,
-the normal approximation of power at large n, and a Monte Carlo estimate of power."""
+the normal approximation of power at large n, a Monte Carlo estimate of power, and Welch's test
+between two seed sets (scipy's, and the four-variance Satterthwaite form by hand)."""
 from __future__ import annotations
 
 import math
@@ -38,6 +39,27 @@ def test_pairing_removes_the_variance_seeds_share():
     shared = np.array([0.0, 10.0, -8.0, 5.0, 3.0])  # a seed's luck, common to both runs
     a, b = series(shared + 1.0 + [0.1, -0.1, 0.05, 0.0, -0.05]), series(shared)
     assert verdicts.estimate(a, b, paired=True).p < 1e-4 < 0.5 < verdicts.estimate(a, b, paired=False).p
+
+
+def test_sets_differ_is_welchs_test_on_the_two_sets_per_seed_differences():
+    rng = np.random.default_rng(3)
+    m1, b1 = rng.normal(1, 1, 10), rng.normal(0, 1, 10)
+    m2, b2 = rng.normal(2, 3, 6), rng.normal(0, 3, 6)
+    first = verdicts.estimate(series(m1), series(b1), paired=True)
+    second = verdicts.estimate(series(m2), series(b2), paired=True)
+    reference = stats.ttest_ind(m1 - b1, m2 - b2, equal_var=False).pvalue
+    assert verdicts.sets_differ(first, second) == pytest.approx(reference)
+
+
+def test_sets_differ_of_unpaired_claims_pools_all_four_variances_by_hand():
+    m1, b1, m2, b2 = [1.0, 2.0, 4.0, 3.0], [3.0, 3.5, 6.0, 7.0], [5.0, 1.0, 2.0, 2.5], [2.0, 4.0, 3.0, 1.0]
+    first = verdicts.estimate(series(m1), series(b1), paired=False)
+    second = verdicts.estimate(series(m2), series(b2), paired=False)
+    parts = [np.var(x, ddof=1) / len(x) for x in (m1, b1, m2, b2)]
+    dof = sum(parts) ** 2 / sum(v ** 2 / 3 for v in parts)
+    t = (first.difference - second.difference) / math.sqrt(sum(parts))
+    assert verdicts.sets_differ(first, second) == pytest.approx(2 * stats.t.sf(abs(t), dof))
+    assert verdicts.sets_differ(first, verdicts.estimate(series([1.0]), series([2.0]), paired=False)) is None
 
 
 def test_one_seed_gives_no_interval_and_a_descriptive_direction():

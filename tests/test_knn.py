@@ -142,6 +142,15 @@ def test_stage_writes_files_the_trainer_can_load(stage, features, index: str) ->
     assert feats.dtype == torch.float32 and feats.shape == (60, 8)
 
 
+def test_no_pixel_baseline_when_the_features_are_the_pixels(stage) -> None:
+    params = yaml.safe_load((stage / "params.yaml").read_text())
+    params["features"]["extractor"] = "pixels"
+    (stage / "params.yaml").write_text(yaml.safe_dump(params))
+    knn.main(argv(stage))
+    report = load_json(stage / "knn" / "knn.json")
+    assert "pixels" not in report and "pixels" not in report["seconds"] and 0 <= report["purity"] <= 1
+
+
 def test_stage_errors_are_one_line(stage, features, capsys) -> None:
     bad = features.copy()
     bad[5, 0] = np.nan

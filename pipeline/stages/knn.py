@@ -22,8 +22,9 @@ centres.parquet (one row per k-means centre, ``knn.centres`` of them, ``knn.iter
 knn.json
     k, index settings, purity (mean fraction of an instance's neighbours sharing its label),
     purity_chance (the same for random neighbours), recall_at_k (ivf), seconds per phase; pixels
-    (``knn.pixel_queries`` > 0): the purity of exact cosine neighbours of the raw pixels, the
-    no-learning baseline, and the features' own purity on the same random instances (queries).
+    (``knn.pixel_queries`` > 0, unless ``features.extractor`` is pixels, where purity is the
+    baseline): the purity of exact cosine neighbours of the raw pixels, the no-learning baseline,
+    and the features' own purity on the same random instances (queries).
 """
 from __future__ import annotations
 
@@ -161,7 +162,8 @@ def run(params: dict, features_path: Path, data_dir: Path, out: Path) -> dict:
         queries = np.random.default_rng(cfg["seed"]).choice(n, min(cfg["recall_queries"], n), replace=False)
         report.update(recall_at_k=round(recall_at_k(features, sim, queries, k), 4), recall_queries=len(queries))
     report["purity"], report["purity_chance"] = (round(v, 4) for v in purity(idx, labels))
-    if cfg["pixel_queries"]:  # the no-learning baseline, on random instances (paired with the features' own)
+    # the no-learning baseline on random instances, paired with the features' own (pixels: it is their purity)
+    if cfg["pixel_queries"] and params["features"]["extractor"] != "pixels":
         t = time.perf_counter()
         queries = np.random.default_rng(cfg["seed"]).choice(n, min(cfg["pixel_queries"], n), replace=False)
         images = load_npy(data_dir / "images.npy", mmap=True)

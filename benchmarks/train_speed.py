@@ -52,6 +52,7 @@ from pipeline.methods import Method, TrainData  # noqa: E402
 from pipeline.trainer import Trainer, update_ema  # noqa: E402
 
 FEATURE_DIM, K, CENTRES = 64, 5, 1000
+NAME = len("p2gan_posterior")  # width of the run column: the default study's longest run name
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -113,13 +114,13 @@ def against(rev: str, args: argparse.Namespace, runs: list[str]) -> None:
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         print(f"{rev} ({subprocess.run(['git', 'rev-parse', '--short', rev], cwd=ROOT, capture_output=True, text=True).stdout.strip()}) "
               f"against the working tree, {args.repeats} alternating repeats, {' '.join(options)}")
-        print(f"{'method':<10} {'before img/s':>13} {'after img/s':>12} {'after/before':>13}")
+        print(f"{'method':<{NAME}} {'before img/s':>13} {'after img/s':>12} {'after/before':>13}")
         for run in runs:
             before = after = 0.0
             for _ in range(args.repeats):
                 before = max(before, trainer_img_s(Path(tmp), run, options))
                 after = max(after, trainer_img_s(ROOT, run, [*options, "--params", str(Path(args.params).resolve())]))
-            print(f"{run:<10} {before:>13.0f} {after:>12.0f} {after / before:>13.2f}", flush=True)
+            print(f"{run:<{NAME}} {before:>13.0f} {after:>12.0f} {after / before:>13.2f}", flush=True)
 
 
 def main() -> None:
@@ -160,7 +161,7 @@ def main() -> None:
     peak = matmul_gflops(dev, torch.bfloat16 if bf16 else torch.float32)
     print(f"precision {precision}: {'bf16' if bf16 else 'fp32'} matmul (1024^3, same threads): {peak:.0f} GFLOP/s; "
           "efficiency = counted FLOPs x steps/s / that")
-    print(f"{'method':<10} {'trainer img/s':>14} {'bare img/s':>11} {'trainer/bare':>13} {'GFLOP/step':>11} {'efficiency':>11}")
+    print(f"{'method':<{NAME}} {'trainer img/s':>14} {'bare img/s':>11} {'trainer/bare':>13} {'GFLOP/step':>11} {'efficiency':>11}")
 
     def build(name: str) -> Method:
         return context.build(params["methods"][name], train, data, dev, seed=0)
@@ -185,7 +186,7 @@ def main() -> None:
         with counter:
             bare_loop(build(name), 1, bs, n_dis, precision)
         gflop = counter.get_total_flops() / 1e9
-        print(f"{name:<10} {imgs / full:>14.0f} {imgs / bare:>11.0f} {bare / full:>13.2f} {gflop:>11.2f} "
+        print(f"{name:<{NAME}} {imgs / full:>14.0f} {imgs / bare:>11.0f} {bare / full:>13.2f} {gflop:>11.2f} "
               f"{gflop * imgs / full / bs / peak:>11.2f}", flush=True)
 
 
@@ -204,7 +205,7 @@ def grid(args: argparse.Namespace, params: dict, runs: list[str]) -> None:
     print(f"device {dev} (threads {torch.get_num_threads()}), torch {torch.__version__}; {args.steps} steps, best of "
           f"{args.repeats}; matmul peak (1024^3): " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peaks.items()))
     print("img/s, ratio to the first column, efficiency against the peak at that precision")
-    print(f"{'method':<10} " + " ".join(f"{f'{p} b{b}':>22}" for p, b in combos))
+    print(f"{'method':<{NAME}} " + " ".join(f"{f'{p} b{b}':>22}" for p, b in combos))
 
     def build(name: str, precision: str) -> Method:
         return context.build(params["methods"][name], {**train, "precision": precision}, data, dev, seed=0)
@@ -224,7 +225,7 @@ def grid(args: argparse.Namespace, params: dict, runs: list[str]) -> None:
         gflop_per_image = counter.get_total_flops() / 1e9 / combos[0][1]
         rate = {(p, b): args.steps * b / best[p, b] for p, b in combos}
         cells = [f"{r:.0f} x{r / rate[combos[0]]:.2f} e{r * gflop_per_image / peaks[p]:.2f}" for (p, b), r in rate.items()]
-        print(f"{name:<10} " + " ".join(f"{c:>22}" for c in cells), flush=True)
+        print(f"{name:<{NAME}} " + " ".join(f"{c:>22}" for c in cells), flush=True)
 
 
 def measured_img_per_s(cwd: Path, run: str = "gan") -> str | None:

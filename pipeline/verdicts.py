@@ -67,10 +67,15 @@ def _t_test(diff: float, se: float, dof: float) -> tuple[float, float, float]:
     return diff - half, diff + half, float(2 * stats.t.sf(abs(diff) / se, dof))
 
 
+def satterthwaite(*terms: tuple[float, float]) -> float:
+    """Degrees of freedom of a sum of independent variance terms, each (variance, its degrees of freedom)."""
+    total = sum(v for v, _ in terms)
+    return total ** 2 / sum(v ** 2 / dof for v, dof in terms) if total > 0 else float(sum(dof for _, dof in terms))
+
+
 def welch_dof(va: float, vb: float, na: int, nb: int) -> float:
     """Welch-Satterthwaite degrees of freedom of per-run variances ``va``, ``vb`` over ``na``, ``nb`` seeds."""
-    a, b = va / na, vb / nb
-    return (a + b) ** 2 / (a ** 2 / (na - 1) + b ** 2 / (nb - 1)) if a + b > 0 else float(na + nb - 2)
+    return satterthwaite((va / na, na - 1), (vb / nb, nb - 1))
 
 
 def estimate(method: pd.Series, baseline: pd.Series, paired: bool) -> Estimate:
@@ -150,9 +155,8 @@ def sets_differ(a: Estimate, b: Estimate) -> float | None:
     if not (a.sd and b.sd) or a.n < 2 or b.n < 2:
         return None
     (se_a, dof_a), (se_b, dof_b) = _se_dof(a, a.n), _se_dof(b, b.n)
-    var = se_a ** 2 + se_b ** 2
-    dof = var ** 2 / (se_a ** 4 / dof_a + se_b ** 4 / dof_b) if var > 0 else float(dof_a + dof_b)
-    return _t_test(a.difference - b.difference, math.sqrt(var), dof)[2]
+    dof = satterthwaite((se_a ** 2, dof_a), (se_b ** 2, dof_b))
+    return _t_test(a.difference - b.difference, math.hypot(se_a, se_b), dof)[2]
 
 
 def holm(p_values: list[float]) -> list[tuple[float, bool]]:

@@ -67,7 +67,8 @@ FID_GRAPH_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091
 RESOURCES = Path("resources")
 # On CPU an EfficientNet call on more images than about this many input pixels spills the caches: at
 # 64 px (LPIPS) four calls of 62-63 images ran 1.6x faster than one of 250, at 48 px three calls 1.17x,
-# with the same features to the bit on the machine measured (docs/performance.md)
+# with the same features to the bit on the machine measured; one evaluation job alone ran x1.10-1.14
+# faster, a whole study's evaluations beside two-at-a-time trainings no measurably faster (docs/performance.md)
 PIXELS_PER_CALL = 2 ** 18
 
 

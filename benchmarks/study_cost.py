@@ -1,6 +1,7 @@
 """Training compute of a study, counted: FLOPs per training step of each run, per run and in all.
 
     .venv/bin/python benchmarks/study_cost.py studies/icgan-imagenet64.yaml [more studies] [--peak-tflops 312]
+    .venv/bin/python benchmarks/study_cost.py --peak-tflops 0.2   # the default study (params.yaml alone)
 
 The study file is merged over params.yaml as Snakemake merges a ``--configfile`` and validated. For each
 trained run of ``study.methods`` the method is built at the study's settings (backbone, width, z_dim,
@@ -10,9 +11,10 @@ and backward) of one training step: ``train.n_dis`` D steps and one G step. It c
 batches and extrapolates linearly to ``train.batch_size`` (these layers' FLOPs are affine in the
 batch), then multiplies by ``train.steps`` and the number of seeds.
 
-The GPU-hour figure is a floor, not a measurement: the study's training FLOPs at a GPU's dense bf16
-peak (``--peak-tflops``, default 312, an A100's; 989 for an H100 SXM). No GPU trains these networks
-at its peak, so the GPU-hours a study takes are a multiple of the floor; measure the real rate with
+The hours are a floor, not a measurement: the study's training FLOPs at a device's peak
+(``--peak-tflops``: default 312, an A100's dense bf16; 989 for an H100 SXM; for a CPU, the matmul
+GFLOP/s that ``benchmarks/train_speed.py`` prints, times its cores, over 1,000). Nothing trains these
+networks at its peak, so the hours a study takes are a multiple of the floor; measure the real rate with
 ``benchmarks/train_speed.py`` on the GPU (docs/configuration.md, "Per-paper studies"). Sampling and evaluation
 are not counted.
 """
@@ -41,11 +43,12 @@ CLASSES = {"fashion_mnist": 10, "digits": 10, "cifar10": 10, "cifar100": 100, "s
 CHANNELS = {"fashion_mnist": 1, "digits": 1}
 
 
-def study_params(path: Path) -> dict:
-    """params.yaml with the study merged over it, validated."""
+def study_params(path: Path | None) -> dict:
+    """params.yaml with the study (if any) merged over it, validated."""
     params = config.read_yaml(ROOT / config.DEFAULT_PARAMS)
-    config._merge(params, config.read_yaml(path) or {})
-    return config.validate(params, str(path))
+    if path is not None:
+        config._merge(params, config.read_yaml(path) or {})
+    return config.validate(params, str(path or config.DEFAULT_PARAMS))
 
 
 def feature_dim(params: dict, resolution: int, channels: int) -> int:
@@ -87,36 +90,37 @@ def run_flops(params: dict, run: str, data: TrainData) -> float:
     return f1 + (f2 - f1) / (b2 - b1) * (batch - b1)
 
 
-def report(path: Path, peak_tflops: float, classes: int | None) -> float:
+def report(path: Path | None, peak_tflops: float, classes: int | None) -> float:
     """Print the study's table; return its total training FLOPs."""
     params = study_params(path)
     train = params["train"]
     name = params["dataset"]["name"]
     data = standin_data(params, classes or CLASSES.get(name, 1))
     seeds, steps, batch = len(train["seeds"]), train["steps"], train["batch_size"]
-    print(f"{path.name}: {name} at {params['dataset']['resolution']} px, {train['backbone']} width {train['width']}, "
+    print(f"{path.name if path else 'params.yaml'}: {name} at {params['dataset']['resolution']} px, {train['backbone']} width {train['width']}, "
           f"batch {batch}, {steps:,} steps, {seeds} seeds")
-    print(f"  {'run':<10} {'GFLOP/step':>12} {'PFLOP/run':>11} {'GPU-h floor/run':>16}")
+    print(f"  {'run':<16} {'GFLOP/step':>12} {'PFLOP/run':>11} {'floor h/run':>12}")
     total = 0.0
     for run in trained_runs(params):
         per_step = run_flops(params, run, copy.copy(data))
         per_run = per_step * steps
         total += per_run * seeds
-        print(f"  {run:<10} {per_step / 1e9:>12,.1f} {per_run / 1e15:>11,.1f} "
-              f"{per_run / (peak_tflops * 1e12) / 3600:>16,.1f}")
-    print(f"  all runs x {seeds} seeds: {total / 1e18:,.2f} EFLOP, GPU-hour floor at {peak_tflops:g} TFLOP/s: "
-          f"{total / (peak_tflops * 1e12) / 3600:,.1f}")
+        print(f"  {run:<16} {per_step / 1e9:>12,.3g} {per_run / 1e15:>11,.3g} "
+              f"{per_run / (peak_tflops * 1e12) / 3600:>12,.3g}")
+    hours = total / (peak_tflops * 1e12) / 3600
+    print(f"  all runs x {seeds} seeds: {total / 1e18:,.3g} EFLOP; at {peak_tflops:g} TFLOP/s at least "
+          f"{hours:,.3g} hours ({hours * 60:,.3g} min)")
     return total
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("studies", nargs="+", type=Path, help="study files (studies/*.yaml)")
+    parser.add_argument("studies", nargs="*", type=Path, help="study files (studies/*.yaml; none: params.yaml's study)")
     parser.add_argument("--peak-tflops", type=float, default=312.0,
-                        help="dense bf16 peak of the GPU, TFLOP/s (default: %(default)s, an A100)")
+                        help="peak of the device(s), TFLOP/s (default: %(default)s, an A100's dense bf16)")
     parser.add_argument("--classes", type=int, help="classes of an image_folder dataset (class-conditional runs)")
     args = parser.parse_args()
-    for path in args.studies:
+    for path in args.studies or [None]:
         report(path, args.peak_tflops, args.classes)
 
 

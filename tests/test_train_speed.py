@@ -3,9 +3,11 @@ study (their timings are not checked: they are measurements, not test outcomes).
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 
+import pytest
 import torch
 
 from conftest import PYTHON, ROOT, write_params
@@ -52,18 +54,36 @@ def test_conv_layers_times_each_dcgan_layer_against_a_matmul_form_of_the_same_re
     assert all(float(r[4]) < 1e-5 for r in rows), out
 
 
-def test_bit_sources_hashes_the_same_run_under_each_library_setting(tmp_path, tiny_params, digits_data):
+def test_bit_sources_hashes_each_setting_records_them_and_compares_records(tmp_path, tiny_params, digits_data):
     params = write_params(tiny_params, tmp_path / "params.yaml")
+    record = tmp_path / "bits.json"
     out = subprocess.run([PYTHON, "benchmarks/bit_sources.py", "--params", str(params), "--data", str(digits_data),
-                          "--method", "gan", "--steps", "2"], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout
-    rows = [line.split("|")[1:-1] for line in out.splitlines()[3:]]
-    assert len(rows) == 8 and rows[0][0].strip() == "(none)" and rows[0][2].strip() == "same"
+                          "--methods", "gan", "--steps", "2", "--record", str(record)], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 10 and rows[0][0].strip() == "(none)" and rows[0][2].strip() == "same"
+    assert rows[-1][0].strip() == "ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=COMPATIBLE"
     spec = importlib.util.spec_from_file_location("bit_sources", ROOT / "benchmarks" / "bit_sources.py")
     bit_sources = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bit_sources)
     threads = torch.get_num_threads()
     try:
-        assert rows[0][1].strip() == bit_sources.weights_hash("gan", 2, params, digits_data)  # the same bits here
+        here = bit_sources.weights_hash("gan", 2, params, digits_data)  # the same bits here
     finally:
         torch.set_num_threads(threads)
+    rec = json.loads(record.read_text())
+    assert rec["hashes"]["(none)"]["gan"] == here and rows[0][1].strip() == here[:8]
+    assert rec["steps"] == 2 and rec["machine"].startswith("cpu ") and rec["data"]
+
+    loaded = bit_sources.load_record(record, 2, rec)
+    cells, agreeing = bit_sources.compare(loaded["hashes"], loaded, ["gan"])
+    assert len(cells) == 10 and len(agreeing) == 10
+    other = {**rec["hashes"], "(none)": {"gan": "0" * 16}}  # another machine, other bits without a setting
+    cells, agreeing = bit_sources.compare(other, rec, ["gan"])
+    assert cells[0] == "| (none) | DIFFERENT | 0 of 1 |" and "(none)" not in agreeing and len(agreeing) == 9
+    for change, message in (({"steps": 3}, "hashed 3 steps"), ({"settings_sha256": "x"}, "other train: or methods:"),
+                            ({"data": {}}, "other data"), ({"format": 0}, "not a bit_sources record")):
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({**rec, **change}))
+        with pytest.raises(SystemExit, match=message):
+            bit_sources.load_record(bad, 2, rec)

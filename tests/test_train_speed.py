@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import torch
 
-from conftest import PYTHON, ROOT, write_params
+from conftest import PYTHON, ROOT, copy_repo, write_params
 
 
 def speed(tmp_path, tiny_params, digits_data, *options: str) -> str:
@@ -87,3 +87,55 @@ def test_bit_sources_hashes_each_setting_records_them_and_compares_records(tmp_p
         bad.write_text(json.dumps({**rec, **change}))
         with pytest.raises(SystemExit, match=message):
             bit_sources.load_record(bad, 2, rec)
+
+
+def load_gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_trains_each_run_twice_to_the_same_bits_and_times_it(tmp_path, tiny_params):
+    """On this CPU: the check's own logic (the data, icgan's stand-in inputs, the repeat, the speed tables)."""
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    proc = subprocess.run([PYTHON, "benchmarks/gpu_check.py", "--params", str(params), "--methods", "gan", "icgan",
+                           "--steps", "4", "--speed-steps", "2", "--out", str(tmp_path / "check")], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = (tmp_path / "check" / "gpu_check.md").read_text()
+    for run in ("gan", "icgan"):
+        assert re.search(rf"^\| {run} \| [\d.]+ \| same bits \| ok \|$", report, flags=re.M), report
+        assert re.search(rf"^{run}\s+\d+\s+\d+", report, flags=re.M), report  # its train_speed rows
+    assert "train_speed.py --precision fp32:" in report and "NCCL and SyncBatchNorm: not checked" in report
+
+
+def test_gpu_check_fails_on_a_run_that_fails_or_repeats_other_bits(tmp_path, tiny_params, monkeypatch):
+    gpu_check = load_gpu_check()
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    monkeypatch.setattr(gpu_check, "train", lambda *a: (1.0, "error: NaN loss at step 3"))
+    with pytest.raises(SystemExit) as stop:
+        gpu_check.main(["--params", str(params), "--methods", "gan", "--steps", "2", "--speed-steps", "1",
+                        "--out", str(tmp_path / "check")])
+    assert stop.value.code == 1
+    assert "| gan | 1.0 | not run | error: NaN loss at step 3 |" in (tmp_path / "check" / "gpu_check.md").read_text()
+    monkeypatch.setattr(gpu_check, "train", lambda *a: (1.0, ""))
+    monkeypatch.setattr(gpu_check, "same_weights", lambda a, b: False)  # a nondeterministic kernel
+    with pytest.raises(SystemExit) as stop:
+        gpu_check.main(["--params", str(params), "--methods", "gan", "--steps", "2", "--speed-steps", "1",
+                        "--out", str(tmp_path / "check")])
+    assert stop.value.code == 1
+    assert "| gan | 1.0 | DIFFERENT | ok |" in (tmp_path / "check" / "gpu_check.md").read_text()
+    with pytest.raises(SystemExit) as stop:
+        gpu_check.main(["--params", str(params), "--methods", "nope", "--out", str(tmp_path / "check")])
+    assert stop.value.code == 2
+
+
+def test_the_gpu_check_script_has_help_and_names_its_missing_wheels(tmp_path):
+    helptext = subprocess.run(["bash", "scripts/gpu_check.sh", "--help"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout
+    assert "--prepare" in helptext and "GPU_PYTHON" in helptext and "benchmarks/gpu_check.py --help" in helptext
+    bare = copy_repo(tmp_path / "repo")  # a checkout without .gpucheck/
+    proc = subprocess.run(["bash", "scripts/gpu_check.sh"], cwd=bare, capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.strip() == (
+        "error: no .gpucheck/: run 'bash scripts/gpu_check.sh --prepare' where pip reaches PyPI")

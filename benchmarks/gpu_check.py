@@ -103,8 +103,9 @@ def main(argv: list[str] | None = None) -> None:
                    cwd=ROOT, check=True, capture_output=True)
     n = len(np.load(data / "labels.npy"))
     rows, failed = [], False
+    stand_ins = instance_inputs(params, n, args.out) if any(catalogue.run_needs(params, r) for r in runs) else {}
     for run in runs:
-        inputs = {k: v for k, v in instance_inputs(params, n, args.out).items() if k in catalogue.run_needs(params, run)}
+        inputs = {k: v for k, v in stand_ins.items() if k in catalogue.run_needs(params, run)}
         seconds, error = train(params_path, run, data, args.out / run / "a", inputs)
         if not error:
             _, error = train(params_path, run, data, args.out / run / "b", inputs)

@@ -80,13 +80,14 @@ def provenance(params: dict, data: Path) -> dict:
             "data": files, "settings_sha256": hashlib.sha256(settings.encode()).hexdigest()[:16]}
 
 
-def child(args: argparse.Namespace, setting: dict) -> str:
+def child(method: str, args: argparse.Namespace, setting: dict) -> str:
+    """The weights hash of ``method`` under ``setting``, from a fresh process."""
     env = {k: v for k, v in os.environ.items() if k not in SWITCHES}
-    out = subprocess.run([sys.executable, __file__, "--child", args.method_, "--steps", str(args.steps),
+    out = subprocess.run([sys.executable, __file__, "--child", method, "--steps", str(args.steps),
                           "--params", str(args.params), "--data", str(args.data)], env={**env, **setting},
                          capture_output=True, text=True)
     if out.returncode:
-        sys.exit(f"bit_sources: {args.method_} under {label(setting)} failed: {out.stderr.strip().splitlines()[-1:]}")
+        sys.exit(f"bit_sources: {method} under {label(setting)} failed: {out.stderr.strip().splitlines()[-1:]}")
     return out.stdout.split()[-1]
 
 
@@ -149,10 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| --- " * (len(methods) + 2) + "|")
     hashes: dict[str, dict[str, str]] = {}
     for setting in SETTINGS:
-        row = hashes[label(setting)] = {}
-        for method in methods:
-            args.method_ = method
-            row[method] = child(args, setting)
+        row = hashes[label(setting)] = {method: child(method, args, setting) for method in methods}
         same = [row[m] == hashes["(none)"][m] for m in methods]
         print(f"| {label(setting)} | " + " | ".join(row[m][:8] for m in methods) +
               f" | {'same' if all(same) else f'DIFFERENT ({sum(same)} of {len(methods)} same)'} |", flush=True)

@@ -10,8 +10,8 @@ algorithms without autotuning, pipeline/context.py); then ``benchmarks/train_spe
 run's img/s and efficiency against the device's matmul rate at that precision, again in fp32, and
 on a GPU also at batch 256 in both (what larger per-GPU batches of the papers' studies would get).
 The data is scikit-learn's bundled digits at the study's resolution (offline; a step's cost depends
-on the images' shape, not on which images); icgan's features are random unit vectors with exact
-nearest neighbours and random centres (numpy, no faiss). NCCL and SyncBatchNorm need two GPUs or
+on the images' shape, not on which images); icgan's features, neighbours and centres are random
+stand-ins, as train_speed.py's (no faiss). NCCL and SyncBatchNorm need two GPUs or
 more (one process per GPU): on a one-GPU machine the check says so instead. Prints one row per run,
 writes the table to ``--out``/gpu_check.md, and exits 1 when any run failed or repeated other bits.
 On a CPU it checks the same things, slowly (the tests run it so).
@@ -31,11 +31,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.train_speed import FEATURE_DIM  # noqa: E402
 from pipeline import catalogue, checkpoint, config, machine  # noqa: E402
 from pipeline.knn_io import write_centres, write_neighbours  # noqa: E402
 from pipeline.trainer import FINAL  # noqa: E402
-
-FEATURE_DIM = 64
 
 
 def study(params_path: Path, out: Path, steps: int) -> Path:
@@ -50,17 +49,16 @@ def study(params_path: Path, out: Path, steps: int) -> Path:
 
 
 def instance_inputs(params: dict, n: int, out: Path) -> dict[str, Path]:
-    """Random unit features, their exact k nearest neighbours (self excluded) and random centres."""
+    """Random stand-ins as benchmarks/train_speed.py draws them (a step's cost ignores their values), as
+    files: unit features, k random neighbours other than the instance itself, random centres."""
     rng = np.random.default_rng(0)
     features = rng.standard_normal((n, FEATURE_DIM)).astype(np.float32)
     features /= np.linalg.norm(features, axis=1, keepdims=True)
-    sim = features @ features.T
-    np.fill_diagonal(sim, -np.inf)
     k = params["knn"]["k"]
-    idx = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    idx = (np.arange(n)[:, None] + rng.integers(1, n, (n, k))) % n
     paths = {"features": out / "features.npy", "neighbours": out / "neighbours.parquet", "centres": out / "centres.parquet"}
     np.save(paths["features"], features)
-    write_neighbours(paths["neighbours"], idx, np.take_along_axis(sim, idx, 1).astype(np.float32))
+    write_neighbours(paths["neighbours"], idx, np.ones((n, k), np.float32))
     centres = rng.choice(n, min(params["knn"]["centres"], n), replace=False)
     write_centres(paths["centres"], centres, np.ones(len(centres), np.float32), np.ones(len(centres), np.int64))
     return paths

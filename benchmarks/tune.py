@@ -54,6 +54,12 @@ def options(text: str) -> list[dict]:
     return value
 
 
+def verdict_seeds(params: dict, offset: int) -> set[int]:
+    """The seeds a verdict is judged on: ``train.seeds`` and the stability set from ``offset``."""
+    seeds = params["train"]["seeds"]
+    return {*seeds, *range(offset, offset + len(seeds))}
+
+
 def check(params: dict, name: str, seeds: list[int], forbidden: set[int], shared: list[dict],
           own: dict[str, list[dict]]) -> None:
     """The search rules of the module docstring; SystemExit with one line naming the broken one."""
@@ -94,11 +100,16 @@ def variants(params: dict, comp: dict, shared: list[dict], own: dict[str, list[d
     return out
 
 
-def score(workdir: Path, run: str, seed: int, metric: str) -> float:
-    """A run's metric at a seed, from its metric file (the column's part before a dot, e.g. lpips.per_condition)."""
+def metric_value(folder: Path, metric: str) -> float:
+    """A claim's metric (a column such as fid or lpips.per_condition) from ``folder``'s metric file."""
     name, _, key = metric.partition(".")
-    record = json.loads((workdir / "results" / run / f"seed{seed}" / f"{name}.json").read_text())
+    record = json.loads((folder / f"{name}.json").read_text())
     return float(record[key] if key else record["value"])
+
+
+def score(workdir: Path, run: str, seed: int, metric: str) -> float:
+    """A run's metric at a seed, from its metric file."""
+    return metric_value(workdir / "results" / run / f"seed{seed}", metric)
 
 
 def choose(scores: dict[str, np.ndarray], runs: dict[str, tuple], sign: float) -> tuple[int, dict[str, str]]:
@@ -139,8 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="markdown table (default: results/tuning/<comparison>.md)")
     args = parser.parse_args(argv)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    seeds = params["train"]["seeds"]
-    forbidden = {*seeds, *range(args.offset, args.offset + len(seeds))}
+    forbidden = verdict_seeds(params, args.offset)
     own = {"method": args.method_options, "baseline": args.baseline_options}
     check(params, args.comparison, args.seeds, forbidden, args.shared, own)
     comp = params["comparisons"][args.comparison]

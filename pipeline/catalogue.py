@@ -130,6 +130,14 @@ def reference_settings(params: dict, name: str) -> dict:
             **{k: v for k, v in stage_params(params, f"reference_{name}").items() if k not in REFERENCE_FREE}}
 
 
+# The files of the extra inputs that instance-conditioned methods need (TrainData fields -> files)
+NEED_FILES = {
+    "features": "results/features/features.npy",
+    "neighbours": "results/knn/neighbours.parquet",
+    "centres": "results/knn/centres.parquet",
+}
+
+
 def run_needs(params: dict, run: str) -> tuple[str, ...]:
     """The extra inputs of a run (a key of params' ``methods:``), from its method class."""
     return () if run == REAL else METHOD_NEEDS[params["methods"][run]["method"]]

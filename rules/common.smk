@@ -1,19 +1,12 @@
 # Shared names and helpers for the rules.
-from pipeline.catalogue import (METRIC_REFERENCE, REAL, has_encoder, launcher, metric_references, monitored, results,
-                                run_needs, stage_params, train_resources)
+from pipeline.catalogue import (METRIC_REFERENCE, NEED_FILES, REAL, has_encoder, launcher, metric_references, monitored,
+                                results, run_needs, stage_params, train_resources)
 
 METHODS = config["study"]["methods"]
 SEEDS = config["train"]["seeds"]
 METRICS = config["evaluate"]["metrics"]
 
-# Extra inputs of instance-conditioned methods (TrainData fields -> files).
 SIMCLR_ENCODER = "results/features/encoder.pt"  # the features stage's, when features.extractor is simclr
-
-NEEDS = {
-    "features": "results/features/features.npy",
-    "neighbours": "results/knn/neighbours.parquet",
-    "centres": "results/knn/centres.parquet",
-}
 
 
 RUNS = "|".join(config["methods"])  # the trained runs: the keys of methods:
@@ -27,7 +20,7 @@ wildcard_constraints:
 
 def method_inputs(wildcards):
     """The kNN-stage files a run's method needs, by option name."""
-    return {need: NEEDS[need] for need in run_needs(config, wildcards.method)}
+    return {need: NEED_FILES[need] for need in run_needs(config, wildcards.method)}
 
 
 def train_options(wildcards, input):

@@ -19,9 +19,13 @@ from pipeline.images import condition_columns, save_grid
 from pipeline.io import all_or_nothing, save_json, save_npy
 
 
-def draw(params: dict, method: str, run_dir: Path, data_dir: Path,
-         inputs: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, dict]:
-    m, state = context.restore(params, method, run_dir, data_dir, inputs)  # draws from the seed's sample/ streams
+def draw(params: dict, method: str, run_dir: Path, data_dir: Path, inputs: dict[str, Path],
+         phase: str = "sample") -> tuple[np.ndarray, np.ndarray, dict]:
+    """The run's samples, condition ids and samples.json record. The draws come from the seed's
+    ``phase``/ streams (pipeline/streams.py): the study's set is ``sample``; another phase name draws
+    another set, shared by every run at the seed (benchmarks/noise_sources.py)."""
+    m, state = context.restore(params, method, run_dir, data_dir, inputs)
+    m.phase = phase
     n, bs = params["sample"]["n"], params["sample"]["batch_size"]
     cond, how = m.sample_conditions(n)
     out = m.sample_images(n, cond, bs, desc=f"sample {method}")

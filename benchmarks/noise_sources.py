@@ -44,6 +44,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -209,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
                    cwd=args.workdir, env=env, check=True)
     jobs = [(run, s, k) for run in per_run for s in seeds for k in range(1, args.sets)]
     with ProcessPoolExecutor(args.cores) as pool:
-        costs = list(pool.map(score_set, *zip(*[(args.workdir.resolve(), run, s, k, per_run[run]) for run, s, k in jobs])))
+        costs = list(tqdm(pool.map(score_set, *zip(*[(args.workdir.resolve(), run, s, k, per_run[run])
+                                                     for run, s, k in jobs])), total=len(jobs), desc="sample sets"))
     set_cost: dict[tuple[str, int], list[float]] = {}
     for (run, s, _), seconds in zip(jobs, costs):
         set_cost.setdefault((run, s), []).append(seconds)

@@ -34,10 +34,8 @@ stdout, with the commit and the machine's default ``gan`` training img/s.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -48,9 +46,9 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import train_speed  # noqa: E402
+from benchmarks import rule_times, train_speed  # noqa: E402
 from benchmarks.tune import metric_value, verdict_seeds  # noqa: E402
-from benchmarks.verdict_stability import prepare  # noqa: E402
+from benchmarks.verdict_stability import prepare, snakemake  # noqa: E402
 from pipeline import catalogue, config, context, verdicts  # noqa: E402
 from pipeline.io import all_or_nothing, save_json, save_npy  # noqa: E402
 from pipeline.metrics import REGISTRY  # noqa: E402
@@ -126,10 +124,7 @@ def detectable(seed_var: float, set_var: float, seeds: int, sets: int, alpha: fl
 def job_seconds(workdir: Path, rule: str, run: str, seed: int) -> float | None:
     """A job's seconds from Snakemake's benchmark file (None when it has none)."""
     path = workdir / "logs" / "benchmark" / rule / f"{run}_seed{seed}.tsv"
-    if not path.exists():
-        return None
-    with path.open() as f:
-        return float(next(csv.DictReader(f, delimiter="\t"))["s"])
+    return rule_times.measured(path)[0] if path.exists() else None
 
 
 def seed_cost(workdir: Path, runs: tuple[str, str], seeds: list[int]) -> float | None:
@@ -169,7 +164,7 @@ def table(params: dict, workdir: Path, chosen: list[tuple[str, str]], primaries:
             return f"{delta:.3g} ({100 * delta / abs(scale):.0f}%)" if scale else f"{delta:.3g}"
 
         cost = seed_cost(workdir, runs, seeds)
-        one_set = np.mean([set_cost[(run, s)] for s in seeds for run in runs]) * 2
+        one_set = np.mean([set_cost[(run, s)] for s in seeds for run in runs]) * len(runs)
         rows.append(f"| {name}: {metric} ({runs[0]} - {runs[1]}) | {len(seeds)} x {sets} | {d.mean():.4g} | "
                     f"{np.sqrt(seed_var + set_var):.3g} | {np.sqrt(seed_var):.3g} | {np.sqrt(set_var):.3g} | "
                     f"{set_var / (seed_var + set_var):.0%} | {shown(10, 1)} | {shown(10, sets)} | {shown(20, 1)} | "
@@ -205,9 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     commit = prepare(args.workdir)
     seeds = sorted(set(args.seeds))
     targets = [f"results/{run}/seed{s}/{metric}.json" for run, metrics in per_run.items() for s in seeds for metric in metrics]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--rerun-incomplete", "--", *targets],
-                   cwd=args.workdir, env=env, check=True)
+    snakemake(args.workdir, args.cores, "--rerun-incomplete", "--", *targets)
     jobs = [(run, s, k) for run in per_run for s in seeds for k in range(1, args.sets)]
     with ProcessPoolExecutor(args.cores) as pool:
         costs = list(tqdm(pool.map(score_set, *zip(*[(args.workdir.resolve(), run, s, k, per_run[run])

@@ -55,15 +55,20 @@ def last_run(log_dir: Path) -> tuple[Path, list[str], dict[str, list[float]], fl
     return None
 
 
+def measured(tsv: Path) -> tuple[float, float]:
+    """(seconds, peak resident MB) of the job one Snakemake benchmark file measured (MB NaN when not recorded)."""
+    header, row = (line.split("\t") for line in tsv.read_text().splitlines()[:2])
+    cells = dict(zip(header, row))
+    rss = cells.get("max_rss", "NA")
+    return float(cells["s"]), float(rss) if rss != "NA" else math.nan
+
+
 def benchmarked(root: Path) -> dict[str, list[tuple[float, float]]]:
     """rule -> (seconds, peak resident MB) of each job, from the benchmark files root/<rule>/*.tsv
     and, for the rules that run once (data, features, knn, report), root/<rule>.tsv."""
     per_rule: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for tsv in sorted(root.glob("**/*.tsv")):
-        header, row = (line.split("\t") for line in tsv.read_text().splitlines()[:2])
-        cells = dict(zip(header, row))
-        rss = cells.get("max_rss", "NA")
-        per_rule[tsv.relative_to(root).parts[0].removesuffix(".tsv")].append((float(cells["s"]), float(rss) if rss != "NA" else math.nan))
+        per_rule[tsv.relative_to(root).parts[0].removesuffix(".tsv")].append(measured(tsv))
     return per_rule
 
 

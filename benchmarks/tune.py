@@ -30,7 +30,6 @@ import argparse
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import train_speed  # noqa: E402
-from benchmarks.verdict_stability import prepare  # noqa: E402
+from benchmarks.verdict_stability import prepare, snakemake  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,9 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     extra.write_text(yaml.safe_dump({"methods": {r: v[3] for r, v in runs.items()},
                                      "evaluate": {"metrics": [metric.partition(".")[0]]}}, sort_keys=False))
     targets = [f"results/{r}/seed{k}/{metric.partition('.')[0]}.json" for r in runs for k in args.seeds]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--configfile",
-                    str(extra), "--", *targets], cwd=args.workdir, env=env, check=True)
+    snakemake(args.workdir, args.cores, "--configfile", str(extra), "--", *targets)
 
     scores = {r: np.array([score(args.workdir, r, k, metric) for k in args.seeds]) for r in runs}
     s, chosen = choose(scores, runs, 1.0 if claim["direction"] == "lower" else -1.0)

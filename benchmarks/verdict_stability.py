@@ -76,12 +76,16 @@ def prepare(workdir: Path) -> str:
     return head + (" (uncommitted changes)" if any(changed) else "")
 
 
+def snakemake(workdir: Path, cores: int, *args: str) -> None:
+    """Snakemake with this Python's environment in ``workdir`` (its jobs' ``python`` is this one)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), *args], cwd=workdir, env=env, check=True)
+
+
 def run_set(workdir: Path, seeds: list[int], cores: int, keep: Path, extra: list[str] = ()) -> None:
     """The whole study at ``seeds``; its comparison tables, summary and Snakemake log copied to ``keep``.
     ``extra``: more Snakemake options."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--rerun-incomplete", *extra, "--config",
-                    f"train={{seeds: [{', '.join(map(str, seeds))}]}}"], cwd=workdir, env=env, check=True)
+    snakemake(workdir, cores, "--rerun-incomplete", *extra, "--config", f"train={{seeds: [{', '.join(map(str, seeds))}]}}")
     shutil.rmtree(keep, ignore_errors=True)
     shutil.copytree(workdir / "results" / "comparisons", keep)
     shutil.copy(workdir / "results" / "summary.txt", keep / "summary.txt")

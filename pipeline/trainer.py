@@ -43,11 +43,11 @@ def _set_requires_grad(method: Method, names: tuple[str, ...], flag: bool) -> No
         method.nets[name].requires_grad_(flag)
 
 
-def _check_finite(logs: dict[str, float], loss: torch.Tensor, step: int, method: str, world: World) -> None:
+def _check_finite(logs: dict[str, float], loss: torch.Tensor, step: int, run: str, world: World) -> None:
     if not distributed.all_finite(loss.item(), world):
         bad = ", ".join(f"{k}={v}" for k, v in logs.items())
         raise PipelineError(
-            f"{method}: non-finite loss at step {step} ({bad}); lower the learning rates or check the data"
+            f"{run}: non-finite loss at step {step} ({bad}); lower the learning rates or check the data"
         )
 
 
@@ -87,6 +87,7 @@ class Trainer:
         self.ema_decay, self.ema_start = ema, ema_start
         self.checkpoint_every, self.log_every = checkpoint_every, log_every
         self.fingerprint, self.meta = fingerprint, meta
+        self.label = meta.get("run", method.name)  # what progress and errors name: the run (biggan), not its method (gan)
         self.opts = method.optimisers()
         self.ema = copy.deepcopy(method.nets["G"]).requires_grad_(False) if ema > 0 else None
         self.step, self.rows, self.elapsed = 0, [], 0.0
@@ -136,7 +137,7 @@ class Trainer:
         self.step, self.rows, self.elapsed = state["step"], state["log"], state["elapsed"]
         self.machines = list(dict.fromkeys(state.get("machines", [machine.UNRECORDED]) + self.machines))
         if self.world.main:
-            say(f"train: resumed {self.m.name} from step {self.step} ({path})")
+            say(f"train: resumed {self.label} from step {self.step} ({path})")
         return True
 
     # --- the loop ----------------------------------------------------------------------------
@@ -147,7 +148,7 @@ class Trainer:
         for _ in range(self.n_dis):
             with self.autocast:
                 loss, logs_d = m.d_loss(m.draw(batch))
-            _check_finite(logs_d, loss, self.step, m.name, self.world)
+            _check_finite(logs_d, loss, self.step, self.label, self.world)
             self.opts["d"].zero_grad(set_to_none=True)
             loss.backward()
             self.opts["d"].step()
@@ -156,7 +157,7 @@ class Trainer:
         m.phase = "g"
         with self.autocast, distributed.no_sync([m.nets[n] for n in m.d_nets]):  # D is frozen: nothing to reduce
             loss, logs_g = m.g_loss(m.draw(batch))
-        _check_finite(logs_g, loss, self.step, m.name, self.world)
+        _check_finite(logs_g, loss, self.step, self.label, self.world)
         self.opts["g"].zero_grad(set_to_none=True)
         loss.backward()
         self.opts["g"].step()
@@ -178,7 +179,7 @@ class Trainer:
         distributed.wrap(self.m.nets, self.world)
         self.m.nets.train()
         interactive = sys.stderr.isatty() and self.world.main
-        bar = tqdm(total=self.steps, initial=self.step, desc=f"train {self.m.name}", disable=not interactive)
+        bar = tqdm(total=self.steps, initial=self.step, desc=f"train {self.label}", disable=not interactive)
         t0 = time.perf_counter() - self.elapsed
         try:
             while self.step < self.steps:
@@ -200,7 +201,7 @@ class Trainer:
                     bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()})
                     if not interactive and self.world.main:
                         vals = " ".join(f"{k}={v:.4f}" for k, v in logs.items())
-                        say(f"train {self.m.name}: step {self.step}/{self.steps} {vals} "
+                        say(f"train {self.label}: step {self.step}/{self.steps} {vals} "
                             f"({self.step * self.batch_size / self.elapsed:.0f} img/s)")
                 if self.step % self.checkpoint_every == 0 and self.step < self.steps:
                     self.save(PARTIAL)

@@ -89,8 +89,8 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path, tiny_params, digits_data, m
         return loss * float("nan"), {"d_loss": float("nan")}
 
     monkeypatch.setattr(GAN, "d_loss", poisoned)
-    with pytest.raises(PipelineError, match=r"gan: non-finite loss at step 0 \(d_loss=nan\)"):
-        train_run(tiny_params, "gan", 0, digits_data, tmp_path / "run", {})
+    with pytest.raises(PipelineError, match=r"^biggan: non-finite loss at step 0 \(d_loss=nan\)"):  # the run, not its method
+        train_run(tiny_params, "biggan", 0, digits_data, tmp_path / "run", {})
     assert not any((tmp_path / "run").glob("*.pt")) and not (tmp_path / "run" / "train_log.csv").exists()
 
 

@@ -78,7 +78,7 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     t = Trainer(m, Path(tmp), steps=args.steps, batch_size=bs, n_dis=train["n_dis"], ema=hp["ema"],
                                 ema_start=0, checkpoint_every=args.steps, log_every=train["log_every"],
-                                fingerprint="benchmark", meta={})
+                                fingerprint="benchmark", meta={"run": name})
                     start = time.perf_counter()
                     t.fit()
                     best[path] = min(best[path], time.perf_counter() - start)

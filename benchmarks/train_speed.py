@@ -171,7 +171,7 @@ def main() -> None:
             m = build(name)
             t = Trainer(m, Path(tmp), steps=args.steps, batch_size=bs, n_dis=n_dis, ema=m.hp["ema"], ema_start=0,
                         checkpoint_every=train["checkpoint_every"], log_every=train["log_every"],
-                        fingerprint="benchmark", meta={}, precision=precision)
+                        fingerprint="benchmark", meta={"run": name}, precision=precision)
             return timed(t.fit, dev)
 
     for name in runs:

@@ -105,7 +105,7 @@ def wall_minutes(keep: Path) -> str:
 
 def estimate(row: pd.Series) -> verdicts.Estimate:
     """A claim's test rebuilt from its row of a comparison table (enough for its power)."""
-    n = int(min(row["n_seeds_method"], row["n_seeds_baseline"]))
+    n = int(row["n_paired"] if pd.notna(row.get("n_paired")) else min(row["n_seeds_method"], row["n_seeds_baseline"]))
     sd = ((row["sd_difference"],) if row["design"] == "paired" else (row["method_std"], row["baseline_std"]))
     return verdicts.Estimate(row["design"], n, n, row["difference"], sd=sd if all(pd.notna(v) for v in sd) else ())
 

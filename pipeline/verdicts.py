@@ -17,8 +17,8 @@ step-down over the study's pre-registered primary claims, and power.
   is conservative), from the observed standard deviation(s) and the noncentral t distribution
   (exact for the paired design; for Welch's, with its degrees of freedom fixed at the observed
   variances, about 5 points optimistic at 5 seeds per run, by simulation in tests/test_verdicts.py);
-  ``seeds_needed``, for an inconclusive primary, how many seeds per run the observed difference
-  would need for the same power (None above ``MAX_SEEDS``).
+  ``seeds_needed``, for an inconclusive primary whose difference goes the claimed way, how many
+  seeds per run the observed difference would need for the same power (None above ``MAX_SEEDS``).
 - **Replication.** ``sets_differ`` tests whether a second study of a claim (other seeds, or the
   same seeds on another kind of machine) estimates the same difference, so that a changed verdict
   can be told apart from chance: a supported/inconclusive split whose estimates do not differ is
@@ -55,6 +55,16 @@ class Estimate:
     def n(self) -> int:
         return min(self.n_method, self.n_baseline)
 
+    def why_untested(self) -> str | None:
+        """Why there is no t test (too few seeds, or no spread to estimate an error from); None when there is."""
+        if self.p is not None:
+            return None
+        seeds = f"{self.n} seed(s) {'both runs ran' if self.design == 'paired' else 'per run'}"
+        if self.n < 2:
+            return f"{seeds}; an interval needs at least 2"
+        spread = "the per-seed differences are all equal" if self.design == "paired" else "neither run's values vary"
+        return f"{seeds}, but {spread}: no error to test against"
+
     def interval(self) -> str:
         return "none" if self.low is None else f"[{self.low:.4g}, {self.high:.4g}]"
 
@@ -85,16 +95,17 @@ def estimate(method: pd.Series, baseline: pd.Series, paired: bool) -> Estimate:
         d = (method[common] - baseline[common]).to_numpy(float)
         t = Estimate("paired", len(d), len(d), float(d.mean()) if len(d) else math.nan)
         if len(d) >= 2:
-            sd = float(d.std(ddof=1))
-            t.low, t.high, t.p = _t_test(t.difference, sd / math.sqrt(len(d)), len(d) - 1)
-            t.sd = (sd,)
+            t.sd = (float(d.std(ddof=1)),)
+            if t.sd[0] > 0:
+                t.low, t.high, t.p = _t_test(t.difference, t.sd[0] / math.sqrt(len(d)), len(d) - 1)
         return t
     a, b = method.to_numpy(float), baseline.to_numpy(float)
     t = Estimate("Welch", len(a), len(b), float(a.mean() - b.mean()) if len(a) and len(b) else math.nan)
     if len(a) >= 2 and len(b) >= 2:
         va, vb = a.var(ddof=1), b.var(ddof=1)
-        t.low, t.high, t.p = _t_test(t.difference, math.sqrt(va / len(a) + vb / len(b)), welch_dof(va, vb, len(a), len(b)))
         t.sd = (math.sqrt(va), math.sqrt(vb))
+        if va + vb > 0:
+            t.low, t.high, t.p = _t_test(t.difference, math.sqrt(va / len(a) + vb / len(b)), welch_dof(va, vb, len(a), len(b)))
     return t
 
 
@@ -138,7 +149,7 @@ def detectable(t: Estimate, alpha: float) -> float | None:
 
 def seeds_needed(t: Estimate, alpha: float) -> int | None:
     """Seeds per run at which the observed difference would be detected with probability POWER."""
-    if not t.sd or t.n < 2 or t.difference == 0 or math.isnan(t.difference):
+    if t.p is None or t.difference == 0:
         return None
     for n in range(2, MAX_SEEDS + 1):
         if power(t, t.difference, n, alpha) >= POWER:
@@ -172,20 +183,26 @@ def holm(p_values: list[float]) -> list[tuple[float, bool]]:
     return out
 
 
+def agrees(difference: float, direction: str) -> bool:
+    """Whether a difference (method - baseline) lies on the claimed side of 0 ("lower" or "higher")."""
+    return (difference < 0) == (direction == "lower") and difference != 0
+
+
 def primary_verdict(t: Estimate, direction: str, p_holm: float, rejected: bool) -> str:
     """The verdict of a primary claim after Holm's adjustment."""
     if not rejected:
         return f"inconclusive (Holm-adjusted p = {p_holm:.3g})"
-    agrees = (t.difference < 0) == (direction == "lower")
-    return f"{'supported' if agrees else 'contradicted'} (Holm-adjusted p = {p_holm:.3g})"
+    return f"{'supported' if agrees(t.difference, direction) else 'contradicted'} (Holm-adjusted p = {p_holm:.3g})"
 
 
 def secondary_verdict(t: Estimate, direction: str) -> str:
     """A secondary claim's label: where its unadjusted interval lies, never a verdict."""
+    if t.n == 0:
+        return f"not testable: {t.why_untested()}"
     if t.low is None:
-        side = "agrees" if (t.difference < 0) == (direction == "lower") else "disagrees"
-        return f"descriptive: the direction {side}; {t.n} seed(s), no interval"
+        side = ("no difference" if t.difference == 0
+                else f"the direction {'agrees' if agrees(t.difference, direction) else 'disagrees'}")
+        return f"descriptive: {side}; {t.why_untested()}"
     if t.low <= 0 <= t.high:
         return "descriptive: the interval includes 0"
-    agrees = (t.high < 0) == (direction == "lower")
-    return f"descriptive: the interval excludes 0 {'in' if agrees else 'against'} the claimed direction"
+    return f"descriptive: the interval excludes 0 {'in' if agrees(t.high, direction) else 'against'} the claimed direction"

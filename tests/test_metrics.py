@@ -686,6 +686,25 @@ def test_report_on_a_fake_results_tree(tmp_path, tiny_params, capsys):
     assert "| lambda_ms | 1.0 | 0.0 |" in page and "Unfair pair" not in page
 
 
+def test_report_names_seeds_a_paired_test_left_out_and_a_difference_against_the_claim(tmp_path, tiny_params):
+    tiny_params["study"]["methods"] = ["cgan", "msgan"]
+    tiny_params["evaluate"]["metrics"] = ["fid", "ndb"]
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    # seeds 0-2 paired, msgan's seed 3 has no partner; differences +1, -0.5, +2: NDB higher, not lower as claimed
+    fake_results(tmp_path, {"cgan": {0: 40.0, 1: 41.0, 2: 42.0}, "msgan": {0: 41.0, 1: 40.5, 2: 44.0, 3: 30.0}})
+    report.main(["--params", str(params), "--results", str(tmp_path)])
+    ndb = pd.read_csv(tmp_path / "comparisons" / "msgan.csv").set_index("metric").loc["ndb"]
+    assert ndb["n_paired"] == 3 and ndb["n_seeds_method"] == 4 and ndb["difference"] == pytest.approx(2.5 / 3)
+    assert ndb["verdict"].startswith("inconclusive") and pd.isna(ndb["seeds_needed"])  # more seeds cannot support it
+    page = (tmp_path / "comparisons" / "msgan.md").read_text()
+    assert "the observed difference goes against the claim" in page and "needs" not in page.split("| ndb lower")[1].split("\n")[0]
+    assert ("so these rows leave seeds out: fid (msgan vs cgan): 3 of 4 and 3; ndb (msgan vs cgan): 3 of 4 and 3; "
+            "ndb.jsd (msgan vs cgan): 3 of 4 and 3.") in page
+    jsd = pd.read_csv(tmp_path / "comparisons" / "msgan.csv").set_index("metric").loc["ndb.jsd"]  # 0.01 at every seed
+    assert jsd["verdict"] == ("descriptive: no difference; 3 seed(s) both runs ran, but the per-seed differences are "
+                              "all equal: no error to test against")
+
+
 def test_report_flags_a_pair_that_differs_in_an_undeclared_setting(tmp_path, tiny_params):
     tiny_params["study"]["methods"] = ["cgan", "msgan"]
     tiny_params["evaluate"]["metrics"] = ["fid", "ndb"]

@@ -65,8 +65,27 @@ def test_sets_differ_of_unpaired_claims_pools_all_four_variances_by_hand():
 def test_one_seed_gives_no_interval_and_a_descriptive_direction():
     got = verdicts.estimate(series([1.0]), series([2.0]), paired=True)
     assert got.p is None and got.low is None and got.difference == -1.0
-    assert verdicts.secondary_verdict(got, "lower") == "descriptive: the direction agrees; 1 seed(s), no interval"
+    assert (verdicts.secondary_verdict(got, "lower")
+            == "descriptive: the direction agrees; 1 seed(s) both runs ran; an interval needs at least 2")
     assert verdicts.detectable(got, 0.05) is None and verdicts.seeds_needed(got, 0.05) is None
+
+
+def test_paired_runs_without_a_common_seed_are_not_testable_and_get_no_direction():
+    got = verdicts.estimate(series([1.0, 2.0], [0, 1]), series([5.0, 6.0], [2, 3]), paired=True)
+    assert got.n == 0 and got.p is None and math.isnan(got.difference)
+    for direction in ("lower", "higher"):
+        assert (verdicts.secondary_verdict(got, direction)
+                == "not testable: 0 seed(s) both runs ran; an interval needs at least 2")
+
+
+def test_differences_without_spread_give_no_test():
+    # two seeds, both differences 3: the t statistic would be infinite and p 0 ("supported" on two integers)
+    got = verdicts.estimate(series([5.0, 8.0]), series([2.0, 5.0]), paired=True)
+    assert got.p is None and got.low is None and got.difference == 3.0 and verdicts.seeds_needed(got, 0.05) is None
+    assert got.why_untested() == "2 seed(s) both runs ran, but the per-seed differences are all equal: no error to test against"
+    assert verdicts.secondary_verdict(got, "higher").startswith("descriptive: the direction agrees; 2 seed(s)")
+    welch = verdicts.estimate(series([1.0, 1.0]), series([2.0, 2.0]), paired=False)
+    assert welch.p is None and welch.why_untested().endswith("but neither run's values vary: no error to test against")
 
 
 def test_holm_by_hand():

@@ -195,9 +195,9 @@ def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: s
                "method_mean": a.mean() if len(a) else None,
                "method_std": a.std(ddof=1) if len(a) > 1 else None, "baseline_mean": b.mean() if len(b) else None,
                "baseline_std": b.std(ddof=1) if len(b) > 1 else None, "n_seeds_method": len(a),
-               "n_seeds_baseline": len(b), "design": None, "difference": None, "ci_low": None, "ci_high": None,
-               "sd_difference": None, "p": None, "p_holm": None, "detectable": None, "seeds_needed": None,
-               "verdict": None}
+               "n_seeds_baseline": len(b), "n_paired": None, "design": None, "difference": None, "ci_low": None,
+               "ci_high": None, "sd_difference": None, "p": None, "p_holm": None, "detectable": None,
+               "seeds_needed": None, "verdict": None}
         if col not in df:
             row.update(verdict=f"not measured: add {col.split('.')[0]} to evaluate.metrics")
         elif against and against not in df:
@@ -206,14 +206,20 @@ def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: s
             row.update(verdict=f"not run: add {run if not len(a) else spec['baseline']} to study.methods")
         else:
             est = verdicts.estimate(a, b, paired=bool(against) or spec["paired"]["seeds"])
-            row.update(design=est.design, difference=est.difference, ci_low=est.low, ci_high=est.high, p=est.p,
-                       sd_difference=est.sd[0] if est.design == "paired" and est.sd else None, estimate=est)
+            row.update(design=est.design, n_paired=paired_seeds(est), difference=est.difference, ci_low=est.low,
+                       ci_high=est.high, p=est.p, sd_difference=est.sd[0] if est.design == "paired" and est.sd else None,
+                       estimate=est)
         row.update(paper_method=quoted.get(col, {}).get(spec["method"]),
                    paper_baseline=quoted.get(col, {}).get(spec["baseline"]), paper_label=label if col in quoted else None)
         rows.append(row)
         if primary and col == "fid" and "estimate" in row:
             rows += robustness_rows(row, spec, df)
     return pd.DataFrame(rows)
+
+
+def paired_seeds(est: verdicts.Estimate) -> int | None:
+    """The seeds a paired test used (those both runs ran); None for Welch's."""
+    return est.n if est.design == "paired" else None
 
 
 def feature_spaces(df: pd.DataFrame) -> list[str]:
@@ -235,7 +241,8 @@ def robustness_rows(claim: dict, spec: dict, df: pd.DataFrame) -> list[dict]:
         rows.append({**claim, "metric": col, "role": "robustness", "method_mean": a.mean(), "baseline_mean": b.mean(),
                      "method_std": a.std(ddof=1) if len(a) > 1 else None,
                      "baseline_std": b.std(ddof=1) if len(b) > 1 else None, "n_seeds_method": len(a),
-                     "n_seeds_baseline": len(b), "design": est.design, "difference": est.difference, "ci_low": est.low,
+                     "n_seeds_baseline": len(b), "n_paired": paired_seeds(est), "design": est.design,
+                     "difference": est.difference, "ci_low": est.low,
                      "ci_high": est.high, "p": est.p, "sd_difference": est.sd[0] if est.design == "paired" and est.sd
                      else None, "estimate": est, "paper_method": None, "paper_baseline": None, "paper_label": None})
     return rows
@@ -253,12 +260,12 @@ def decide(tables: dict[str, pd.DataFrame], unfair: dict[str, list[str]]) -> int
     for (name, i), (p_holm, rejected) in zip(primaries, adjusted):
         t, est = tables[name], tables[name].at[i, "estimate"]
         if est.p is None:
-            t.at[i, "verdict"] = f"not testable: {est.n} seed(s) per run; an interval needs at least 2"
+            t.at[i, "verdict"] = f"not testable: {est.why_untested()}"
             continue
         t.at[i, "p_holm"] = p_holm
         t.at[i, "detectable"] = verdicts.detectable(est, alpha)
         t.at[i, "verdict"] = verdicts.primary_verdict(est, t.at[i, "direction"], p_holm, rejected)
-        if not rejected:
+        if not rejected and verdicts.agrees(est.difference, t.at[i, "direction"]):  # more seeds could support it
             t.at[i, "seeds_needed"] = verdicts.seeds_needed(est, alpha)
     for name, t in tables.items():
         for i in t.index:
@@ -341,9 +348,16 @@ def page(name: str, spec: dict, df: pd.DataFrame, params: dict, table: pd.DataFr
         if pd.notna(r.get("seeds_needed")):
             power += f"; the observed difference needs {int(r['seeds_needed'])} seeds"
         elif r["role"] == "primary" and pd.notna(r.get("p_holm")) and str(r["verdict"]).startswith("inconclusive"):
-            power += f"; the observed difference needs over {verdicts.MAX_SEEDS} seeds"
+            power += (f"; the observed difference needs over {verdicts.MAX_SEEDS} seeds"
+                      if verdicts.agrees(r["difference"], r["direction"]) else "; the observed difference goes against the claim")
         lines.append(f"| {r['metric']} {r['direction']}{vs} | {r['role']} | {fmt(r.get('difference'))} | {interval} | "
                      f"{r.get('design') or ''} | {fmt(r.get('p_holm'))} | {power} | {r['verdict']} |")
+    dropped = [r for r in table.to_dict("records")
+               if pd.notna(r.get("n_paired")) and r["n_paired"] < max(r["n_seeds_method"], r["n_seeds_baseline"])]
+    if dropped:
+        lines += ["", "Paired over the seeds both runs ran, so these rows leave seeds out: " + "; ".join(
+            f"{r['metric']} ({r['method']} vs {r['baseline']}): {int(r['n_paired'])} of {int(r['n_seeds_method'])} "
+            f"and {int(r['n_seeds_baseline'])}" for r in dropped) + "."]
     if (table["role"] == "robustness").any():
         lines += ["", "Robustness rows (`fd_spaces.<space>`): the primary FD claim measured in other feature spaces "
                       "(`evaluate.spaces`), with the same design and unadjusted 95% intervals: descriptive, never a "

@@ -59,6 +59,29 @@ def test_non_saturating_loss(name, data):
     assert m.g_loss(REAL)[0].item() == pytest.approx(softplus(0.25))
 
 
+@pytest.mark.parametrize("sn", [False, True])  # two passes, or one over reals and fakes together
+@pytest.mark.parametrize("name, real_c, fake_c", [("icgan", "instance", "fake_instance"), ("cgan", "label", "label")])
+def test_d_scores_reals_and_fakes_under_their_own_conditions(name, real_c, fake_c, sn, data):
+    """IC-GAN: D scores the real neighbour with its instance h_i and a fake with the instance h_j it was
+    generated from; G is scored under h_j too. (cgan: the label both times.)"""
+    m = make(name, data, sn=sn)
+    generated, scored = [], []
+    m.generate = lambda n, cond: generated.append(cond) or image(-0.5, n)
+
+    def score(x, cond):
+        scored.extend(zip(x.mean((1, 2, 3)).tolist(), cond.tolist()))
+        return half_mean(x)
+
+    m.score = score
+    m.d_loss(REAL)
+    assert [torch.equal(c, REAL[fake_c]) for c in generated] == [True]
+    assert sorted(scored) == sorted([(-0.5, c) for c in REAL[fake_c].tolist()] + [(1.0, c) for c in REAL[real_c].tolist()])
+    generated.clear(), scored.clear()
+    m.g_loss(REAL)
+    assert [torch.equal(c, REAL[fake_c]) for c in generated] == [True]
+    assert sorted(scored) == [(-0.5, c) for c in sorted(REAL[fake_c].tolist())]
+
+
 @pytest.mark.parametrize("name", ["gan", "cgan", "icgan"])
 def test_hinge_loss(name, data):
     m = stub_gan(make(name, data, loss="hinge"))

@@ -91,6 +91,30 @@ def test_one_step_changes_every_weight_with_finite_losses(name, backbone, data, 
 
 @pytest.mark.parametrize("backbone", ["dcgan", "resnet"])
 @pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("side", ["d", "g"])
+def test_the_trainers_step_lowers_that_sides_loss_on_its_batch(side, name, backbone, data, tmp_path):
+    """One trainer step of D (G held still: learning rate 0) lowers d_loss, and one of G (D held
+    still) lowers g_loss, on the same draws: a sign flip in the update or the loss fails it."""
+    m = make(name, data, backbone=backbone)
+    for module in m.nets.modules():  # spectral norm's power iteration would move the loss between the two passes
+        if type(module).__name__ == "_SpectralNorm":
+            module.eval()
+    t = trainer(m, tmp_path)
+    for group in t.opts["g" if side == "d" else "d"].param_groups:
+        group["lr"] = 0.0
+    rng = torch.get_rng_state()
+    before = t.one_step()[f"{side}_loss"]
+    torch.set_rng_state(rng)
+    m.streams, m.phase = Streams(m.streams.seed), "d"  # the step's draws again, in its order (msgan's G
+    _, after = m.d_loss(m.draw(6))                      # step reuses the D step's fakes)
+    if side == "g":
+        m.phase = "g"
+        _, after = m.g_loss(m.draw(6))
+    assert after[f"{side}_loss"] < before
+
+
+@pytest.mark.parametrize("backbone", ["dcgan", "resnet"])
+@pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_method_trains_and_samples_at_64_px(name, backbone, tmp_path):
     """The papers' 64 px settings (ImageNet 64, CelebA 64): one step and a sample of the data's shape."""
     g = torch.Generator().manual_seed(0)

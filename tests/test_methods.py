@@ -313,6 +313,13 @@ def test_latent_regulariser_by_hand():
     assert latent_l1(mu_g, s_g, mu_r, s_r).item() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("sn", [False, True])
+def test_p2gan_heads_are_normalised_as_its_lsgan_baselines_head(sn, data):
+    """The seed's spectral norm on every D layer, the two posterior heads included, as in the baseline."""
+    heads = [make("p2gan", data, sn=sn).nets[n] for n in ("D_mu", "D_sigma")] + [make("lsgan", data, sn=sn).nets["D_head"]]
+    assert [torch.nn.utils.parametrize.is_parametrized(h, "weight") for h in heads] == [sn] * 3
+
+
 def test_p2gan_priors_and_losses(data):
     m = make("p2gan", data, mu_a=-1.0, mu_b=3.0, sigma_a=0.5, sigma_b=1.5)
     m.nets.eval()  # fixed spectral-norm vectors, so that the losses can be recomputed exactly

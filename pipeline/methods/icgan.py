@@ -14,13 +14,22 @@ in the official code. EMA of G, spectral norm in G and horizontal flips of the r
 the run's recipe keys (base.Method), shared with the matched unconditional baseline.
 
 Evaluation conditions (``sampling``): ``centres``, the instances nearest the k-means centres of the
-features cycled in order (the official ImageNet protocol); ``instances``, distinct uniformly
-drawn training instances (the official protocol for COCO-Stuff and ImageNet-LT, small sets: the
-data's own mix). Condition ids are instance indices.
+features, cycled in order (the official ImageNet protocol draws them uniformly with replacement:
+this is its stratified form, every centre equally often); ``instances``, distinct uniformly drawn
+training instances (the official protocol for COCO-Stuff and ImageNet-LT, small sets: the data's
+own mix; officially drawn with replacement). Condition ids are instance indices.
 
-Departures: the flipped-feature augmentation (``feature_augmentation``: h of the flipped image with
-probability 1/2) of the 64 px and COCO configs is not done; the EMA decay and start are scaled to
-this budget (official: 0.9999 from step 20,000); the conditional norms' linear maps have biases.
+Departures:
+- the flipped-feature augmentation (``feature_augmentation``: h of the flipped image with
+  probability 1/2) of the 64 px and COCO configs is not done;
+- the EMA decay and start are scaled to this budget (official: 0.9999 from step 20,000);
+- G's embedding of h is ``embed_dim`` wide (default 128; official ``shared_dim_feat`` 512 of
+  2048-d features); the conditional norms' linear maps have biases;
+- no self-attention block (official ``G_attn``/``D_attn`` "32" at 64 px): the shared backbones
+  (pipeline/nets.py) have none, so the unconditional baseline lacks it alike;
+- learning rates and Adam's epsilon are the run's recipe, shared with the baseline: the default
+  2e-4 for G and D at batch 32 (official 64 px config: 1e-4 at batch 256) and torch's eps 1e-8
+  (BigGAN_PyTorch: 1e-6).
 """
 from __future__ import annotations
 

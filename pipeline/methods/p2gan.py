@@ -5,8 +5,8 @@ D: the backbone's D body and two linear heads, without activation, giving a d-di
 N(mu, diag sigma^2), d = ``posterior_dim``. Departures from the seed:
 - the seed puts spectral norm on every D layer; the default pair (this run and its LSGAN baseline)
   uses the BatchNorm D (``sn: false``), chosen for the pair by the same search on tuning seeds no
-  verdict uses (benchmarks/tune.py; README, Verdicts). An earlier version also had spectral norm on
-  the two heads, which capped the real/fake gap in mu;
+  verdict uses (benchmarks/tune.py; README, Verdicts). The two heads follow ``sn`` like every other
+  D layer and like the LSGAN baseline's head, so ``sn: true`` is the seed's D in both runs of the pair;
 - sigma = softplus(head), so that it is a standard deviation (a negative sigma describes the same
   Gaussian as |sigma|, but the distance below would treat the two differently).
 
@@ -73,8 +73,8 @@ class P2GAN(Method):
         return {
             "G": self.generator(shared_dim=dim),
             "D": d,
-            "D_mu": self.seeded("D_mu", linear, d.feat_dim, dim),
-            "D_sigma": self.seeded("D_sigma", linear, d.feat_dim, dim),
+            "D_mu": self.seeded("D_mu", linear, d.feat_dim, dim, self.hp["sn"]),
+            "D_sigma": self.seeded("D_sigma", linear, d.feat_dim, dim, self.hp["sn"]),
         }
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,8 +2,8 @@
 
 Both metrics need every pairwise product of the n_real + n_fake feature rows (KID's kernel is a
 function of x.y, PRDC's distances are |x|^2 + |y|^2 - 2 x.y), O((n_real + n_fake)^2 d) float64
-work, and both read them one block of rows at a time. When the matrices fit ``BUDGET`` (600 MB at
-5,000 + 5,000 rows) each is computed on its first read and shared; beyond it (the papers' 50,000 +
+work, and both read them one block of rows at a time. When the matrices fit ``BUDGET`` (they take
+600 MB at 5,000 + 5,000 rows) each is computed on its first read and shared; beyond it (the papers' 50,000 +
 50,000 would take 60 GB) each block is computed when it is read, so memory stays O(BLOCK x n) and
 the products are computed once per metric. What depends on the real rows alone (the real-real
 products: KID's within-real sums, PRDC's real radii) is computed once per study by the reference

@@ -12,7 +12,8 @@ nearest other real and s_j the same among the fakes:
 - coverage: fraction of reals whose nearest fake lies inside their ball.
 
 Distances are float64, from the inner products shared with kid (pipeline/metrics/gram.py),
-O((n_real + n_fake)^2 d), read one block of rows at a time (memory O(block x n)). The real radii
+O((n_real + n_fake)^2 d), kept whole up to gram.BUDGET (2 GiB; 600 MB at 5,000 + 5,000 rows), else
+computed a block of rows at a time (memory O(block x n)). The real radii
 depend on the real features alone: the backbone reference computes them once per study.
 """
 from __future__ import annotations

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,6 +25,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+_STOPS = (signal.SIGTERM, signal.SIGINT)
 _batches: list[list[tuple[Path, Path]]] = []  # open all_or_nothing blocks: their (temporary, target) pairs
 
 
@@ -39,11 +42,16 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give outputs the usual mode
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except OSError as err:
+            if err.filename is None:  # e.g. a full disk or a file size limit: say which output it was
+                raise OSError(err.errno, err.strerror or str(err), str(target)) from err
+            raise
         if _batches:  # renamed when the all_or_nothing block succeeds
             _batches[-1].append((tmp_path, target))
         else:
-            os.replace(tmp_path, target)
+            _replace([(tmp_path, target)])
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -53,19 +61,38 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 def all_or_nothing() -> Iterator[None]:
     """A stage's several outputs appear together or not at all: every ``atomic_path`` in the block
     keeps its temporary file until the block succeeds, then all are renamed into place; if it fails
-    (a full disk, a signal), they are removed and the previous outputs stay as they were."""
+    (a full disk, a signal, a folder where an output goes), they are removed and the previous outputs
+    stay as they were."""
     batch: list[tuple[Path, Path]] = []
     _batches.append(batch)
     try:
         yield
+        _replace(batch)
     except BaseException:
         for tmp, _ in batch:
             tmp.unlink(missing_ok=True)
         raise
     finally:
         _batches.pop()
-    for tmp, target in batch:
-        os.replace(tmp, target)
+
+
+def _replace(pairs: list[tuple[Path, Path]]) -> None:
+    """Rename each temporary file to its target, every target checked first; a SIGTERM or SIGINT that
+    arrives meanwhile is handled after the last rename, so that a stop cannot fall between two."""
+    for _, target in pairs:
+        if target.is_dir():
+            raise PipelineError(f"{target}: a folder where this stage writes a file; remove it and rerun")
+    deferred: list[int] = []
+    on_main = threading.current_thread() is threading.main_thread()  # where Python handles signals
+    held = {sig: signal.signal(sig, lambda signum, _: deferred.append(signum)) for sig in _STOPS} if on_main else {}
+    try:
+        for tmp, target in pairs:
+            os.replace(tmp, target)
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for sig in deferred:
+            signal.raise_signal(sig)
 
 
 def save_npy(target: str | Path, array: np.ndarray) -> None:

@@ -72,10 +72,14 @@ def read_yaml(path: str | Path) -> Any:
     """A YAML file, with duplicate keys refused; errors name the file."""
     path = Path(path)
     try:
-        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise PipelineError(f"{path}: no such params file; run from the repository root (where params.yaml is) or "
                             "pass --params PATH") from None
+    except UnicodeDecodeError as err:
+        line = err.object[:err.start].count(b"\n") + 1
+        raise PipelineError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} on line {line}); "
+                            "save it as UTF-8") from None
     except yaml.YAMLError as err:
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise PipelineError(f"{path}: not valid YAML ({' '.join(problem.split())})") from None

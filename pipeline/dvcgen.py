@@ -207,13 +207,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     text = render(config.load(args.params))
     if args.check:
-        if not args.out.exists() or args.out.read_text() != text:
+        regenerate = "run `python -m pipeline.dvcgen`, then `dvc repro`"
+        try:
+            current = args.out.read_text(encoding="utf-8") if args.out.exists() else None
+        except UnicodeDecodeError:
+            fail(f"{args.out} is not UTF-8 text, so not a dvc.yaml that dvcgen generated: {regenerate}")
+        if current != text:
             fail(f"{args.out} was generated from other params (study.methods, train.seeds, evaluate.metrics or "
-                 f"comparisons changed): run `python -m pipeline.dvcgen`, then `dvc repro`")
+                 f"comparisons changed): {regenerate}")
         with atomic_path(args.check) as tmp:
             tmp.write_text(f"{args.params} is valid and {args.out} was generated from it\n")
         return
-    args.out.write_text(text)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(text)
     print(f"dvcgen: wrote {args.out}")
 
 

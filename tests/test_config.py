@@ -36,6 +36,10 @@ def test_default_params_are_valid(default_params):
         (lambda p: p["dataset"].update(name="cifar"), "dataset.name: 'cifar' is not allowed (allowed: fashion_mnist"),
         (lambda p: p.update(extra={}), "(top level): unknown key 'extra'"),
         (lambda p: p["evaluate"].update(backbone="clip"), "evaluate.backbone: 'clip' is not allowed"),
+        (lambda p: p["train"].update(seeds=[0, 2**64]),  # past torch.manual_seed's range
+         "train.seeds.1: 18446744073709551616 is greater than the maximum of 2147483647"),
+        (lambda p: p["knn"].update(seed=2**32),  # past faiss's (a C int)
+         "knn.seed: 4294967296 is greater than the maximum of 2147483647"),
     ],
 )
 def test_bad_params_name_the_key(default_params, edit, expected):
@@ -52,6 +56,14 @@ def test_study_method_needs_settings(default_params):
     del params["methods"]["cgan"]
     with pytest.raises(PipelineError, match="add a methods.cgan section"):
         config.validate(params)
+
+
+def test_params_file_that_is_not_utf8_is_named(tmp_path, default_params):
+    path = write_params(default_params, tmp_path / "params.yaml")
+    path.write_bytes(b"# caf\xe9, saved as Latin-1\n" + path.read_bytes())
+    with pytest.raises(PipelineError) as err:
+        config.load(path)
+    assert str(err.value) == f"{path}: not UTF-8 text (byte 0xe9 on line 1); save it as UTF-8"
 
 
 def test_stage_exits_nonzero_with_one_line(tmp_path, tiny_params):

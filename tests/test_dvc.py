@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import re
+import resource
 import subprocess
 import sys
 
+import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import PYTHON, ROOT
 from pipeline import config, dvcgen
+from pipeline.errors import run_cli
 
 
 def snakemake(*args: str) -> subprocess.CompletedProcess:
@@ -18,6 +21,29 @@ def snakemake(*args: str) -> subprocess.CompletedProcess:
 def test_dvc_yaml_is_generated_from_params():
     assert (ROOT / "dvc.yaml").read_text() == dvcgen.render(config.load(ROOT / "params.yaml")), \
         "dvc.yaml is stale: run python -m pipeline.dvcgen"
+
+
+def test_dvc_yaml_is_replaced_whole_or_not_at_all(tmp_path):
+    """A write that fails (here: past the file-size limit) leaves the previous dvc.yaml and no temporary file."""
+    out = tmp_path / "dvc.yaml"
+    out.write_text("old\n")
+    limit = len(dvcgen.render(config.load(ROOT / "params.yaml"))) // 2
+    proc = subprocess.run([PYTHON, "-m", "pipeline.dvcgen", "--out", out], cwd=ROOT, capture_output=True, text=True,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert proc.returncode == 1 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert out.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["dvc.yaml"]
+    dvcgen.main(["--params", str(ROOT / "params.yaml"), "--out", str(out)])
+    assert out.read_text() == dvcgen.render(config.load(ROOT / "params.yaml"))
+
+
+def test_check_of_an_out_file_that_is_not_utf8_fails_with_one_line(tmp_path, capsys):
+    out, ok = tmp_path / "dvc.yaml", tmp_path / "params.ok"
+    out.write_bytes(b"stages: \xff\n")
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(dvcgen.main, ["--params", str(ROOT / "params.yaml"), "--out", str(out), "--check", str(ok)])
+    assert exit_.value.code == 1 and not ok.exists()
+    assert capsys.readouterr().err == (f"error: {out} is not UTF-8 text, so not a dvc.yaml that dvcgen generated: "
+                                       "run `python -m pipeline.dvcgen`, then `dvc repro`\n")
 
 
 def test_fd_during_training_makes_train_stages_depend_on_the_backbone_reference():

@@ -1,7 +1,9 @@
 """fd_spaces (pipeline/metrics/fd_spaces.py): the Fréchet distance in several feature spaces, checked
-against an independent computation, and its reference built by the reference stage."""
+against an independent computation, and its reference built by the reference stage; the reference
+networks of fd_spaces and classes (pipeline/metrics/classes.py) refused in one line when corrupt."""
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -10,11 +12,11 @@ import torch
 from scipy import linalg
 
 from conftest import write_params
-from pipeline import config, subsets
+from pipeline import catalogue, config, subsets
 from pipeline.errors import PipelineError
 from pipeline.features import simclr
 from pipeline.io import load_json, load_npy, save_json, save_npy
-from pipeline.metrics import fid
+from pipeline.metrics import classes, fid
 from pipeline.stages import evaluate, reference
 
 
@@ -78,6 +80,32 @@ def test_a_space_whose_features_barely_vary_is_refused(tmp_path, tiny_params, di
     meta = reference.BUILDERS["spaces"](config.load(write_params(tiny_params, tmp_path / "p.yaml")), images, None,
                                         tmp_path / "r48")
     assert 128 <= meta["live_efficientnet_lite2"] <= 1280
+
+
+@pytest.mark.parametrize("content", [b"", b"hello\n"], ids=["empty", "text"])
+def test_a_corrupt_encoder_is_named_before_any_output(tmp_path, tiny_params, digits_data, content):
+    """The encoder given is loaded before anything is written: the error names it, not the copy."""
+    bad = tmp_path / "encoder.pt"
+    bad.write_bytes(content)
+    tiny_params["evaluate"].update(metrics=["fd_spaces"], spaces=["pixels", "simclr"])
+    out = tmp_path / "reference" / "spaces"
+    with pytest.raises(PipelineError, match=f"^{re.escape(str(bad))}: not a SimCLR encoder"):
+        reference.BUILDERS["spaces"](config.load(write_params(tiny_params, tmp_path / "p.yaml")),
+                                     load_npy(digits_data / "images.npy"), None, out, encoder=bad)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"hello\n"], ids=["empty", "text"])
+def test_corrupt_classifier_weights_are_one_line_naming_the_file(tmp_path, tiny_params, content):
+    params = config.load(write_params(tiny_params, tmp_path / "p.yaml"))
+    ref = tmp_path / "classifier"
+    save_json(ref / "reference.json", {"settings": catalogue.reference_settings(params, "classifier"), "channels": 1,
+                                       "n_classes": 10, "width": classes.WIDTH})
+    (ref / "weights.pt").write_bytes(content)
+    ctx = evaluate.EvalContext(params, np.zeros((4, 16, 16, 1), np.uint8), np.full(4, -1), tmp_path, 0, "cpu")
+    with pytest.raises(PipelineError, match=rf"^{re.escape(str(ref / 'weights.pt'))}: unreadable classifier weights "
+                                            rf"\((EOFError|KeyError)\); rebuild the classifier reference"):
+        classes.sample_probabilities(ctx)
 
 
 def test_live_features_count_the_features_that_vary():

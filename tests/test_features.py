@@ -5,6 +5,7 @@ import functools
 import hashlib
 import http.server
 import math
+import re
 import threading
 from pathlib import Path
 
@@ -87,6 +88,15 @@ def test_simclr_beats_its_random_weights_on_digits(digits, tmp_path) -> None:
     encoder = simclr.load_encoder(tmp_path / "encoder.pt")
     again = embed(encoder, load_npy(data / "images.npy")[:50], 25, torch.device("cpu"), "reloaded")
     np.testing.assert_allclose(again, feats[:50], atol=1e-5)
+
+
+@pytest.mark.parametrize("content", [b"", b"hello\n"], ids=["empty", "text"])
+def test_a_corrupt_encoder_is_one_line_naming_it(tmp_path, content) -> None:
+    path = tmp_path / "encoder.pt"
+    path.write_bytes(content)
+    with pytest.raises(PipelineError, match=rf"^{re.escape(str(path))}: not a SimCLR encoder saved by the features "
+                                            rf"stage \((EOFError|KeyError)\); rebuild it"):
+        simclr.load_encoder(path)
 
 
 @pytest.mark.parametrize("extractor, dim", [("pixels", 256), ("efficientnet_lite0", 1280)])

@@ -9,7 +9,6 @@ used. The features are the encoder's pooled output (the projection head is dropp
 from __future__ import annotations
 
 import math
-import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -151,6 +150,7 @@ def load_encoder(path: str | Path, device: torch.device | str = "cpu") -> Encode
         state = torch.load(path, map_location=device, weights_only=True)
         encoder = Encoder(state["channels"], state["width"])
         encoder.load_state_dict(state["state_dict"])
-    except (OSError, KeyError, RuntimeError, pickle.UnpicklingError) as err:
-        raise PipelineError(f"{path}: not a SimCLR encoder saved by the features stage ({err})") from None
+    except Exception as err:  # empty (EOFError), text (KeyError), truncated or foreign: report it, do not guess
+        raise PipelineError(f"{path}: not a SimCLR encoder saved by the features stage ({type(err).__name__}); "
+                            f"rebuild it (snakemake -f {path})") from None
     return encoder.to(device).eval()

@@ -14,7 +14,6 @@ method it labels every sample:
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from tqdm import tqdm
 
 from pipeline.errors import PipelineError
 from pipeline.images import to_float
-from pipeline.io import atomic_path, load_json, unreadable
+from pipeline.io import atomic_path, load_json
 
 reference = "classifier"
 MIN_HELD_OUT = 100  # images on each side of the split: an accuracy from fewer is too coarse to report
@@ -72,10 +71,12 @@ def sample_probabilities(ctx) -> tuple[np.ndarray, dict]:
             raise PipelineError(f"classes: samples have {ctx.samples.shape[-1]} channels but the classifier "
                                 f"{meta['channels']}; rebuild results/reference/classifier for this dataset")
         model = Classifier(meta["channels"], meta["n_classes"], meta["width"]).to(ctx.device)
+        weights = ref / "weights.pt"
         try:
-            model.load_state_dict(torch.load(ref / "weights.pt", map_location=ctx.device, weights_only=True))
-        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
-            raise unreadable(ref / "weights.pt", err, "classifier weights") from None
+            model.load_state_dict(torch.load(weights, map_location=ctx.device, weights_only=True))
+        except Exception as err:  # a truncated or foreign file (text gives torch.load a KeyError): report it
+            raise PipelineError(f"{weights}: unreadable classifier weights ({type(err).__name__}); rebuild the "
+                                f"classifier reference (snakemake -f {ref})") from None
         probs = class_probabilities(model, ctx.samples, ctx.params["evaluate"]["batch_size"], ctx.device)
         ctx.cache["classifier"] = probs, meta
     return ctx.cache["classifier"]

@@ -26,7 +26,6 @@ eigendecomposition per space (d <= 1,280 by default).
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 
 from pipeline import backbones
 from pipeline.errors import PipelineError
+from pipeline.io import atomic_path
 from pipeline.metrics.fid import RunningStats, check_count, frechet_distance, live_features, load_real, save_real
 from pipeline.subsets import real_rows
 
@@ -54,15 +54,16 @@ class Pixels(nn.Module):
         return F.adaptive_avg_pool2d(x, side).flatten(1)
 
 
-def space_net(space: str, params: dict, device: torch.device | str, folder: Path) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The network that maps [-1, 1] images (B, C, H, W) to ``space``'s features."""
+def space_net(space: str, params: dict, device: torch.device | str,
+              encoder: Path | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The network that maps [-1, 1] images (B, C, H, W) to ``space``'s features (simclr: the ``encoder`` file's)."""
     ev = params["evaluate"]
     if space in backbones.NAMES:
         return backbones.load(space, ev["spaces_input_size"], device, ev["resize"])
     if space == "simclr":
         from pipeline.features import simclr
 
-        return simclr.load_encoder(folder / ENCODER, device)
+        return simclr.load_encoder(encoder, device)
     if space == "pixels":
         return Pixels()
     raise PipelineError(f"fd_spaces: unknown space {space!r} (known: {', '.join(SPACES)})")
@@ -80,23 +81,26 @@ def statistics(net: Callable, images: np.ndarray, batch_size: int, device) -> Ru
 def build_reference(params: dict, images: np.ndarray, labels: np.ndarray, out: Path,
                     encoder: Path | None = None) -> dict:
     """Each space's real statistics over the backbone reference's real subset; the SimCLR encoder
-    (``encoder``, the features stage's) copied beside them."""
+    (``encoder``, the features stage's) loaded first, then copied beside them."""
     ev = params["evaluate"]
     spaces = ev["spaces"]
     if not spaces:
         raise PipelineError("fd_spaces: evaluate.spaces is empty; list the feature spaces to measure FD in")
-    out.mkdir(parents=True, exist_ok=True)
     meta = {"spaces": spaces, "n_real": ev["n_real"], "spaces_input_size": ev["spaces_input_size"]}
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
     if "simclr" in spaces:
         if encoder is None or not Path(encoder).is_file():
             raise PipelineError(f"fd_spaces: the simclr space needs the features stage's encoder ({encoder}); "
                                 "run `snakemake results/features/encoder.pt`")
-        shutil.copyfile(encoder, out / ENCODER)
-        meta["encoder_sha256"] = hashlib.sha256((out / ENCODER).read_bytes()).hexdigest()
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
+        simclr_net = space_net("simclr", params, dev, encoder)  # first: a bad file fails, named, before any output
+        data = Path(encoder).read_bytes()
+        with atomic_path(out / ENCODER) as tmp:
+            tmp.write_bytes(data)
+        meta["encoder_sha256"] = hashlib.sha256(data).hexdigest()
     real = real_rows(images, ev["n_real"], "evaluate.n_real")
     for space in spaces:
-        stats = statistics(space_net(space, params, dev, out), real, ev["batch_size"], dev)
+        net = simclr_net if space == "simclr" else space_net(space, params, dev, encoder)
+        stats = statistics(net, real, ev["batch_size"], dev)
         mu, sigma = stats.result()
         hint = ("feed it larger images (evaluate.spaces_input_size) or leave it out of evaluate.spaces"
                 if space in backbones.NAMES and space != "inception" else "leave it out of evaluate.spaces")
@@ -118,8 +122,8 @@ def compute(ctx) -> dict:
             stats = RunningStats(ctx.backbone().dim)
             stats.update(ctx.sample_features())
         else:
-            stats = statistics(space_net(space, ctx.params, ctx.device, folder), ctx.samples, ev["batch_size"],
-                               ctx.device)
+            stats = statistics(space_net(space, ctx.params, ctx.device, folder / ENCODER), ctx.samples,
+                               ev["batch_size"], ctx.device)
         mu, sigma = stats.result()
         if len(mu) != len(ref["mu"]):
             raise PipelineError(f"{folder}/{space}.npz: {len(ref['mu'])}-d statistics, but the {space} space gives "

@@ -147,6 +147,11 @@ def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def is_seed(value: object) -> bool:
+    """A non-negative int, not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def load_json(path: str | Path) -> Any:
     """A strict JSON document (NaN, Infinity are refused)."""
     path = Path(path)

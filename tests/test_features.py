@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import math
 import re
+import shutil
 import threading
 from pathlib import Path
 
@@ -16,8 +17,8 @@ import torch
 from conftest import tiny, write_params
 from pipeline import knn_io
 from pipeline.errors import PipelineError
-from pipeline.features import embed, simclr, swav
-from pipeline.io import load_json, load_npy, save_npy
+from pipeline.features import embed, probe, simclr, swav
+from pipeline.io import load_json, load_npy, save_json, save_npy
 from pipeline.stages.features import main, run
 
 
@@ -104,6 +105,7 @@ def test_pretrained_and_pixel_extractors_on_digits(digits, tmp_path, extractor: 
     data, params = digits
     for name in ("images.npy", "labels.npy"):  # 400 images keep the ImageNet network to a few seconds
         save_npy(tmp_path / "data" / name, load_npy(data / name)[:400])
+    save_json(tmp_path / "data" / "meta.json", {**load_json(data / "meta.json"), "count": 400})
     params = {**params, "features": {**params["features"], "extractor": extractor, "hflip": True, "input_size": 32}}
     feats, report = run(params, tmp_path / "data", tmp_path / "out")
     assert feats.shape == (400, dim) and report["dim"] == dim
@@ -125,10 +127,34 @@ def test_the_probe_records_the_neighbours_it_used(digits, tmp_path) -> None:
 
 def test_stage_rejects_labels_of_another_size(digits, tmp_path) -> None:
     data, params = digits
-    save_npy(tmp_path / "data" / "images.npy", load_npy(data / "images.npy"))
+    shutil.copytree(data, tmp_path / "data")
     save_npy(tmp_path / "data" / "labels.npy", load_npy(data / "labels.npy")[:10])
-    with pytest.raises(PipelineError, match="one label each"):
+    with pytest.raises(PipelineError, match=r"labels.npy: expected \d+ integer labels, found int64 \(10,\)"):
         run(params, tmp_path / "data", tmp_path / "out")
+
+
+def test_the_stage_checks_its_data_and_keeps_its_old_outputs_on_failure(digits, tmp_path, monkeypatch) -> None:
+    """Float labels are refused by name before any work; a failure after the work (here the probe's
+    baselines) leaves every previous output, the newly trained encoder.pt included, as it was."""
+    data, params = digits
+    shutil.copytree(data, tmp_path / "data")
+    argv = ["--params", str(write_params(params, tmp_path / "params.yaml")), "--data", str(tmp_path / "data"),
+            "--out", str(tmp_path / "out")]
+    labels = load_npy(data / "labels.npy")
+    save_npy(tmp_path / "data" / "labels.npy", labels.astype(np.float64))
+    with pytest.raises(PipelineError, match="integer labels, found float64"):
+        main(argv)
+    assert not (tmp_path / "out").exists()
+    save_npy(tmp_path / "data" / "labels.npy", labels)
+    main(argv)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    assert {"encoder.pt", "features.npy", "probe.json"} <= set(before)
+    params["features"]["seed"] += 1  # another encoder, then a failure
+    write_params(params, tmp_path / "params.yaml")
+    monkeypatch.setattr(probe, "net_scores", lambda *a, **k: (_ for _ in ()).throw(PipelineError("probe failed")))
+    with pytest.raises(PipelineError, match="probe failed"):
+        main(argv)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
 
 
 def test_zero_feature_vectors_are_an_error() -> None:

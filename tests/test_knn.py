@@ -9,7 +9,7 @@ import yaml
 from conftest import write_params
 from pipeline import knn_io
 from pipeline.errors import PipelineError, run_cli
-from pipeline.io import load_json, save_npy
+from pipeline.io import load_json, save_json, save_npy
 from pipeline.stages import knn
 
 
@@ -108,11 +108,12 @@ def test_pixel_purity_equals_brute_force_cosine_neighbours() -> None:
 
 @pytest.fixture
 def stage(tmp_path, tiny_params, features):
-    """A params file, data/labels.npy, data/images.npy and features.npy for 60 instances."""
+    """A params file, data/ (labels.npy, images.npy, meta.json) and features.npy for 60 instances."""
     tiny_params["knn"].update(k=4, centres=6, iterations=10, nlist=4, nprobe=2, recall_queries=20, pixel_queries=25)
     write_params(tiny_params, tmp_path / "params.yaml")
     save_npy(tmp_path / "data" / "labels.npy", np.arange(60) % 3)
     save_npy(tmp_path / "data" / "images.npy", np.random.default_rng(1).integers(0, 256, (60, 5, 5, 3), np.uint8))
+    save_json(tmp_path / "data" / "meta.json", {"dataset": "test", "shape": [5, 5, 3], "count": 60, "classes": list("abc")})
     save_npy(tmp_path / "features.npy", features)
     return tmp_path
 

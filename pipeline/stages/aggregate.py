@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import PipelineError, run_cli
-from pipeline.io import is_number, load_json_object, save_json
+from pipeline.io import is_number, is_seed, load_json_object, save_json
 
 
 PROTOCOL = {"seed", "input_size", "k", "alpha"}  # and every n_* count: settings, not measurements ...
@@ -27,8 +27,16 @@ def is_measurement(key: str, value: object) -> bool:
 
 
 def check_inputs(per_seed: list[dict], paths: list[Path]) -> None:
-    """One metric of one method, distinct seeds, one protocol (every field that is not a measurement
-    equal across seeds: backbone, input size, sample counts, dataset, ...), finite measurements."""
+    """One metric of one method (names), distinct seeds (non-negative integers), one protocol (every field
+    that is not a measurement equal across seeds: backbone, input size, sample counts, dataset, ...), finite
+    measurements."""
+    for r, path in zip(per_seed, paths):
+        for key in ("metric", "method"):
+            if not isinstance(r[key], str):
+                raise PipelineError(f"aggregate: {path}: {key} {r[key]!r} is not a name; rerun its evaluation")
+        if not is_seed(r["seed"]):
+            raise PipelineError(f"aggregate: {path}: seed {r['seed']!r} is not a non-negative integer; rerun its "
+                                "evaluation")
     for key in ("metric", "method"):
         found = {r[key] for r in per_seed}
         if len(found) > 1:

@@ -16,7 +16,7 @@ from pipeline.datasets import REGISTRY
 from pipeline.datasets import fashion_mnist
 from pipeline.errors import run_cli
 from pipeline.images import fit_to_resolution
-from pipeline.io import save_json, save_npy
+from pipeline.io import all_or_nothing, save_json, save_npy
 
 
 ARCHIVES = ("cifar10", "cifar100", "stl10")  # datasets read from one published archive (path or url, split)
@@ -46,7 +46,6 @@ def prepare(params: dict, out_dir: Path, local_dir: str | None, url: str | None)
         if ds["max_images"] is not None:
             images, labels = images[: ds["max_images"]], labels[: ds["max_images"]]
         images, how = fit_to_resolution(images, ds["resolution"])
-        save_npy(out_dir / "images.npy", np.ascontiguousarray(images))
     counts = np.bincount(labels, minlength=len(raw.classes))
     meta = {
         "dataset": ds["name"],
@@ -60,8 +59,11 @@ def prepare(params: dict, out_dir: Path, local_dir: str | None, url: str | None)
         "counts_per_class": counts.tolist(),
         **raw.notes,
     }
-    save_npy(out_dir / "labels.npy", labels)
-    save_json(out_dir / "meta.json", meta)
+    with all_or_nothing():  # a streamed dataset's images.npy is in place already, as it was decoded
+        if ds["name"] not in STREAMED:
+            save_npy(out_dir / "images.npy", np.ascontiguousarray(images))
+        save_npy(out_dir / "labels.npy", labels)
+        save_json(out_dir / "meta.json", meta)
     return meta
 
 

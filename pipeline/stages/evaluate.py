@@ -18,7 +18,7 @@ import torch
 from pipeline import backbones, catalogue, config, context
 from pipeline.errors import PipelineError, run_cli
 from pipeline.images import check_images
-from pipeline.io import all_or_nothing, load_json_object, load_npy, load_npz, save_json
+from pipeline.io import all_or_nothing, is_seed, load_json_object, load_npy, load_npz, save_json
 from pipeline.metrics import REGISTRY
 from pipeline.metrics.gram import REAL_TERMS, Products
 
@@ -118,14 +118,18 @@ def evaluate(params: dict, metrics: list[str], run: Path, data: Path, reference:
     meta = load_json_object(data / "meta.json", ("shape", "dataset"))
     samples, conditions = load_run(params, run, tuple(meta["shape"]))
     run_meta = load_json_object(run / "samples.json", ("method", "seed"))
-    ctx = EvalContext(params, samples, conditions, reference, run_meta["seed"])
+    seed = run_meta["seed"]
+    if not is_seed(seed):
+        raise PipelineError(f"{run}/samples.json: seed {seed!r} is not a non-negative integer; rerun the sample stage "
+                            f"(snakemake -f {run}/samples.json)")
+    ctx = EvalContext(params, samples, conditions, reference, seed)
     results = {}
     for metric in metrics:
         result = REGISTRY[metric].compute(ctx)
         if not np.isfinite(result["value"]):
             raise PipelineError(f"{metric}: {result['value']} on {run}/samples.npy (a failed measurement; "
                                 f"look at the samples in {run}/samples.png); nothing written")
-        results[metric] = {"metric": metric, **result, "method": run_meta["method"], "seed": run_meta["seed"],
+        results[metric] = {"metric": metric, **result, "method": run_meta["method"], "seed": seed,
                            "dataset": meta["dataset"]}
     return results
 

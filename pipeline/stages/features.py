@@ -16,18 +16,16 @@ import numpy as np
 import torch.nn as nn
 
 from pipeline import config, context
-from pipeline.errors import PipelineError, run_cli
+from pipeline.errors import run_cli
 from pipeline.features import REGISTRY, Setup, embed
 from pipeline.features import probe
-from pipeline.io import load_npy, save_json, save_npy
+from pipeline.io import all_or_nothing, save_json, save_npy
 
 
 def run(params: dict, data_dir: Path, out: Path) -> tuple[np.ndarray, dict]:
     """Write the stage's outputs in ``out``; return the features and the probe report."""
     cfg = params["features"]
-    images, labels = load_npy(data_dir / "images.npy", mmap=True), load_npy(data_dir / "labels.npy")
-    if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
-        raise PipelineError(f"{data_dir}: images.npy must be uint8 N,H,W,C with one label each in labels.npy")
+    images, labels, _ = context.read_data(data_dir)
     dev = context.device(params["train"]["threads"])
     name, bs = cfg["extractor"], cfg["batch_size"]
     start = time.perf_counter()
@@ -58,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/features"), help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
     params = config.load(args.params)
-    feats, report = run(params, args.data, args.out)
+    with all_or_nothing():  # features, probe report and encoder describe one run: all of them or none
+        feats, report = run(params, args.data, args.out)
     lines = [f"{k}: linear {v['linear_probe_accuracy']:.4f}, kNN {v['knn_accuracy']:.4f}" for k, v in report["baselines"].items()]
     print(f"features: {report['extractor']} {feats.shape} in {report['seconds']} s; linear probe "
           f"{report['linear_probe_accuracy']:.4f}, kNN {report['knn_accuracy']:.4f} (baselines: {'; '.join(lines) or 'none'})")

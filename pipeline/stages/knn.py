@@ -41,7 +41,8 @@ from tqdm import tqdm
 from pipeline import config
 from pipeline.errors import PipelineError, run_cli
 from pipeline.features import embed
-from pipeline.io import load_npy, save_json
+from pipeline.context import read_data
+from pipeline.io import all_or_nothing, save_json
 from pipeline.knn_io import load_features, write_centres, write_neighbours
 
 RECALL_TOLERANCE = 1e-5  # similarities within this of the exact k-th one count as found (ties)
@@ -139,7 +140,7 @@ def centres(features: np.ndarray, m: int, iterations: int, seed: int) -> tuple[n
 def run(params: dict, features_path: Path, data_dir: Path, out: Path) -> dict:
     cfg = params["knn"]
     faiss.omp_set_num_threads(params["train"]["threads"])
-    labels = load_npy(data_dir / "labels.npy")
+    images, labels, _ = read_data(data_dir)
     features = load_features(features_path, len(labels))
     n, k = len(features), cfg["k"]
     if k >= n:
@@ -166,7 +167,6 @@ def run(params: dict, features_path: Path, data_dir: Path, out: Path) -> dict:
     if cfg["pixel_queries"] and params["features"]["extractor"] != "pixels":
         t = time.perf_counter()
         queries = np.random.default_rng(cfg["seed"]).choice(n, min(cfg["pixel_queries"], n), replace=False)
-        images = load_npy(data_dir / "images.npy", mmap=True)
         report["pixels"] = {"queries": len(queries), "purity": round(pixel_purity(images, labels, queries, k, cfg["batch_size"]), 4),
                             "features_purity": round(shared(idx[queries], labels, queries), 4)}
         report["seconds"]["pixels"] = round(time.perf_counter() - t, 2)
@@ -176,14 +176,10 @@ def run(params: dict, features_path: Path, data_dir: Path, out: Path) -> dict:
     report["seconds"]["kmeans"] = round(time.perf_counter() - t, 2)
     report.update(centres=cfg["centres"], iterations=cfg["iterations"], centre_similarity_mean=round(float(similarity.mean()), 4))
     outputs = [out / name for name in ("neighbours.parquet", "centres.parquet", "knn.json")]
-    try:  # the three describe one run: all of them or none
+    with all_or_nothing():  # the three describe one run: all of them or none (a failure keeps the previous ones)
         write_neighbours(outputs[0], idx, sim)
         write_centres(outputs[1], chosen, similarity, size)
         save_json(outputs[2], report)
-    except BaseException:
-        for path in outputs:
-            path.unlink(missing_ok=True)
-        raise
     return report
 
 

@@ -21,7 +21,7 @@ from pipeline.catalogue import REAL
 from pipeline.context import read_data
 from pipeline.errors import PipelineError, run_cli
 from pipeline.images import condition_columns, save_grid
-from pipeline.io import save_json, save_npy
+from pipeline.io import all_or_nothing, save_json, save_npy
 from pipeline.subsets import real_subset_indices
 
 
@@ -42,10 +42,11 @@ def run(params: dict, seed: int, data_dir: Path, out: Path) -> dict:
             "conditioning": "class labels of held-out training images",
             "held_out": f"sample.n training images drawn with the seed outside the backbone reference's "
                         f"evaluate.n_real ({params['evaluate']['n_real']}) images"}
-    save_npy(out / "samples.npy", images[idx])
-    save_npy(out / "conditions.npy", labels[idx].astype(np.int64))
-    save_grid(*condition_columns(images[idx], labels[idx], params["sample"]["grid"]), path=out / "samples.png")
-    save_json(out / "samples.json", info)
+    with all_or_nothing():
+        save_npy(out / "samples.npy", images[idx])
+        save_npy(out / "conditions.npy", labels[idx].astype(np.int64))
+        save_grid(*condition_columns(images[idx], labels[idx], params["sample"]["grid"]), path=out / "samples.png")
+        save_json(out / "samples.json", info)
     return info
 
 

@@ -21,7 +21,7 @@ import torch
 
 from pipeline import backbones, catalogue, config, context
 from pipeline.errors import run_cli
-from pipeline.io import load_npy, save_json, save_npy, save_npz
+from pipeline.io import all_or_nothing, save_json, save_npy, save_npz
 from pipeline.metrics import classes, fd_spaces, kid, ndb, prdc
 from pipeline.metrics.fid import RunningStats, live_features, save_real
 from pipeline.metrics.gram import REAL_TERMS, Products
@@ -73,12 +73,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = config.load(args.params)
     context.limit_threads(params["train"]["threads"])
-    images = load_npy(args.data / "images.npy", mmap=True)  # read as used: subsets and batches
+    images, labels, _ = context.read_data(args.data)  # images memory-mapped: read as used, subsets and batches
     extra = {"encoder": args.encoder} if args.name == "spaces" else {}
-    meta = BUILDERS[args.name](params, images, load_npy(args.data / "labels.npy"), args.out, **extra)
-    meta = {"name": args.name, "dataset": params["dataset"]["name"], "subset_seed": SUBSET_SEED,
-            "settings": catalogue.reference_settings(params, args.name), **meta}
-    save_json(args.out / "reference.json", meta)
+    with all_or_nothing():  # the folder's files and the reference.json that describes them: all or none
+        meta = BUILDERS[args.name](params, images, labels, args.out, **extra)
+        meta = {"name": args.name, "dataset": params["dataset"]["name"], "subset_seed": SUBSET_SEED,
+                "settings": catalogue.reference_settings(params, args.name), **meta}
+        save_json(args.out / "reference.json", meta)
     print(f"reference: {args.name} -> {args.out} {meta}")
 
 

@@ -47,7 +47,7 @@ import pandas as pd
 
 from pipeline import catalogue, config, figures, machine, pairs, verdicts
 from pipeline.errors import PipelineError, run_cli
-from pipeline.io import all_or_nothing, atomic_path, is_number, load_json, load_json_object, load_npy, save_json
+from pipeline.io import all_or_nothing, atomic_path, is_number, load_json_object, load_npy, save_json, unreadable
 from pipeline.nearest import nearest_grids
 
 NOT_COLUMNS = {"metric", "method", "dataset", "value", "std", "n_seeds", "mean", "stdev", "per_seed"}
@@ -470,7 +470,7 @@ def _report(params: dict, results: Path, data: Path | None) -> list[str]:
         summary += [summary_line(name, spec, df, r) for r in table.itertuples()]
         comparison_plot(name, spec, df, table, params, results)
     for run in catalogue.trained_runs(params):
-        logs = {s: pd.read_csv(results / run / f"seed{s}" / "train_log.csv") for s in params["train"]["seeds"]
+        logs = {s: load_log(results / run / f"seed{s}" / "train_log.csv") for s in params["train"]["seeds"]
                 if (results / run / f"seed{s}" / "train_log.csv").exists()}
         figures.curves_figure(run, logs, results / "plots" / f"curves_{run}.png")
     if data is not None:
@@ -483,6 +483,17 @@ def _report(params: dict, results: Path, data: Path | None) -> list[str]:
     with atomic_path(results / "verdicts.rst") as tmp:
         tmp.write_text(verdicts_page(tables, n_primary, df, summary[-1]))
     return summary
+
+
+def load_log(path: Path) -> pd.DataFrame:
+    """A training log (pipeline/trainer.py): a CSV with a step column."""
+    try:
+        log = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise unreadable(path, err, "CSV") from None
+    if "step" not in log:
+        raise PipelineError(f"report: {path}: no step column, not a training log; rerun `snakemake -f {path}`")
+    return log
 
 
 def verdicts_page(tables: dict[str, pd.DataFrame], n_primary: int, df: pd.DataFrame, provenance_line: str) -> str:
@@ -526,7 +537,10 @@ def provenance(params: dict, data_meta: Path = Path("data/meta.json")) -> str:
     except (OSError, subprocess.TimeoutExpired):
         commit, dirty = "unknown", ""
     config_hash = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-    checksums = load_json(data_meta).get("checksums_sha256", {}) if data_meta.exists() else {}
+    checksums = load_json_object(data_meta, ()).get("checksums_sha256", {}) if data_meta.exists() else {}
+    if not isinstance(checksums, dict) or not all(isinstance(v, str) for v in checksums.values()):
+        raise PipelineError(f"report: {data_meta}: checksums_sha256 {checksums!r} is not a mapping of file to "
+                            f"checksum; rerun `snakemake -f {data_meta}`")
     data = ", ".join(f"{k} {v[:12]}" for k, v in checksums.items()) or "no checksums recorded"
     return (f"provenance: commit {commit}{' (uncommitted changes)' if dirty else ''}; configuration sha256 "
             f"{config_hash}; data {data}")
@@ -539,8 +553,11 @@ def trained_on(params: dict, results: Path) -> str:
     for run in catalogue.trained_runs(params):
         for seed in params["train"]["seeds"]:
             path = results / run / f"seed{seed}" / "samples.json"
-            counts[" + ".join(load_json(path).get("trained_on", [machine.UNRECORDED]) if path.exists()
-                              else [machine.UNRECORDED])] += 1
+            kinds = (load_json_object(path, ()) if path.exists() else {}).get("trained_on", [machine.UNRECORDED])
+            if not isinstance(kinds, list) or not kinds or not all(isinstance(k, str) for k in kinds):
+                raise PipelineError(f"report: {path}: trained_on {kinds!r} is not a list of machine kinds; rerun "
+                                    f"`snakemake -f {path}`")
+            counts[" + ".join(kinds)] += 1
     listed = "; ".join(f"{kind} ({n} training{'s' if n != 1 else ''})" for kind, n in counts.items())
     if len(counts) <= 1:
         return f"trained on {listed or 'nothing'}"

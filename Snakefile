@@ -8,18 +8,23 @@ from pathlib import Path
 from snakemake.utils import min_version
 
 min_version("9.0")
+sys.path.insert(0, workflow.basedir)
+from pipeline.config import read_yaml, resolve_workflow
+from pipeline.errors import PipelineError
+
+try:  # Snakemake's own reading of a params.yaml it cannot parse (not UTF-8, say) is a traceback
+    read_yaml("params.yaml")
+except PipelineError as err:
+    sys.exit(f"error: {err}")
 
 
 configfile: "params.yaml"
 
 
-sys.path.insert(0, workflow.basedir)
 # A job's `python` is the interpreter running Snakemake when that one has the pipeline's packages (e.g.
 # .venv/bin/snakemake with the venv not activated); --use-conda jobs put their env first on PATH.
 if importlib.util.find_spec("torch") is not None:
     os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-from pipeline.config import resolve_workflow
-from pipeline.errors import PipelineError
 
 # params.yaml merged with --configfile and --config, validated, and written to a file named by its content,
 # RESOLVED, which every rule's command passes to its stage ({RESOLVED}: not a rule param, so a change of

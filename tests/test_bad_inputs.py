@@ -606,16 +606,19 @@ def test_an_unreadable_partial_checkpoint_is_set_aside_and_training_starts_afres
     assert torch.load(copy / RUN / "checkpoint.pt", weights_only=True)["step"] == 20
 
 
-def test_snakemake_refuses_a_duplicated_key_in_params_yaml(tmp_path):
+@pytest.mark.parametrize("edit, message", [
+    (lambda text: text.replace(b"  steps: 2400\n", b"  steps: 2400\n  steps: 10\n", 1),
+     "error: params.yaml: not valid YAML (key 'steps' appears twice in one mapping (line"),
+    (lambda text: b"# caf\xe9 (Latin-1)\n" + text, "error: params.yaml: not UTF-8 text (byte 0xe9 on line 1); save it as UTF-8"),
+])
+def test_snakemake_refuses_a_params_yaml_it_would_misread(tmp_path, edit, message):
     from conftest import copy_repo
 
     repo = copy_repo(tmp_path / "repo")
-    text = (repo / "params.yaml").read_text()
-    (repo / "params.yaml").write_text(text.replace("  steps: 2400\n", "  steps: 2400\n  steps: 10\n", 1))
+    (repo / "params.yaml").write_bytes(edit((repo / "params.yaml").read_bytes()))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=repo, capture_output=True,
                           text=True)
-    assert proc.returncode != 0
-    assert "error: params.yaml: not valid YAML (key 'steps' appears twice in one mapping (line" in proc.stderr
+    assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_the_report_refuses_runs_scored_under_different_protocols(tmp_path):

@@ -82,7 +82,8 @@ def stop(world: World) -> None:
 
 
 def wrap(nets: nn.ModuleDict, world: World) -> None:
-    """Replace each network of ``nets`` (or each member of a ModuleDict network) by its DDP wrapper."""
+    """Replace each network of ``nets`` by its DDP wrapper (a ModuleDict network by a new ModuleDict of
+    wrapped members: the ModuleDicts that hold the networks unwrapped, saved in checkpoints, are not changed)."""
     if world.size == 1:
         return
     cuda = torch.cuda.is_available()
@@ -92,15 +93,9 @@ def wrap(nets: nn.ModuleDict, world: World) -> None:
             nets[name] = nn.SyncBatchNorm.convert_sync_batchnorm(net)
     for name, net in list(nets.items()):
         if isinstance(net, nn.ModuleDict):
-            for part, module in list(net.items()):
-                net[part] = DistributedDataParallel(module, device_ids=ids)
+            nets[name] = nn.ModuleDict({part: DistributedDataParallel(m, device_ids=ids) for part, m in net.items()})
         else:
             nets[name] = DistributedDataParallel(net, device_ids=ids)
-
-
-def plain(net: nn.Module) -> nn.Module:
-    """A network without its DDP wrappers (a ModuleDict network keeps its wrapped members)."""
-    return net.module if isinstance(net, DistributedDataParallel) else net
 
 
 @contextmanager

@@ -188,12 +188,13 @@ class Trainer:
                 self.step += 1
                 self.elapsed = time.perf_counter() - t0
                 bar.update(1)
-                scored = self.monitor is not None and (self.step % self.eval_every == 0 or self.step == self.steps)
+                # every rank logs at the scored steps (the ranks' all_reduce of the losses must match); rank 0 scores
+                scored = self.eval_every > 0 and (self.step % self.eval_every == 0 or self.step == self.steps)
                 if self.step % self.log_every == 0 or self.step == self.steps or scored:
                     logs = distributed.mean(logs, self.world)
                     row = {"step": self.step, **{k: round(v, 6) for k, v in logs.items()},
                            "seconds": round(self.elapsed, 2)}
-                    if scored and self.world.main:
+                    if scored and self.monitor is not None:
                         g = self.ema if self.ema is not None else self.plain["G"]
                         logs = {**logs, **self.monitor(self.m, self.plain, g)}
                         row.update({k: logs[k] for k in ("fd", "kid")})

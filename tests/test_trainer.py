@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,8 +14,10 @@ from conftest import PYTHON, ROOT, run_stage, write_params
 from pipeline import checkpoint, context
 from pipeline.errors import PipelineError
 from pipeline.methods.gan import GAN
+from pipeline.stages import knn
 from pipeline.stages.train import run as train_run
-from pipeline.trainer import FINAL, PARTIAL
+from pipeline.trainer import FINAL, PARTIAL, Trainer
+from test_methods import data, make  # noqa: F401  (data is a fixture)
 
 
 def train_cmd(params, data, out):
@@ -57,6 +60,43 @@ def test_changed_settings_do_not_resume(tmp_path, tiny_params, digits_data):
     tiny_params["train"]["steps"] = 6
     trainer = train_run(tiny_params, "gan", 0, digits_data, out, {})
     assert trainer.step == 6 and len(trainer.rows) == 3
+
+
+def test_other_instance_features_do_not_resume(tmp_path, tiny_params, digits_data, capsys):
+    """icgan's features and kNN graph are part of what defines the run: after the features stage reruns
+    with other settings, a partial checkpoint from the old features is not resumed."""
+    tiny_params["knn"].update(k=4, centres=10, iterations=5)
+    tiny_params["train"].update(steps=4, checkpoint_every=2)
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    features = tmp_path / "features.npy"
+
+    def new_features(seed: int) -> None:
+        x = np.random.default_rng(seed).normal(size=(len(np.load(digits_data / "labels.npy")), 16)).astype(np.float32)
+        np.save(features, x / np.linalg.norm(x, axis=1, keepdims=True))
+        knn.main(["--params", str(params), "--features", str(features), "--data", str(digits_data),
+                  "--out", str(tmp_path / "knn")])
+
+    new_features(0)
+    inputs = {"features": features, **{k: tmp_path / "knn" / f"{k}.parquet" for k in ("neighbours", "centres")}}
+    out = tmp_path / "run"
+    train_run(tiny_params, "icgan", 0, digits_data, out, inputs)
+    checkpoint.save(out / PARTIAL, {**checkpoint.load(out / FINAL), "step": 2})
+    new_features(1)
+    capsys.readouterr()
+    trainer = train_run(tiny_params, "icgan", 0, digits_data, out, inputs)
+    assert "is from other settings; starting afresh" in capsys.readouterr().err and trainer.step == 4
+
+
+def test_every_rank_logs_the_scored_steps_whether_or_not_it_scores(data, tmp_path):
+    """Only rank 0 has the quality monitor, but every rank averages the losses (an all_reduce) at the
+    steps it scores: the logged steps must not depend on having the monitor, or the ranks would hang."""
+    logged = []
+    for monitor in (None, lambda m, nets, g: {"fd": 1.0, "kid": 2.0}):
+        t = Trainer(make("gan", data), tmp_path / str(len(logged)), steps=4, batch_size=6, n_dis=1, ema=0.0, ema_start=0,
+                    checkpoint_every=10, log_every=2, fingerprint="test", meta={}, monitor=monitor, eval_every=3)
+        t.fit()
+        logged.append([r["step"] for r in t.rows])
+    assert logged == [[2, 3, 4], [2, 3, 4]] and "fd" in t.rows[1]
 
 
 @pytest.mark.skipif(not context.native_bf16(), reason="this CPU has no native bf16 (AVX512-BF16 or AMX)")

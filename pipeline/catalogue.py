@@ -47,8 +47,7 @@ STAGE_KEYS: dict[str, list[str]] = {
     "real": ["sample.n", "sample.grid", "evaluate.n_real"],
     "sample": ["sample"],
     "reference_backbone": ["evaluate.backbone", "evaluate.input_size", "evaluate.resize", "evaluate.n_real",
-                           "evaluate.batch_size", "evaluate.metrics", "evaluate.n_fake", "evaluate.kid_subsets",
-                           "evaluate.kid_subset_size", "evaluate.prdc_k"],
+                           "evaluate.batch_size", "evaluate.metrics"],  # and REAL_TERM_KEYS of the metrics measured
     "reference_ndb": ["evaluate.ndb_bins", "evaluate.ndb_n_train", "evaluate.ndb_whiten"],
     "reference_spaces": ["evaluate.spaces", "evaluate.spaces_input_size", "evaluate.resize", "evaluate.n_real",
                          "evaluate.batch_size"],
@@ -58,6 +57,10 @@ STAGE_KEYS: dict[str, list[str]] = {
     "encoder_probe": ["features.probe", "features.seed", "features.batch_size"],
     "report": ["comparisons", "study.methods", "evaluate.metrics", "methods", "train.seeds"],
 }
+
+# what the backbone reference precomputes of the real rows for a metric measured (pipeline/stages/reference.py)
+REAL_TERM_KEYS: dict[str, list[str]] = {"kid": ["evaluate.n_fake", "evaluate.kid_subsets", "evaluate.kid_subset_size"],
+                                        "prdc": ["evaluate.prdc_k"]}
 
 # the evaluate.* keys each metric reads when it scores samples
 BACKBONE_KEYS = ["evaluate.backbone", "evaluate.input_size", "evaluate.resize", "evaluate.batch_size"]
@@ -77,11 +80,14 @@ METRIC_KEYS: dict[str, list[str]] = {
 
 def stage_keys(stage: str, run: str | None = None, metrics: list[str] = (), monitored: bool = False) -> list[str]:
     """The params.yaml keys ``stage`` reads, "{run}" filled in with ``run`` (or left for dvcgen);
-    for evaluate, with the keys of ``metrics``; for a train stage that scores FD and KID during
-    training (``monitored``: train.eval_every > 0, pipeline/monitor.py), with theirs."""
+    for evaluate, with the keys of ``metrics``, and for the backbone reference, with those of the real
+    terms it computes for them; for a train stage that scores FD and KID during training
+    (``monitored``: train.eval_every > 0, pipeline/monitor.py), with theirs."""
     keys = [k.replace("{run}", run) if run else k for k in STAGE_KEYS[stage]]
     if stage == "evaluate":
         keys += [k for m in metrics for k in METRIC_KEYS[m]]
+    if stage == "reference_backbone":
+        keys += [k for m in metrics for k in REAL_TERM_KEYS.get(m, [])]
     if stage == "train" and monitored:
         keys += METRIC_KEYS["kid"]
     return list(dict.fromkeys(keys))

@@ -70,7 +70,7 @@ def stages(params: dict) -> dict:
         **{f"reference_{name}": {
             "cmd": _cmd("reference", [f"results/reference/{name}"]),
             "deps": DATA + (encoder if name == "spaces" else []) + _code("stages/reference.py", "backbones.py", "metrics"),
-            "params": stage_keys(f"reference_{name}"),
+            "params": stage_keys(f"reference_{name}", metrics=metrics),
             "outs": [f"results/reference/{name}"],
         } for name in references},
     }

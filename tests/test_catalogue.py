@@ -33,6 +33,15 @@ def test_every_declared_stage_key_exists_in_the_default_params(default_params):
         "train", "icgan")
 
 
+def test_the_backbone_reference_reads_kids_and_prdcs_keys_only_for_them(default_params):
+    """It computes KID's and PRDC's real terms only when they are measured, so only then do their keys rerun it."""
+    keys = lambda metrics: catalogue.stage_keys("reference_backbone", metrics=metrics)  # noqa: E731
+    assert not {"evaluate.kid_subsets", "evaluate.n_fake", "evaluate.prdc_k"} & set(keys(["fid", "ndb"]))
+    assert keys(["fid", "kid"])[-3:] == ["evaluate.n_fake", "evaluate.kid_subsets", "evaluate.kid_subset_size"]
+    assert keys(default_params["evaluate"]["metrics"])[-4:] == [  # the default study's list, as before
+        "evaluate.n_fake", "evaluate.kid_subsets", "evaluate.kid_subset_size", "evaluate.prdc_k"]
+
+
 def test_the_inception_score_proper_needs_no_classifier_reference_and_no_labels(default_params):
     from pipeline import config
 

@@ -252,6 +252,53 @@ def test_image_folder_with_class_subfolders_zip_and_corrupt_files(tmp_path, tiny
     assert len(raw.images) == 4 and raw.notes["skipped_corrupt"] == 1
 
 
+def test_only_28_to_32_is_a_zero_pad():
+    """Fashion-MNIST's 28 px get a 2-pixel border; any other size is resized (STL-10's 96 px at 128 got a
+    16-pixel black frame)."""
+    from pipeline.images import fit_to_resolution
+
+    rng = np.random.default_rng(0)
+    padded, how = fit_to_resolution(rng.integers(1, 256, (2, 28, 28, 1), dtype=np.uint8), 32)
+    assert how == "zero-pad 28->32" and padded[:, :2].max() == 0 and padded[:, 2:30, 2:30].min() > 0
+    for side, resolution in ((96, 128), (30, 32), (24, 32)):
+        images = rng.integers(1, 256, (2, side, side, 3), dtype=np.uint8)
+        out, how = fit_to_resolution(images, resolution)
+        assert how == f"bilinear resize {side}->{resolution}" and out.shape == (2, resolution, resolution, 3)
+        assert out[:, 0].min() > 0  # no black border
+
+
+def test_image_folder_skips_hidden_folders_and_reads_a_zipped_flat_folder_as_unlabelled(tmp_path):
+    import zipfile
+
+    from pipeline.datasets import image_folder
+
+    root = tmp_path / "imgs"
+    write_images(root, {"cat/a.png": (16, 16), "dog/b.png": (16, 16), ".ipynb_checkpoints/c.png": (16, 16),
+                        "cat/.cache/d.png": (16, 16)})
+    raw = image_folder.load(str(root), 8, tmp_path / "classes.npy")
+    assert raw.classes == ["cat", "dog"] and len(raw.images) == 2
+    flat = tmp_path / "flat"
+    write_images(flat, {"a.png": (16, 16), "b.png": (16, 16)})
+    with zipfile.ZipFile(tmp_path / "flat.zip", "w") as z:  # as `zip -r flat.zip flat/` makes it
+        for p in sorted(flat.iterdir()):
+            z.write(p, f"flat/{p.name}")
+    for path in (flat, tmp_path / "flat.zip"):
+        assert not image_folder.labelled(path), path
+
+
+def test_a_corrupt_file_just_after_the_last_image_needed_is_never_read(tmp_path):
+    """Whatever the chunk size: the default chunk once read up to the next good file after the last one needed."""
+    from pipeline.datasets import image_folder
+
+    root = tmp_path / "imgs"
+    write_images(root, {f"c{i % 3}/{i:02d}.png": (16, 16) for i in range(12)})
+    files = sorted(root.rglob("*.png"))
+    files[5].write_bytes(b"broken")  # the 6th file: the 5 before it are the ones asked for
+    for chunk in (256, 5, 2):
+        raw = image_folder.load(str(root), 8, tmp_path / f"five{chunk}.npy", max_images=5, chunk=chunk)
+        assert len(raw.images) == 5 and raw.notes["skipped_corrupt"] == 0, chunk
+
+
 def reference_npy(files, resolution: int, path) -> bytes:
     """images.npy as the data stage wrote it before streaming: each file decoded in turn, stacked, np.save."""
     import io

@@ -41,7 +41,8 @@ def _files(path: Path) -> list[str]:
     else:
         raise PipelineError(f"image_folder: dataset.path {path} is neither a folder nor a .zip file")
     names.sort()
-    names = [n for n in names if os.path.splitext(n)[1].lower() in EXTENSIONS and not n.rpartition("/")[2].startswith(".")]
+    names = [n for n in names if os.path.splitext(n)[1].lower() in EXTENSIONS
+             and not any(part.startswith(".") for part in n.split("/"))]  # hidden files and folders
     if not names:
         raise PipelineError(f"image_folder: no image files ({', '.join(sorted(EXTENSIONS))}) under {path}")
     if path.is_dir():
@@ -88,8 +89,12 @@ def _check_members(path: Path, names: list[str]) -> None:
 
 def _classes(names: list[str], path: str | Path) -> tuple[list[str], np.ndarray]:
     """The class subfolders (sorted; [UNLABELLED] for a flat folder) and each file's class index. A
-    .zip (or folder) holding one folder around the class folders is read inside it."""
-    depth = int(len({n.partition("/")[0] for n in names}) == 1 and all(n.count("/") >= 2 for n in names))
+    .zip (or folder) holding one folder around the class folders, or around a flat folder, is read
+    inside it."""
+    wrapped = len({n.partition("/")[0] for n in names}) == 1
+    if wrapped and all(n.count("/") == 1 for n in names):  # imgs/a.png, ...: a flat folder, zipped with its name
+        return [UNLABELLED], np.zeros(len(names), np.int64)
+    depth = int(wrapped and all(n.count("/") >= 2 for n in names))
 
     def class_of(name: str) -> str | None:
         return name.split("/", depth + 1)[depth] if name.count("/") > depth else None

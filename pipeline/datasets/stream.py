@@ -205,7 +205,8 @@ def decode_to_npy(target: Path, root: Path, names: list[str], resolution: int, *
             take = min(len(images), n - written)
             bad = dict(failures)
             good = [i for i in range(min(chunk, len(names) - start)) if i not in bad]
-            end = start + (good[take] if take < len(good) else min(chunk, len(names) - start))  # files read so far
+            # files read so far: the chunk, or up to the last image needed (a file after it is never decoded)
+            end = start + (good[take - 1] + 1 if written + take == n else min(chunk, len(names) - start))
             for pos, err in bad.items():
                 if start + pos >= end:  # past the last image needed
                     continue

@@ -42,7 +42,7 @@ from pytorch_fid import fid_score
 from sklearn.cluster import KMeans
 from tqdm import tqdm
 
-from pipeline import backbones, config
+from pipeline import backbones, catalogue, config
 from pipeline.io import load_npy, save_json
 from pipeline.metrics import fid, ndb
 from pipeline.stages.evaluate import EvalContext
@@ -101,14 +101,18 @@ def memory(params: dict, images: np.ndarray, ref_root: Path) -> None:
           f"{len(images) * dim * 8 / 2**20:.0f} MB (float64); {result['name']} {result['value']:.4f}")
 
 
-def fid_speed(params: dict, images: np.ndarray, fake: np.ndarray, ref_root: Path, work: Path, workers: int) -> None:
-    params = copy.deepcopy(params)
-    ev = params["evaluate"]
-    ev["n_real"] = len(fake)
+def backbone_reference(params: dict, images: np.ndarray, ref_root: Path) -> float:
+    """Build the backbone reference as the reference stage does (its settings recorded); its seconds."""
     t = time.perf_counter()
     meta = build_backbone(params, images, np.zeros(len(images), np.int64), ref_root / "backbone")
-    save_json(ref_root / "backbone" / "reference.json", meta)
-    cache_s = time.perf_counter() - t
+    save_json(ref_root / "backbone" / "reference.json", {"settings": catalogue.reference_settings(params, "backbone"),
+                                                          **meta})
+    return time.perf_counter() - t
+
+
+def fid_speed(params: dict, images: np.ndarray, fake: np.ndarray, ref_root: Path, work: Path, workers: int) -> None:
+    ev = params["evaluate"]
+    cache_s = backbone_reference(params, images, ref_root)
     real = real_subset(images, len(fake), "--n")
     ctx = context(params, fake, ref_root)
     ctx.backbone()  # pytorch-fid is given a loaded network too
@@ -228,14 +232,18 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     if "d" in args.parts:
         net_speed()
+    real_n = copy.deepcopy(params)  # (a) and (c) read a backbone reference of --n real images
+    real_n["evaluate"]["n_real"] = args.n
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if "a" in args.parts:
-            fid_speed(params, images, fake, work / "reference", work, workers)
+            fid_speed(real_n, images, fake, work / "reference", work, workers)
         if "b" in args.parts:
             ndb_speed(params, real_subset(images, args.n, "--n"), fake)
         if "c" in args.parts:
-            memory(params, images[:args.n_memory], work / "reference")
+            if "a" not in args.parts:
+                backbone_reference(real_n, images, work / "reference")
+            memory(real_n, images[:args.n_memory], work / "reference")
     if "e" in args.parts:
         backbone_cost(params, images)
 

@@ -8,6 +8,9 @@ the table is built from those files when they exist. Otherwise (a study run befo
 from the log: a job's seconds run from the timestamp of its start block to that of its "Finished
 jobid" line (one-second resolution), without memory. With several cores the job-seconds add up to
 more than the wall time, which the log gives (default: the newest log in .snakemake/log/ that ran jobs).
+Every file under logs/benchmark/ counts, so a job no longer in the study (a seed or run since
+removed) still does: time a study from a clean tree, as ``scripts/run.sh`` on a fresh clone does.
+The target rule ``all`` runs nothing and is not counted.
 """
 from __future__ import annotations
 
@@ -39,7 +42,9 @@ def job_seconds(lines: list[str]) -> tuple[dict[str, list[float]], float]:
         elif (m := JOBID.match(line)) and pending is not None:
             started[m.group(1)], pending = pending, None
         elif (m := FINISHED.match(line)) and m.group(1) in started:
-            per_rule[m.group(2)].append((now - started.pop(m.group(1))).total_seconds())
+            seconds = (now - started.pop(m.group(1))).total_seconds()
+            if m.group(2) != "all":  # the target: no work
+                per_rule[m.group(2)].append(seconds)
     wall = (stamps[-1] - stamps[0]).total_seconds() if stamps else 0.0
     return per_rule, wall
 
@@ -97,7 +102,7 @@ def main() -> None:
     for rule, (secs, peak) in sorted(rows.items(), key=lambda kv: -sum(kv[1][0])):
         print(f"| {rule} | {len(secs)} | {sum(secs):.0f} | {sum(secs) / len(secs):.0f} | "
               f"{'' if math.isnan(peak) else f'{peak:.0f}'} |")
-    print(f"| all | {sum(len(s) for s, _ in rows.values())} | {sum(sum(s) for s, _ in rows.values()):.0f} | | |")
+    print(f"| total | {sum(len(s) for s, _ in rows.values())} | {sum(sum(s) for s, _ in rows.values()):.0f} | | |")
 
 
 if __name__ == "__main__":

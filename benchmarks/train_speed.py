@@ -2,7 +2,7 @@
 loop over the same networks, losses and optimisers; their ratio is the trainer's overhead. Also per
 method: the FLOPs of one step (every matmul and convolution, forward and backward, counted by
 ``torch.utils.flop_counter.FlopCounterMode``) and the efficiency: counted FLOPs per second of the
-trainer over the matmul throughput (1024^3) measured in the same run at the same thread count and
+trainer over the matmul throughput (1024^3 on CPU, 4096^3 on CUDA) measured in the same run at the same thread count and
 precision (``train.precision``: ``auto`` is fp32 on CPU and bf16 autocast on CUDA).
 
     .venv/bin/python benchmarks/train_speed.py [--methods gan msgan] [--steps 30] [--backbone resnet] [--width 16] [--threads 1]
@@ -159,7 +159,7 @@ def main() -> None:
           f"n_dis {n_dis}, {args.steps} steps; images {tuple(data.images.shape)}")
     bf16 = context.uses_bf16(precision, dev)
     peak = matmul_gflops(dev, torch.bfloat16 if bf16 else torch.float32)
-    print(f"precision {precision}: {'bf16' if bf16 else 'fp32'} matmul (1024^3, same threads): {peak:.0f} GFLOP/s; "
+    print(f"precision {precision}: {'bf16' if bf16 else 'fp32'} matmul (same threads): {peak:.0f} GFLOP/s; "
           "efficiency = counted FLOPs x steps/s / that")
     print(f"{'method':<{NAME}} {'trainer img/s':>14} {'bare img/s':>11} {'trainer/bare':>13} {'GFLOP/step':>11} {'efficiency':>11}")
 
@@ -198,12 +198,13 @@ def setup(args: argparse.Namespace, train: dict) -> tuple[torch.device, TrainDat
 
 def grid(args: argparse.Namespace, params: dict, runs: list[str]) -> None:
     """Print each run's bare-loop img/s at every precision x batch size (see the module docstring)."""
-    train = {**params["train"], **({"threads": args.threads} if args.threads else {})}
+    overrides = {"backbone": args.backbone, "width": args.width, "threads": args.threads}
+    train = {**params["train"], **{k: v for k, v in overrides.items() if v}}
     dev, data = setup(args, train)
     combos = [(p, b) for p in args.precisions for b in args.batch_sizes]
     peaks = {p: matmul_gflops(dev, torch.bfloat16 if context.uses_bf16(p, dev) else torch.float32) for p in args.precisions}
-    print(f"device {dev} (threads {torch.get_num_threads()}), torch {torch.__version__}; {args.steps} steps, best of "
-          f"{args.repeats}; matmul peak (1024^3): " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peaks.items()))
+    print(f"device {dev} (threads {torch.get_num_threads()}), torch {torch.__version__}; {train['backbone']} width "
+          f"{train['width']}, {args.steps} steps, best of {args.repeats}; matmul peak: " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peaks.items()))
     print("img/s, ratio to the first column, efficiency against the peak at that precision")
     print(f"{'method':<{NAME}} " + " ".join(f"{f'{p} b{b}':>22}" for p, b in combos))
 
@@ -241,10 +242,18 @@ def measured_img_per_s(cwd: Path, run: str = "gan") -> str | None:
 
 
 def matmul_gflops(dev: torch.device, dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
-    """The device's matmul throughput at the current thread count in ``dtype``, best of ``repeats``."""
+    """The device's matmul throughput at the current thread count in ``dtype``, best of ``repeats``. On
+    CUDA each timing holds 50 products of n = 4096 (one 1024^3 product is a few microseconds there,
+    less than a launch and a synchronisation)."""
+    n, per_timing = (4096, 50) if dev.type == "cuda" else (n, 1)
     a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
-    a @ b  # warm-up
-    return 2 * n ** 3 / min(timed(lambda: a @ b, dev) for _ in range(repeats)) / 1e9
+
+    def products() -> None:
+        for _ in range(per_timing):
+            a @ b
+
+    products()  # warm-up
+    return 2 * n ** 3 * per_timing / min(timed(products, dev) for _ in range(repeats)) / 1e9
 
 
 if __name__ == "__main__":

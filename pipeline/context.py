@@ -49,11 +49,14 @@ def device(threads: int, local_rank: int = 0) -> torch.device:
 
     On CUDA, cuDNN's autotuning is off and its deterministic algorithms on, and cuBLAS gets the
     fixed workspace its deterministic mode needs (set before its first use): autotuning picks
-    kernels by their timing, so the same seed could end in other weights on a rerun on the same GPU."""
+    kernels by their timing, so the same seed could end in other weights on a rerun on the same GPU.
+    cuDNN's TF32 convolutions are off, as cuBLAS's matmuls are by default: ``train.precision: fp32``
+    is fp32 throughout (bf16 autocast does not use TF32)."""
     if torch.cuda.is_available():
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.allow_tf32 = False
         return torch.device("cuda", local_rank)
     limit_threads(threads)
     return torch.device("cpu")

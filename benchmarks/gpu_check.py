@@ -64,14 +64,23 @@ def instance_inputs(params: dict, n: int, out: Path) -> dict[str, Path]:
     return paths
 
 
+TAIL = 30  # lines of a failed command's error output kept in the report: one run must show the cause
+
+
+def failure(proc: subprocess.CompletedProcess) -> str:
+    """'' when ``proc`` succeeded, else its exit status and the last TAIL lines of its error output."""
+    if proc.returncode == 0:
+        return ""
+    return "\n".join([f"exit {proc.returncode}:", *proc.stderr.strip().splitlines()[-TAIL:]])
+
+
 def train(params: Path, run: str, data: Path, out: Path, inputs: dict[str, Path]) -> tuple[float, str]:
-    """Seconds the train stage took, and its last error line ('' when it succeeded)."""
+    """Seconds the train stage took, and its failure ('' when it succeeded)."""
     cmd = [sys.executable, "-m", "pipeline.stages.train", "--params", str(params), "--method", run, "--seed", "0",
            "--data", str(data), "--out", str(out), *[a for k, p in inputs.items() for a in (f"--{k}", str(p))]]
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    lines = proc.stderr.strip().splitlines()
-    return time.perf_counter() - t, "" if proc.returncode == 0 else (lines[-1] if lines else f"exit {proc.returncode}")
+    return time.perf_counter() - t, failure(proc)
 
 
 def same_weights(a: Path, b: Path) -> bool:
@@ -97,10 +106,12 @@ def main(argv: list[str] | None = None) -> None:
     print(machine.describe(dev))
     gpus = torch.cuda.device_count()
     data = args.out / "data"
-    subprocess.run([sys.executable, "-m", "pipeline.stages.data", "--params", str(params_path), "--out", str(data)],
-                   cwd=ROOT, check=True, capture_output=True)
+    proc = subprocess.run([sys.executable, "-m", "pipeline.stages.data", "--params", str(params_path), "--out", str(data)],
+                          cwd=ROOT, capture_output=True, text=True)
+    if error := failure(proc):
+        sys.exit(f"gpu_check: the data stage failed, {error}")
     n = len(np.load(data / "labels.npy"))
-    rows, failed = [], False
+    rows, failures, failed = [], [], False
     stand_ins = instance_inputs(params, n, args.out) if any(catalogue.run_needs(params, r) for r in runs) else {}
     for run in runs:
         inputs = {k: v for k, v in stand_ins.items() if k in catalogue.run_needs(params, run)}
@@ -109,8 +120,11 @@ def main(argv: list[str] | None = None) -> None:
             _, error = train(params_path, run, data, args.out / run / "b", inputs)
         repeat = "" if error else ("same bits" if same_weights(args.out / run / "a", args.out / run / "b") else "DIFFERENT")
         failed |= bool(error) or repeat == "DIFFERENT"
-        rows.append(f"| {run} | {seconds:.1f} | {repeat or 'not run'} | {error or 'ok'} |")
+        rows.append(f"| {run} | {seconds:.1f} | {repeat or 'not run'} | {'failed (below)' if error else 'ok'} |")
         print(rows[-1], flush=True)
+        if error:
+            failures += [f"{run}: {error}", ""]
+            print(failures[-2], flush=True)
     table = ["| run | seconds (first training, start included) | second training | outcome |", "| --- | --- | --- | --- |", *rows]
     ddp = (f"{gpus} GPUs: run the DDP tests (tests/test_distributed.py) with NCCL" if gpus > 1 else
            "NCCL and SyncBatchNorm: not checked (they need two GPUs; this machine has "
@@ -122,9 +136,9 @@ def main(argv: list[str] | None = None) -> None:
                                str(data), "--steps", str(args.speed_steps), "--repeats", "2", *options,
                                "--methods", *runs], cwd=ROOT, capture_output=True, text=True)
         failed |= proc.returncode != 0
-        speed += [f"train_speed.py {' '.join(options)}:", proc.stdout.strip() or proc.stderr.strip()[-2000:], ""]
+        speed += [f"train_speed.py {' '.join(options)}:", "\n".join(filter(None, [proc.stdout.strip(), failure(proc)])), ""]
         print(*speed[-3:-1], sep="\n", flush=True)
-    report = [f"{machine.describe(dev)}; {args.steps} steps per training", "", *table, "", ddp, "", *speed]
+    report = [f"{machine.describe(dev)}; {args.steps} steps per training", "", *table, "", *failures, ddp, "", *speed]
     (args.out / "gpu_check.md").write_text("\n".join(report) + "\n")
     print(ddp)
     sys.exit(1 if failed else 0)

@@ -222,7 +222,7 @@ def grid(args: argparse.Namespace, params: dict, runs: list[str]) -> None:
                 best[p, b] = min(best[p, b], timed(lambda: bare_loop(m, args.steps, b, n_dis, p), dev))
         counter = FlopCounterMode(display=False)
         with counter:
-            bare_loop(build(name, "fp32"), 1, combos[0][1], n_dis)
+            bare_loop(build(name, "fp32"), 1, combos[0][1], n_dis, "fp32")
         gflop_per_image = counter.get_total_flops() / 1e9 / combos[0][1]
         rate = {(p, b): args.steps * b / best[p, b] for p, b in combos}
         cells = [f"{r:.0f} x{r / rate[combos[0]]:.2f} e{r * gflop_per_image / peaks[p]:.2f}" for (p, b), r in rate.items()]

@@ -31,6 +31,10 @@ export PYTHONPATH=/tmp/gpucheck-site PYTHONUNBUFFERED=1
 out=${OUT:-gpu_check}
 mkdir -p "$out"
 nvidia-smi || true
+for arg in "$@"; do
+    [[ "$arg" == --out* ]] && { echo "error: --out is this script's (/tmp/gpu_check); its results go to \$OUT" >&2; exit 1; }
+done
+rm -rf /tmp/gpu_check  # a killed earlier attempt's partial checkpoints would be resumed, not trained afresh
 status=0
 python3 benchmarks/gpu_check.py --out /tmp/gpu_check "$@" 2>&1 | tee "$out/gpu_check.log" || status=$?
 cp /tmp/gpu_check/gpu_check.md "$out/" 2>/dev/null || true

@@ -113,12 +113,19 @@ def test_gpu_check_trains_each_run_twice_to_the_same_bits_and_times_it(tmp_path,
 def test_gpu_check_fails_on_a_run_that_fails_or_repeats_other_bits(tmp_path, tiny_params, monkeypatch):
     gpu_check = load_gpu_check()
     params = write_params(tiny_params, tmp_path / "params.yaml")
-    monkeypatch.setattr(gpu_check, "train", lambda *a: (1.0, "error: NaN loss at step 3"))
+    # a CUDA error's last line is only a hint: the report keeps the tail of the error output
+    stderr = "\n".join([f"line {i}" for i in range(40)] + ["RuntimeError: CUDA error: device-side assert triggered",
+                                                          "Compile with `TORCH_USE_CUDA_DSA` to enable device-side assertions."])
+    error = gpu_check.failure(subprocess.CompletedProcess([], 1, "", stderr))
+    assert error.splitlines()[0] == "exit 1:" and len(error.splitlines()) == 1 + gpu_check.TAIL and "line 12" in error
+    assert "CUDA error: device-side assert" in error and "line 11" not in error
+    monkeypatch.setattr(gpu_check, "train", lambda *a: (1.0, error))
     with pytest.raises(SystemExit) as stop:
         gpu_check.main(["--params", str(params), "--methods", "gan", "--steps", "2", "--speed-steps", "1",
                         "--out", str(tmp_path / "check")])
     assert stop.value.code == 1
-    assert "| gan | 1.0 | not run | error: NaN loss at step 3 |" in (tmp_path / "check" / "gpu_check.md").read_text()
+    report = (tmp_path / "check" / "gpu_check.md").read_text()
+    assert "| gan | 1.0 | not run | failed (below) |" in report and f"gan: {error}" in report
     monkeypatch.setattr(gpu_check, "train", lambda *a: (1.0, ""))
     monkeypatch.setattr(gpu_check, "same_weights", lambda a, b: False)  # a nondeterministic kernel
     with pytest.raises(SystemExit) as stop:

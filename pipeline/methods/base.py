@@ -99,7 +99,8 @@ class TrainData:
         return h, w, c
 
     def real(self, idx: torch.Tensor) -> torch.Tensor:
-        return to_float(self.images[idx])
+        """Images ``idx`` as floats in [-1, 1], converted where they are held (no round trip through the host)."""
+        return to_float(self.images[idx], self.images.device)
 
     def images_numpy(self) -> np.ndarray:
         """The images as a numpy array (the memory map itself when they are not held in memory)."""

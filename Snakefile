@@ -56,9 +56,17 @@ localrules:
     aggregate,
 
 
+# The features stage's optional outputs (rules/features.smk) are asked for whenever the stage runs: a
+# change of features.extractor or features.hflip adds one, and a new output carries no Snakemake
+# record, which would turn off the params check that reruns the stage.
+FEATURES_NEEDED = bool(INSTANCE_FEATURES) or ("spaces" in metric_references(config)
+                                              and "simclr" in config["evaluate"]["spaces"])
+
+
 rule all:
     input:
         rules.report.output,
+        list(FEATURE_EXTRAS.values()) if FEATURES_NEEDED else [],
 
 
 refuse_unmade_targets()  # rules/common.smk: after every rule is defined

@@ -80,7 +80,8 @@ def stages(params: dict) -> dict:
             "cmd": _cmd("features", ["results/features/features.npy"]),
             "deps": DATA + _code("stages/features.py", "features"),
             "params": stage_keys("features"),
-            "outs": ["results/features/features.npy", "results/features/probe.json", *([ENCODER] if simclr else [])],
+            "outs": ["results/features/features.npy", "results/features/probe.json", *([ENCODER] if simclr else []),
+                     *(["results/features/features_flip.npy"] if params["features"]["hflip"] else [])],
         }
     if groups["_instance"]:
         out["knn"] = {

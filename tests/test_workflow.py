@@ -142,6 +142,20 @@ def test_a_change_reruns_exactly_what_reads_it(repo, tmp_path, edit, expected):
     assert "Nothing to be done" in sh(repo, "snakemake", "--cores", "2", "results/gan/fid.json")
 
 
+def test_another_feature_extractor_reruns_the_features_stage(repo, tmp_path):
+    """SimCLR adds encoder.pt, an output with no Snakemake record (which turns the params check off):
+    the main target asks for it, so the stage reruns rather than keeping the other extractor's features."""
+    copy = Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    params["study"]["methods"] = ["biggan", "icgan"]
+    params["features"]["extractor"] = "pixels"
+    write_params(params, copy / "params.yaml")
+    sh(copy, "snakemake", "--cores", "2", "results/features/features.npy")
+    params["features"]["extractor"] = "simclr"
+    write_params(params, copy / "params.yaml")
+    assert planned_jobs(copy, "all").get("features") == 1
+
+
 def test_fd_during_training_reads_the_backbone_reference(repo, tmp_path):
     copy = Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))
     params = yaml.safe_load((copy / "params.yaml").read_text())

@@ -24,9 +24,9 @@ def claim_runs(spec: dict) -> list[str]:
     return list(dict.fromkeys([spec["method"], *(c["run"] for c in spec["claims"] if "run" in c)]))
 
 
-def undeclared(params: dict, spec: dict) -> list[str]:
-    """The settings in which a claiming run of ``spec`` and its baseline differ but which its
-    ``differs_in`` does not declare."""
+def undeclared(params: dict, spec: dict, claiming: list[str] | None = None) -> list[str]:
+    """The settings in which a claiming run of ``spec`` (of ``claiming``, default all of them) and its
+    baseline differ but which its ``differs_in`` does not declare."""
     runs = params["methods"]
-    diff = [k for run in claim_runs(spec) for k in differences(runs[run], runs[spec["baseline"]])]
+    diff = [k for run in claiming or claim_runs(spec) for k in differences(runs[run], runs[spec["baseline"]])]
     return [k for k in dict.fromkeys(diff) if k not in spec["differs_in"]]

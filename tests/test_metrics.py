@@ -713,9 +713,24 @@ def test_report_flags_a_pair_that_differs_in_an_undeclared_setting(tmp_path, tin
     fake_results(tmp_path, {"cgan": {0: 40.0, 1: 41.0, 2: 42.0}, "msgan": {0: 30.0, 1: 31.0, 2: 30.5}})
     report.main(["--params", str(params), "--results", str(tmp_path)])
     page = (tmp_path / "comparisons" / "msgan.md").read_text()
-    assert "| lr_g (undeclared) | 0.001 | 0.0002 |" in page and "**Unfair pair**: it also differs in lr_g" in page
+    assert "| lr_g (undeclared) | 0.001 | 0.0002 |" in page and "**Unfair pair**: msgan also differs from cgan in lr_g" in page
     verdicts = pd.read_csv(tmp_path / "comparisons" / "msgan.csv").set_index("metric")["verdict"]
     assert verdicts["ndb"].startswith("unfair pair (also differs in lr_g): supported")
+
+
+def test_only_the_claiming_run_that_differs_is_flagged_unfair(tmp_path, tiny_params):
+    """p2gan_posterior with its own learning rate: its rows are flagged, p2gan's (the primary) are not."""
+    tiny_params["study"]["methods"] = ["lsgan", "p2gan", "p2gan_posterior"]
+    tiny_params["evaluate"]["metrics"] = ["fid", "ndb"]
+    tiny_params["methods"]["p2gan_posterior"]["lr_g"] = 0.0001
+    params = write_params(tiny_params, tmp_path / "params.yaml")
+    fake_results(tmp_path, {"lsgan": {0: 40.0, 1: 41.0}, "p2gan": {0: 30.0, 1: 31.0}, "p2gan_posterior": {0: 35.0, 1: 36.0}})
+    report.main(["--params", str(params), "--results", str(tmp_path)])
+    rows = pd.read_csv(tmp_path / "comparisons" / "p2gan.csv")
+    flagged = rows["verdict"].str.startswith("unfair pair (also differs in lr_g)")
+    assert flagged[rows["method"] == "p2gan_posterior"].all() and not flagged[rows["method"] == "p2gan"].any()
+    page = (tmp_path / "comparisons" / "p2gan.md").read_text()
+    assert "**Unfair pair**: p2gan_posterior also differs from lsgan in lr_g" in page and "**Unfair pair**: p2gan " not in page
 
 
 def test_encoder_claim_compares_the_methods_own_columns(tmp_path, tiny_params):

@@ -9,7 +9,7 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
 - comparisons/<paper>.md and .csv for every paper under ``comparisons:`` (with the ``real`` run of
   held-out real images as the floor row when it is in ``study.methods``): the settings in which its
   method and baseline runs differ (computed from params.yaml; a difference that ``differs_in`` does
-  not declare marks every verdict of the page "unfair pair"), mean +- std over seeds
+  not declare marks the verdicts of the run that differs "unfair pair"), mean +- std over seeds
   (sample std) of the columns the paper's claims name, and per claim its difference, 95% interval
   (paired over seeds or Welch, as the comparison declares), power and verdict (pipeline/verdicts.py):
   the pre-registered primary claims of the whole study share one family-wise error rate (Holm),
@@ -271,27 +271,34 @@ def decide(tables: dict[str, pd.DataFrame], unfair: dict[str, list[str]]) -> int
         for i in t.index:
             if pd.isna(t.at[i, "verdict"]):
                 t.at[i, "verdict"] = verdicts.secondary_verdict(t.at[i, "estimate"], t.at[i, "direction"])
-            if unfair[name] and not t.at[i, "against"]:
-                t.at[i, "verdict"] = f"unfair pair (also differs in {', '.join(unfair[name])}): {t.at[i, 'verdict']}"
+            if (keys := unfair[name].get(t.at[i, "method"])) and not t.at[i, "against"]:
+                t.at[i, "verdict"] = f"unfair pair (also differs in {', '.join(keys)}): {t.at[i, 'verdict']}"
         if "estimate" in t:
             tables[name] = t.drop(columns="estimate")
     return len(primaries)
 
 
-def pair_section(params: dict, spec: dict) -> tuple[list[str], list[str]]:
-    """The markdown lines stating how the pair differs, and the undeclared differences."""
+def pair_section(params: dict, spec: dict) -> list[str]:
+    """The markdown lines stating how the pair differs, flagging the differences no paper declares."""
     runs, claiming, baseline = params["methods"], pairs.claim_runs(spec), spec["baseline"]
     keys = list(dict.fromkeys(k for run in claiming for k in pairs.differences(runs[run], runs[baseline])))
-    unfair = pairs.undeclared(params, spec)
+    unfair = unfair_runs(params, spec)
+    flagged = {k for ks in unfair.values() for k in ks}
     lines = ["Method and baseline differ only in these settings (params.yaml `methods:`; the `train:` section, "
              "data and metrics are shared):", "", f"| setting | {' | '.join(claiming)} | {baseline} |",
              "| --- |" + " --- |" * (len(claiming) + 1)]
-    lines += [f"| {k}{' (undeclared)' if k in unfair else ''} | "
+    lines += [f"| {k}{' (undeclared)' if k in flagged else ''} | "
               + " | ".join(str(runs[r].get(k, pairs.ABSENT)) for r in [*claiming, baseline]) + " |" for k in keys]
-    if unfair:
-        lines += ["", f"**Unfair pair**: it also differs in {', '.join(unfair)}, which `differs_in` does not declare "
-                      "as the paper's contribution; the verdicts below mix that change with the paper's."]
-    return lines + [""], unfair
+    for run, ks in unfair.items():
+        lines += ["", f"**Unfair pair**: {run} also differs from {baseline} in {', '.join(ks)}, which `differs_in` "
+                      f"does not declare as the paper's contribution; {run}'s verdicts below mix that change with the "
+                      "paper's."]
+    return lines + [""]
+
+
+def unfair_runs(params: dict, spec: dict) -> dict[str, list[str]]:
+    """Each claiming run with settings it alone differs in from the baseline undeclared: run -> those keys."""
+    return {run: keys for run in pairs.claim_runs(spec) if (keys := pairs.undeclared(params, spec, [run]))}
 
 
 def claimed_columns(spec: dict, df: pd.DataFrame) -> tuple[list[str], dict, str]:
@@ -302,10 +309,10 @@ def claimed_columns(spec: dict, df: pd.DataFrame) -> tuple[list[str], dict, str]
     return columns, paper_numbers(paper, df, columns), label
 
 
-def comparison(name: str, spec: dict, df: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, list[str]]:
-    """The claims table (verdicts to be decided) and the undeclared differences of one paper's pair."""
+def comparison(name: str, spec: dict, df: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The claims table (verdicts to be decided) and the undeclared differences of each claiming run."""
     _, quoted, label = claimed_columns(spec, df)
-    return claims_table(name, spec, df, quoted, label), pairs.undeclared(params, spec)
+    return claims_table(name, spec, df, quoted, label), unfair_runs(params, spec)
 
 
 def page(name: str, spec: dict, df: pd.DataFrame, params: dict, table: pd.DataFrame, n_primary: int,
@@ -314,7 +321,7 @@ def page(name: str, spec: dict, df: pd.DataFrame, params: dict, table: pd.DataFr
     an instance-conditioned method the quality of the features its neighbourhoods come from."""
     columns, quoted, label = claimed_columns(spec, df)
     paper = spec["paper"]
-    differ, _ = pair_section(params, spec)
+    differ = pair_section(params, spec)
     shown = [c for c in columns if quoted.get(c)]
     lines = [f"# {name}: {spec['title']}", "",
              "Claims: " + ", ".join(

@@ -30,7 +30,7 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
 - verdicts.rst: the primary claims' verdicts, the first screen of Snakemake's HTML report (the
   Snakefile's ``report:``).
 - metrics.json: what DVC reads as the study's metrics (``dvc metrics show / diff``, ``dvc exp show``):
-  per run, the mean over seeds of each metric's value and of the columns claims name, nothing else.
+  per run, the mean over seeds of each metric's value, of the columns claims name and of each feature space's FD.
 """
 from __future__ import annotations
 

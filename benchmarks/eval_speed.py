@@ -42,11 +42,11 @@ from pytorch_fid import fid_score
 from sklearn.cluster import KMeans
 from tqdm import tqdm
 
-from pipeline import backbones, catalogue, config
-from pipeline.io import load_npy, save_json
+from pipeline import backbones, config
+from pipeline.io import load_npy
 from pipeline.metrics import fid, ndb
 from pipeline.stages.evaluate import EvalContext
-from pipeline.stages.reference import build_backbone
+from pipeline.stages import reference
 from pipeline.subsets import real_subset
 
 
@@ -102,11 +102,9 @@ def memory(params: dict, images: np.ndarray, ref_root: Path) -> None:
 
 
 def backbone_reference(params: dict, images: np.ndarray, ref_root: Path) -> float:
-    """Build the backbone reference as the reference stage does (its settings recorded); its seconds."""
+    """Build the backbone reference as the reference stage does; its seconds."""
     t = time.perf_counter()
-    meta = build_backbone(params, images, np.zeros(len(images), np.int64), ref_root / "backbone")
-    save_json(ref_root / "backbone" / "reference.json", {"settings": catalogue.reference_settings(params, "backbone"),
-                                                          **meta})
+    reference.build(params, "backbone", images, np.zeros(len(images), np.int64), ref_root / "backbone")
     return time.perf_counter() - t
 
 

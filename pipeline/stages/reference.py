@@ -63,6 +63,17 @@ BUILDERS: dict[str, Callable[[dict, np.ndarray, np.ndarray, Path], dict]] = {
     "spaces": fd_spaces.build_reference}
 
 
+def build(params: dict, name: str, images: np.ndarray, labels: np.ndarray, out: Path, **extra) -> dict:
+    """Reference ``name`` in ``out``: its files and the reference.json that describes them (what it was
+    built from, checked by every evaluation that reads it), all of them or none; returns that record."""
+    with all_or_nothing():
+        meta = BUILDERS[name](params, images, labels, out, **extra)
+        meta = {"name": name, "dataset": params["dataset"]["name"], "subset_seed": SUBSET_SEED,
+                "settings": catalogue.reference_settings(params, name), **meta}
+        save_json(out / "reference.json", meta)
+    return meta
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.stages.reference", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
@@ -75,11 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     context.limit_threads(params["train"]["threads"])
     images, labels, _ = context.read_data(args.data)  # images memory-mapped: read as used, subsets and batches
     extra = {"encoder": args.encoder} if args.name == "spaces" else {}
-    with all_or_nothing():  # the folder's files and the reference.json that describes them: all or none
-        meta = BUILDERS[args.name](params, images, labels, args.out, **extra)
-        meta = {"name": args.name, "dataset": params["dataset"]["name"], "subset_seed": SUBSET_SEED,
-                "settings": catalogue.reference_settings(params, args.name), **meta}
-        save_json(args.out / "reference.json", meta)
+    meta = build(params, args.name, images, labels, args.out, **extra)
     print(f"reference: {args.name} -> {args.out} {meta}")
 
 

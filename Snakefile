@@ -54,6 +54,7 @@ localrules:
     data,
     real,
     aggregate,
+    shared_training,
 
 
 # The features stage's optional outputs (rules/features.smk) are asked for whenever the stage runs: a

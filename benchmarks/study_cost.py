@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from pipeline import config, context  # noqa: E402
-from pipeline.catalogue import trained_runs  # noqa: E402
+from pipeline.catalogue import trained_as, trained_runs  # noqa: E402
 from pipeline.methods import TrainData  # noqa: E402
 from train_speed import bare_loop  # noqa: E402  (the trainer's D and G steps, nothing else)
 
@@ -102,6 +102,9 @@ def report(path: Path | None, peak_tflops: float, classes: int | None) -> float:
     print(f"  {'run':<16} {'GFLOP/step':>12} {'PFLOP/run':>11} {'floor h/run':>12}")
     total = 0.0
     for run in trained_runs(params):
+        if (owner := trained_as(params, run)) != run:
+            print(f"  {run:<16} {'trained once as ' + owner:>37}")
+            continue
         per_step = run_flops(params, run, copy.copy(data))
         per_run = per_step * steps
         total += per_run * seeds

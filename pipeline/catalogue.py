@@ -34,6 +34,10 @@ METRIC_REFERENCE: dict[str, str | None] = {
 }
 
 
+# A run's settings that only choose how its trained networks are sampled: the sample stage reads them,
+# training does not, so changing one resamples without retraining (catalogue.stage_params)
+SAMPLING_KEYS = ("sampling",)
+
 # The params.yaml keys each stage reads, declared once: the Snakemake rules' ``params:`` (which rerun
 # a job when a value changes) and dvcgen's DVC ``params:`` both come from here. "{run}" stands for the
 # run's name. Thread counts and log/checkpoint intervals are left out: they do not change results
@@ -113,13 +117,20 @@ def monitored(params: dict) -> bool:
 
 
 def stage_params(params: dict, stage: str, run: str | None = None) -> dict:
-    """key -> value of the keys ``stage`` reads: what a Snakemake rule's ``params:`` holds."""
+    """key -> value of the keys ``stage`` reads: what a Snakemake rule's ``params:`` holds. A run's
+    ``SAMPLING_KEYS`` belong to its sample stage, not its training."""
     out = {}
     for key in stage_keys(stage, run, params["evaluate"]["metrics"], monitored(params)):
         value = params
         for part in key.split("."):
             value = value[part]
         out[key] = value
+    if run is not None and run != REAL:
+        hp = params["methods"][run]
+        if stage == "train":
+            out[f"methods.{run}"] = training_settings(hp)
+        if stage == "sample":
+            out.update({f"methods.{run}.{k}": hp[k] for k in SAMPLING_KEYS if k in hp})
     return out
 
 
@@ -156,6 +167,31 @@ def has_encoder(params: dict, run: str) -> bool:
 def trained_runs(params: dict) -> list[str]:
     """The runs of study.methods that are trained (all but the real-data run)."""
     return [r for r in params["study"]["methods"] if r != REAL]
+
+
+def training_settings(hp: dict) -> dict:
+    """A run's settings (its entry under methods:) less the ``SAMPLING_KEYS``, which only choose how
+    the trained networks are sampled."""
+    return {k: v for k, v in hp.items() if k not in SAMPLING_KEYS}
+
+
+def trained_as(params: dict, run: str) -> str:
+    """The run whose training ``run`` shares: the first run, in study.methods and then methods: order,
+    with the same training settings; ``run`` itself when none comes before it. A method's random streams
+    depend on the seed alone (pipeline/streams.py), so equal settings and seed train equal weights, and
+    the study trains them once (p2gan_posterior is p2gan sampled from real images' posteriors)."""
+    order = dict.fromkeys([*trained_runs(params), *params["methods"]])
+    mine = training_settings(params["methods"][run])
+    return next(r for r in order if training_settings(params["methods"][r]) == mine)
+
+
+def shared_trainings(params: dict, runs: list[str]) -> dict[str, list[str]]:
+    """Run -> the others of ``runs`` that share its training (``trained_as``), for each run that has some."""
+    out: dict[str, list[str]] = {}
+    for run in runs:
+        if (owner := trained_as(params, run)) != run:
+            out.setdefault(owner, []).append(run)
+    return out
 
 
 def results(params: dict, run: str) -> list[str]:

@@ -1,6 +1,6 @@
 # Shared names and helpers for the rules.
 from pipeline.catalogue import (METRIC_REFERENCE, NEED_FILES, REAL, has_encoder, launcher, metric_references, monitored,
-                                results, run_needs, stage_params, train_resources)
+                                results, run_needs, stage_params, train_resources, trained_as)
 
 METHODS = config["study"]["methods"]
 SEEDS = config["train"]["seeds"]
@@ -10,6 +10,10 @@ SIMCLR_ENCODER = "results/features/encoder.pt"  # the features stage's, when fea
 
 
 RUNS = "|".join(config["methods"])  # the trained runs: the keys of methods:
+# runs trained by the train rule; the others share the training of an earlier run with the same
+# training settings (catalogue.trained_as) and copy its checkpoint (rule shared_training)
+OWN_TRAINING = [run for run in config["methods"] if trained_as(config, run) == run]
+SHARED_TRAINING = [run for run in config["methods"] if run not in OWN_TRAINING]
 
 
 wildcard_constraints:

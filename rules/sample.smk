@@ -12,7 +12,7 @@ rule sample:
     wildcard_constraints:
         method=RUNS,
     params:
-        settings=stage_params(config, "sample"),
+        settings=lambda w: stage_params(config, "sample", w.method),
         options=method_options,
     log:
         "logs/sample/{method}_seed{seed}.log",

@@ -79,8 +79,8 @@ def study_time(study: Path) -> str:
             f"on {cores} cores")
     measured = rule_times.benchmarked(study / "logs" / "benchmark")
     seconds = {rule: sum(s for s, _ in jobs) for rule, jobs in measured.items()}
-    held = len(list((study / "results").glob("*/seed*/checkpoint.pt")))
-    if seconds.get("train") and len(measured["train"]) < held:  # a study updated in parts: no whole-study total
+    held = len(list((study / "results").glob("*/seed*/checkpoint.pt")))  # trained, or copied by shared_training
+    if seconds.get("train") and len(measured["train"]) + len(measured.get("shared_training", [])) < held:  # a study updated in parts: no whole-study total
         text += (f"; its job-seconds are not quoted: the benchmark files time {len(measured['train'])} of the "
                  f"{held} trainings it holds (the study was updated in parts, not run whole)")
     elif seconds.get("train"):

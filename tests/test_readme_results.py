@@ -90,6 +90,9 @@ def test_the_study_time_comes_from_its_snakemake_log_and_benchmark_files(tmp_pat
         (tmp_path / "results" / run / "checkpoint.pt").write_bytes(b"")
     assert readme_results.study_time(tmp_path).endswith(
         "the benchmark files time 2 of the 3 trainings it holds (the study was updated in parts, not run whole).")
+    (tmp_path / "logs" / "benchmark" / "shared_training").mkdir()  # the third a copy of another run's training
+    (tmp_path / "logs" / "benchmark" / "shared_training" / "gan_seed2.tsv").write_text("s\tmax_rss\n0.01\t10\n")
+    assert readme_results.study_time(tmp_path).endswith("train 200, evaluate 50 (25% of training), all rules 250.")
 
 
 def test_a_readme_without_markers_is_refused(study, tmp_path):

@@ -18,7 +18,7 @@ from PIL import Image
 
 from conftest import ROOT, copy_repo
 from pipeline import config, pairs
-from pipeline.catalogue import REAL, has_encoder, run_needs, trained_runs
+from pipeline.catalogue import REAL, has_encoder, run_needs, trained_as, trained_runs
 from pipeline.metrics import gram
 
 BIN = Path(sys.executable).parent
@@ -153,7 +153,9 @@ def test_study_dry_runs_through_the_slurm_profile(repo, name):
     instance = any(run_needs(params, r) for r in trained)
     encoders = [r for r in trained if has_encoder(params, r)]
     stats = job_stats(out)
-    assert stats["train"] == stats["sample"] == len(trained) * seeds
+    shared = sum(trained_as(params, r) != r for r in trained)
+    assert stats["train"] + stats.get("shared_training", 0) == stats["sample"] == len(trained) * seeds
+    assert stats.get("shared_training", 0) == shared * seeds
     assert stats["evaluate"] == len(runs) * seeds
     assert stats.get("real", 0) == (seeds if REAL in runs else 0)
     assert stats.get("features", 0) == stats.get("knn", 0) == int(instance)
@@ -184,7 +186,10 @@ def test_study_through_dvc(repo, tmp_path, name):
     sh(wd, "git", "init", "-q")
     stages = sh(wd, "dvc", "stage", "list", "--name-only").stdout.split()
     params = merged(name)
-    expected = {f"{run}-{seed}" for run in trained_runs(params) for seed in params["train"]["seeds"]}
+    expected = {f"{run}-{seed}" for run in trained_runs(params) for seed in params["train"]["seeds"]
+                if trained_as(params, run) == run}
     assert {s.split("@")[1] for s in stages if s.split("@")[0] in ("train", "train_instance")} == expected
+    assert {s.split("@")[1] for s in stages if s.startswith("shared_training_")} == {
+        f"{run}-{seed}" for run in trained_runs(params) for seed in params["train"]["seeds"]} - expected
     # Snakemake, now without --configfile, plans the same study
     assert job_stats(sh(wd, "snakemake", "-n", "--cores", "1").stdout)["train"] == len(expected)

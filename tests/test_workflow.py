@@ -169,6 +169,37 @@ def test_fd_during_training_reads_the_backbone_reference(repo, tmp_path):
     assert planned_jobs(copy, "results/gan/seed0/checkpoint.pt") == {"reference": 1, "train": 1}
 
 
+def test_a_run_that_differs_only_in_sampling_shares_the_training_with_the_same_bits(repo, tmp_path):
+    """p2gan_posterior is p2gan sampled from posteriors: it copies p2gan's checkpoint, and samples what
+    its own training would give; its sampling key then resamples it alone, a training key retrains."""
+    copy = Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    params["study"]["methods"] = ["p2gan", "p2gan_posterior"]
+    write_params(params, copy / "params.yaml")
+    targets = [f"results/{run}/seed0/samples.npy" for run in ("p2gan", "p2gan_posterior")]
+    plan = planned_jobs(copy, targets[1])
+    assert (plan["train"], plan["shared_training"], plan["sample"]) == (1, 1, 1)  # p2gan's training, copied
+    sh(copy, "snakemake", "--cores", "2", *targets)
+    assert "p2gan_posterior seed 0 is p2gan seed 0" in (copy / "logs/shared_training/p2gan_posterior_seed0.log").read_text()
+    shared = copy / "results/p2gan_posterior/seed0"
+    assert (shared / "checkpoint.pt").read_bytes() == (copy / "results/p2gan/seed0/checkpoint.pt").read_bytes()
+    assert json.loads((shared / "samples.json").read_text())["sampling"] == "posterior"
+    alone = copy / "alone"  # the same run trained by itself, through the stages
+    resolved = next((copy / ".snakemake/ganbench").glob("params*.yaml"))
+    for stage, where in (("train", ["--out", str(alone)]), ("sample", ["--run", str(alone)])):
+        sh(copy, "python", "-m", f"pipeline.stages.{stage}", "--params", str(resolved), "--method", "p2gan_posterior",
+           *(["--seed", "0"] if stage == "train" else []), "--data", "data", *where)
+    for name in ("samples.npy", "conditions.npy"):
+        assert (alone / name).read_bytes() == (shared / name).read_bytes(), name
+    params["methods"]["p2gan_posterior"]["sampling"] = "prior"
+    write_params(params, copy / "params.yaml")
+    assert planned_jobs(copy, targets[1]) == {"sample": 1}
+    params["methods"]["p2gan_posterior"]["lr_d"] = 1e-3
+    write_params(params, copy / "params.yaml")
+    assert planned_jobs(copy, targets[1]) == {"train": 1, "sample": 1}
+    assert planned_jobs(copy, targets[0]) == {}
+
+
 def test_dvc_shares_the_main_commands_state_then_experiment(repo):
     """scripts/run.sh (the README's main command) leaves DVC in step; an experiment reruns what it changes."""
     (repo / ".venv").symlink_to(BIN.parent, target_is_directory=True)  # set-up finds it in place

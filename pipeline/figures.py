@@ -1,14 +1,18 @@
-"""The report's figures: the metric bars, one screen per paper comparison, each run's training curves.
+"""The report's figures: the metric bars, one screen per paper comparison, each run's training curves
+and nearest training images.
 
 ``bars_figure``: one panel per column, a bar per run (mean over seeds, error bar the std).
 
 ``comparison_figure``: the sample grids of the method, its baseline and (when it ran) the real-data
-run, for the same seed, side by side; below, one panel per claimed column with every seed's value
-as a point and the mean with its 95% t interval (over seeds) for each of them, titled with the
-metric's protocol name, which way is better and the claim's verdict; below each, the difference the
-verdict rests on (method minus baseline) with its 95% interval against 0, the claimed side shaded.
+run, each of the first seed in its run's results (named above it), side by side; below, one panel per
+claimed column with every seed's value as a point and the mean with its 95% t interval (over seeds)
+for each of them, titled with the metric's protocol name, which way is better and the claim's verdict;
+below each, the difference the verdict rests on (method minus baseline) with its 95% interval against
+0, the claimed side shaded.
 ``curves_figure``: every column of a run's train_log.csv against the step, one line per seed
 (D and G losses and the method's own terms: MSGAN's mode-seeking ratio, P2GAN's posterior terms...).
+``nearest_figure``: samples in the top row, each above its nearest training images (pipeline/nearest.py),
+each labelled with its distance and, when the nearer orientation was the image's mirror, "mirror".
 """
 from __future__ import annotations
 
@@ -59,7 +63,7 @@ def comparison_figure(roles: dict[str, str], grids: dict[str, Path], panels: lis
     axes = fig.subplots(3, ncol, squeeze=False, height_ratios=[3, 3, 1.2])
     for ax, (run, path) in zip(axes[0], grids.items()):
         ax.imshow(np.asarray(Image.open(path).convert("RGB")))
-        ax.set_title(f"{run} ({roles[run]})", fontsize=9)
+        ax.set_title(f"{run} ({roles[run]}, {path.parent.name})", fontsize=9)
         ax.axis("off")
     for ax, panel in zip(axes[1], panels):
         for x, (run, values) in enumerate(panel["values"].items()):
@@ -127,3 +131,30 @@ def curves_figure(run: str, logs: dict[int, pd.DataFrame], target: Path) -> None
     if axes:
         axes[0].legend(fontsize=7)
     _save(fig, target)
+
+
+def nearest_figure(samples: np.ndarray, neighbours: np.ndarray, distances: np.ndarray, mirrored: np.ndarray,
+                   title: str, target: Path) -> None:
+    """A column per uint8 H,W,C sample (``samples``: n of them) above its neighbours (n, k, H, W, C), each
+    labelled with its distance (n, k) and, where ``mirrored`` (n, k), "mirror"."""
+    n, k = distances.shape
+    fig = Figure(figsize=(1.1 * n, 1.2 * (k + 1) + 0.5))
+    axes = fig.subplots(k + 1, n, squeeze=False)
+    for col in range(n):
+        _image(axes[0][col], samples[col])
+        for row in range(k):
+            _image(axes[row + 1][col], neighbours[col, row])
+            axes[row + 1][col].set_xlabel(f"{distances[col, row]:.4g}" + (" mirror" if mirrored[col, row] else ""),
+                                          fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    _save(fig, target)
+
+
+def _image(ax, image: np.ndarray) -> None:
+    """A uint8 H,W,C image at its pixels, without ticks."""
+    if image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    else:
+        ax.imshow(image, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])

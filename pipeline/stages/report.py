@@ -24,7 +24,9 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
   means with 95% intervals, and the difference each verdict rests on); plots/curves_<run>.png: each
   trained run's training log, one line per seed; with ``--data``, plots/nearest_<run>.png: eight
   samples of each trained run's first seed, each above its five nearest training images in pixels
-  (pipeline/nearest.py), the check that a generator does not copy its data.
+  (and their mirrors, for a run with ``hflip``; pipeline/nearest.py), the check that a generator does
+  not copy its data. The figures read the seeds the results hold for each run (``run_seeds``), the
+  seeds the tables score, whatever ``train.seeds`` says.
 - summary.txt: the lines printed at the end: method means and every claim's difference, interval
   and verdict.
 - verdicts.rst: the primary claims' verdicts, the first screen of Snakemake's HTML report (the
@@ -179,6 +181,12 @@ def seed_series(df: pd.DataFrame, method: str, col: str) -> pd.Series:
 
 def seed_values(df: pd.DataFrame, method: str, col: str) -> np.ndarray:
     return seed_series(df, method, col).to_numpy(float)
+
+
+def run_seeds(df: pd.DataFrame, run: str) -> list[int]:
+    """The seeds the results hold for ``run``, in their order (none for a run not in them): the seeds of
+    its figures, as of its tables."""
+    return df.loc[df["method"] == run, "seed"].tolist()
 
 
 def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: str) -> pd.DataFrame:
@@ -475,15 +483,16 @@ def _report(params: dict, results: Path, data: Path | None) -> list[str]:
         with atomic_path(results / "comparisons" / f"{name}.md") as tmp:
             tmp.write_text(page(name, spec, df, params, table, n_primary, results))
         summary += [summary_line(name, spec, df, r) for r in table.itertuples()]
-        comparison_plot(name, spec, df, table, params, results)
+        comparison_plot(name, spec, df, table, results)
     for run in catalogue.trained_runs(params):
-        logs = {s: load_log(results / run / f"seed{s}" / "train_log.csv") for s in params["train"]["seeds"]
+        logs = {s: load_log(results / run / f"seed{s}" / "train_log.csv") for s in run_seeds(df, run)
                 if (results / run / f"seed{s}" / "train_log.csv").exists()}
         figures.curves_figure(run, logs, results / "plots" / f"curves_{run}.png")
     if data is not None:
-        first = f"seed{params['train']['seeds'][0]}"
-        nearest_grids({results / "plots" / f"nearest_{run}.png": load_npy(results / run / first / "samples.npy")
-                       for run in catalogue.trained_runs(params)}, load_npy(data / "images.npy", mmap=True))
+        targets = {run: results / "plots" / f"nearest_{run}.png" for run in catalogue.trained_runs(params)}
+        nearest_grids({target: load_npy(results / run / f"seed{run_seeds(df, run)[0]}" / "samples.npy")
+                       for run, target in targets.items()}, load_npy(data / "images.npy", mmap=True),
+                      mirrored={target for run, target in targets.items() if params["methods"][run]["hflip"]})
     summary.append(f"{provenance(params)}; {trained_on(params, results)}")
     with atomic_path(results / "summary.txt") as tmp:
         tmp.write_text("\n".join(summary) + "\n")
@@ -572,15 +581,14 @@ def trained_on(params: dict, results: Path) -> str:
             f"(docs/results.md): {listed}")
 
 
-def comparison_plot(name: str, spec: dict, df: pd.DataFrame, table: pd.DataFrame, params: dict,
-                    results: Path) -> None:
-    """plots/<paper>.png: sample grids of the first seed side by side, and one panel per claim."""
+def comparison_plot(name: str, spec: dict, df: pd.DataFrame, table: pd.DataFrame, results: Path) -> None:
+    """plots/<paper>.png: sample grids of each run's first seed side by side, and one panel per claim."""
     ran = set(df["method"])
     roles = {**dict.fromkeys(pairs.claim_runs(spec), "method"), spec["baseline"]: "baseline"}
     if catalogue.REAL in ran:
         roles[catalogue.REAL] = "real"
-    seed = params["train"]["seeds"][0]
-    grids = {run: path for run in roles if (path := results / run / f"seed{seed}" / "samples.png").exists()}
+    grids = {run: path for run in roles if (seeds := run_seeds(df, run))
+             and (path := results / run / f"seed{seeds[0]}" / "samples.png").exists()}
     panels = []
     rows = [r for r in table.to_dict("records") if r["role"] != "robustness"]  # one per claim, in order
     for claim, row in zip(spec["claims"], rows):

@@ -27,6 +27,7 @@ os.umask(_UMASK)
 
 _STOPS = (signal.SIGTERM, signal.SIGINT)
 _batches: list[list[tuple[Path, Path]]] = []  # open all_or_nothing blocks: their (temporary, target) pairs
+_made: list[list[Path]] = []  # the folders each open block's outputs created, deepest first
 
 
 @contextlib.contextmanager
@@ -34,7 +35,9 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it to ``target`` if the block succeeds (inside
     ``all_or_nothing``: when that block succeeds)."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    made = _make_folder(target.parent)
+    if _made:
+        _made[-1][:0] = made
     for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a killed writer
         stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -54,7 +57,29 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             _replace([(tmp_path, target)])
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        _remove_empty(made)
         raise
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the ones created, deepest first."""
+    made = []
+    while not folder.exists():
+        made.append(folder)
+        folder = folder.parent
+    if made:
+        made[0].mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders an output created, deepest first, while they are empty: a failed stage leaves
+    no empty run folder behind."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another output, or a file put there meanwhile), or gone
+            continue
 
 
 @contextlib.contextmanager
@@ -65,15 +90,18 @@ def all_or_nothing() -> Iterator[None]:
     stay as they were."""
     batch: list[tuple[Path, Path]] = []
     _batches.append(batch)
+    _made.append([])
     try:
         yield
         _replace(batch)
     except BaseException:
         for tmp, _ in batch:
             tmp.unlink(missing_ok=True)
+        _remove_empty(_made[-1])
         raise
     finally:
         _batches.pop()
+        _made.pop()
 
 
 def _replace(pairs: list[tuple[Path, Path]]) -> None:

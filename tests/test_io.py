@@ -58,3 +58,19 @@ def test_a_stop_during_the_renames_is_handled_after_the_last(tmp_path, monkeypat
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert listing(tmp_path) == {"a.json": b"1\n", "b.json": b"2\n"}
+
+
+def test_a_failed_write_leaves_no_folder_it_created(tmp_path):
+    """A checkpoint that cannot be written leaves no empty run folder; folders that were there stay."""
+    with pytest.raises(OSError):
+        with atomic_path(tmp_path / "results/gan/seed0/checkpoint.pt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert listing(tmp_path) == {}
+    (tmp_path / "results").mkdir()
+    with pytest.raises(OSError):
+        with all_or_nothing():
+            save_json(tmp_path / "results/gan/seed0/a.json", 1)
+            save_json(tmp_path / "results/real/b.json", 2)
+            with atomic_path(tmp_path / "results/gan/seed0/deeper/c.npy"):
+                raise OSError(errno.ENOSPC, "No space left on device")
+    assert listing(tmp_path) == {"results": b"<folder>"} and listing(tmp_path / "results") == {}

@@ -54,17 +54,19 @@ def test_a_run_records_every_kind_that_trained_it_and_sample_copies_it(tmp_path,
 
 
 def test_report_provenance_counts_the_kinds_and_warns_when_they_differ(tmp_path, tiny_params):
-    tiny_params["train"]["seeds"], tiny_params["study"]["methods"] = [0, 1], ["gan", "lsgan", "real"]
-    for run in ("gan", "lsgan"):
+    tiny_params["train"]["seeds"], tiny_params["study"]["methods"] = [0], ["gan", "lsgan", "p2gan", "p2gan_posterior", "real"]
+    seeds = dict.fromkeys(["gan", "lsgan", "p2gan", "p2gan_posterior"], [0, 1])  # the results', not train.seeds
+    for run in seeds:
         for seed in (0, 1):
             save_json(tmp_path / run / f"seed{seed}" / "samples.json", {"trained_on": ["kind A"]})
-    assert report.trained_on(tiny_params, tmp_path) == "trained on kind A (4 trainings)"
+    # p2gan_posterior's checkpoints are p2gan's: not trainings of their own
+    assert report.trained_on(tiny_params, tmp_path, seeds) == "trained on kind A (6 trainings)"
 
     save_json(tmp_path / "gan" / "seed1" / "samples.json", {"trained_on": ["kind A", "kind B"]})
     (tmp_path / "lsgan" / "seed1" / "samples.json").unlink()
-    line = report.trained_on(tiny_params, tmp_path)
+    line = report.trained_on(tiny_params, tmp_path, seeds)
     assert line.startswith("trained on 3 kinds of machine, so a seed is bitwise repeatable only on its own kind")
-    assert line.endswith("(docs/results.md): kind A (2 trainings); kind A + kind B (1 training); not recorded "
+    assert line.endswith("(docs/results.md): kind A (4 trainings); kind A + kind B (1 training); not recorded "
                          "(1 training)")
 
 

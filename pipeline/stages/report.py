@@ -493,7 +493,8 @@ def _report(params: dict, results: Path, data: Path | None) -> list[str]:
         nearest_grids({target: load_npy(results / run / f"seed{run_seeds(df, run)[0]}" / "samples.npy")
                        for run, target in targets.items()}, load_npy(data / "images.npy", mmap=True),
                       mirrored={target for run, target in targets.items() if params["methods"][run]["hflip"]})
-    summary.append(f"{provenance(params)}; {trained_on(params, results)}")
+    trained_seeds = {run: run_seeds(df, run) for run in catalogue.trained_runs(params)}
+    summary.append(f"{provenance(params)}; {trained_on(params, results, trained_seeds)}")
     with atomic_path(results / "summary.txt") as tmp:
         tmp.write_text("\n".join(summary) + "\n")
     with atomic_path(results / "verdicts.rst") as tmp:
@@ -562,12 +563,15 @@ def provenance(params: dict, data_meta: Path = Path("data/meta.json")) -> str:
             f"{config_hash}; data {data}")
 
 
-def trained_on(params: dict, results: Path) -> str:
-    """The kinds of machine that trained the study's runs (samples.json's ``trained_on``, pipeline/machine.py),
-    each with its count of trainings; a training resumed on another kind counts under both, joined by +."""
+def trained_on(params: dict, results: Path, seeds: dict[str, list[int]]) -> str:
+    """The kinds of machine that trained the study's runs at their ``seeds`` (samples.json's ``trained_on``,
+    pipeline/machine.py), each with its count of trainings; a training resumed on another kind counts under
+    both, joined by +; a run that shares another's training (catalogue.trained_as) adds none."""
     counts: Counter[str] = Counter()
     for run in catalogue.trained_runs(params):
-        for seed in params["train"]["seeds"]:
+        if catalogue.trained_as(params, run) != run:
+            continue
+        for seed in seeds[run]:
             path = results / run / f"seed{seed}" / "samples.json"
             kinds = (load_json_object(path, ()) if path.exists() else {}).get("trained_on", [machine.UNRECORDED])
             if not isinstance(kinds, list) or not kinds or not all(isinstance(k, str) for k in kinds):

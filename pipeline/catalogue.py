@@ -35,8 +35,12 @@ METRIC_REFERENCE: dict[str, str | None] = {
 
 
 # A run's settings that only choose how its trained networks are sampled: the sample stage reads them,
-# training does not, so changing one resamples without retraining (catalogue.stage_params)
+# training does not (unless it scores samples as it goes, train.eval_every), so changing one resamples
+# without retraining (stage_params)
 SAMPLING_KEYS = ("sampling",)
+# methods.<run>.trained_as: another run whose training this one uses (the two differ in SAMPLING_KEYS
+# alone, which pipeline/config.py checks): not a setting, the run's checkpoint is a copy of that run's
+TRAINED_AS = "trained_as"
 
 # The params.yaml keys each stage reads, declared once: the Snakemake rules' ``params:`` (which rerun
 # a job when a value changes) and dvcgen's DVC ``params:`` both come from here. "{run}" stands for the
@@ -118,7 +122,8 @@ def monitored(params: dict) -> bool:
 
 def stage_params(params: dict, stage: str, run: str | None = None) -> dict:
     """key -> value of the keys ``stage`` reads: what a Snakemake rule's ``params:`` holds. A run's
-    ``SAMPLING_KEYS`` belong to its sample stage, not its training."""
+    ``SAMPLING_KEYS`` are its sample stage's, and its training's only with train.eval_every
+    (``logged_settings``)."""
     out = {}
     for key in stage_keys(stage, run, params["evaluate"]["metrics"], monitored(params)):
         value = params
@@ -128,7 +133,7 @@ def stage_params(params: dict, stage: str, run: str | None = None) -> dict:
     if run is not None and run != REAL:
         hp = params["methods"][run]
         if stage == "train":
-            out[f"methods.{run}"] = training_settings(hp)
+            out[f"methods.{run}"] = logged_settings(params, run)
         if stage == "sample":
             out.update({f"methods.{run}.{k}": hp[k] for k in SAMPLING_KEYS if k in hp})
     return out
@@ -170,23 +175,27 @@ def trained_runs(params: dict) -> list[str]:
 
 
 def training_settings(hp: dict) -> dict:
-    """A run's settings (its entry under methods:) less the ``SAMPLING_KEYS``, which only choose how
-    the trained networks are sampled."""
-    return {k: v for k, v in hp.items() if k not in SAMPLING_KEYS}
+    """The settings of a run (its entry under methods:) that its trained weights depend on: all but the
+    ``SAMPLING_KEYS`` and ``TRAINED_AS``."""
+    return {k: v for k, v in hp.items() if k not in (*SAMPLING_KEYS, TRAINED_AS)}
+
+
+def logged_settings(params: dict, run: str) -> dict:
+    """The settings of methods.<run> that its train stage's outputs depend on: the weights' and, when
+    training scores samples as it goes (train.eval_every, in train_log.csv), the sampling keys too."""
+    hp = params["methods"][run]
+    return {k: v for k, v in hp.items() if k != TRAINED_AS} if monitored(params) else training_settings(hp)
 
 
 def trained_as(params: dict, run: str) -> str:
-    """The run whose training ``run`` shares: the first run, in study.methods and then methods: order,
-    with the same training settings; ``run`` itself when none comes before it. A method's random streams
-    depend on the seed alone (pipeline/streams.py), so equal settings and seed train equal weights, and
-    the study trains them once (p2gan_posterior is p2gan sampled from real images' posteriors)."""
-    order = dict.fromkeys([*trained_runs(params), *params["methods"]])
-    mine = training_settings(params["methods"][run])
-    return next(r for r in order if training_settings(params["methods"][r]) == mine)
+    """The run whose training ``run`` uses: its ``trained_as``, else itself. Equal settings and seed train
+    equal weights (a method's random streams depend on the seed alone, pipeline/streams.py), so
+    p2gan_posterior, p2gan sampled from real images' posteriors, is trained once, as p2gan."""
+    return params["methods"][run].get(TRAINED_AS, run)
 
 
 def shared_trainings(params: dict, runs: list[str]) -> dict[str, list[str]]:
-    """Run -> the others of ``runs`` that share its training (``trained_as``), for each run that has some."""
+    """Run -> those of ``runs`` trained as it (``trained_as``), for each run that has some."""
     out: dict[str, list[str]] = {}
     for run in runs:
         if (owner := trained_as(params, run)) != run:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import jsonschema
 import yaml
 
-from pipeline.catalogue import REAL, metric_reference
+from pipeline.catalogue import REAL, SAMPLING_KEYS, TRAINED_AS, metric_reference
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 
@@ -140,6 +140,7 @@ def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS)
             f"(add a methods.{missing[0]} section)"
         )
     _check_labels_needed(params, source)
+    _check_trained_as(params["methods"], source)
     ds = params["dataset"]
     splits = SPLITS.get(ds["name"])
     if "split" in ds and (splits is None or ds["split"] not in splits):
@@ -171,6 +172,24 @@ def validate(params: Any, source: str | Callable[[tuple], str] = DEFAULT_PARAMS)
             raise PipelineError(f"{source}: comparisons.{paper}.primary names {unclaimed[0]!r}, which is not the metric "
                                 f"of one of its claims")
     return params
+
+
+def _check_trained_as(runs: dict, source: str) -> None:
+    """A run ``trained_as`` another names a run that trains itself, with the same settings but the sampling
+    keys (so its copied checkpoint is the one its own training would write)."""
+    for run, hp in runs.items():
+        if TRAINED_AS not in hp:
+            continue
+        owner = hp[TRAINED_AS]
+        where = f"{source}: methods.{run}.{TRAINED_AS}: {owner}"
+        if owner not in runs or owner == run or TRAINED_AS in runs[owner]:
+            raise PipelineError(f"{where} is not another run under methods: that trains itself (no {TRAINED_AS}); "
+                                f"name one, or remove the key")
+        apart = [k for k in dict.fromkeys([*hp, *runs[owner]]) if k not in (*SAMPLING_KEYS, TRAINED_AS)
+                 and hp.get(k) != runs[owner].get(k)]
+        if apart:
+            raise PipelineError(f"{where}, but the two differ in {', '.join(apart)}, which training reads; give both "
+                                f"the same values, or remove {TRAINED_AS} to train {run} itself")
 
 
 LABELLED_METHODS = ("cgan", "msgan")  # class-conditional: trained on the labels

@@ -11,7 +11,7 @@ import threadpoolctl
 import torch
 
 from pipeline import checkpoint
-from pipeline.catalogue import SAMPLING_KEYS, trained_as
+from pipeline.catalogue import SAMPLING_KEYS, training_settings
 from pipeline.errors import PipelineError
 from pipeline.io import load_json_object, load_npy
 from pipeline.methods import REGISTRY, Method, TrainData
@@ -128,15 +128,16 @@ def build(hp: dict, train: dict, data: TrainData, dev: torch.device, seed: int) 
 def restore(params: dict, run: str, run_dir: Path, data_dir: Path,
             inputs: dict[str, Path]) -> tuple[Method, dict[str, Any]]:
     """The trained run of ``run_dir``/checkpoint.pt in eval mode (EMA generator if kept), and its state.
-    The checkpoint may be of the run whose training ``run`` shares (catalogue.trained_as); the networks
-    are sampled with ``run``'s own ``SAMPLING_KEYS`` from ``params``."""
+    The checkpoint may be another run's trained alike (catalogue.trained_as: the same settings but the
+    sampling keys); the networks are sampled with ``run``'s own ``SAMPLING_KEYS`` from ``params``."""
     if run not in params["methods"]:
         raise PipelineError(f"no run {run!r} under methods: (runs: {', '.join(params['methods'])})")
     state = checkpoint.load(run_dir / "checkpoint.pt", ("run", "hp", "train", "seed"))
-    if state.get("run") not in (run, trained_as(params, run)):
+    mine = params["methods"][run]
+    if state.get("run") != run and training_settings(state["hp"]) != training_settings(mine):
         raise PipelineError(f"{run_dir}/checkpoint.pt holds run {state.get('run')!r}, not {run!r}; retrain it")
     dev = device(params["train"]["threads"])
-    hp = {**state["hp"], **{k: v for k, v in params["methods"][run].items() if k in SAMPLING_KEYS}}
+    hp = {**state["hp"], **{k: v for k, v in mine.items() if k in SAMPLING_KEYS}}
     data = load_data(data_dir, inputs, method_class(hp["method"]).needs, dev, params["train"].get("data_budget_mb"))
     m = build(hp, state["train"], data, dev, state["seed"])
     try:

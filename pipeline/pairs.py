@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.catalogue import TRAINED_AS
+
 ABSENT = "(absent)"
 
 
 def differences(method: dict[str, Any], baseline: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Setting -> (method's value, baseline's value) for every key whose values differ or that one side lacks."""
-    keys = list(dict.fromkeys([*method, *baseline]))
+    """Setting -> (method's value, baseline's value) for every key whose values differ or that one side lacks
+    (``trained_as`` is not a setting: it names the run whose training is copied)."""
+    keys = [k for k in dict.fromkeys([*method, *baseline]) if k != TRAINED_AS]
     return {k: (method.get(k, ABSENT), baseline.get(k, ABSENT)) for k in keys
             if method.get(k, ABSENT) != baseline.get(k, ABSENT)}
 

@@ -10,8 +10,8 @@ SIMCLR_ENCODER = "results/features/encoder.pt"  # the features stage's, when fea
 
 
 RUNS = "|".join(config["methods"])  # the trained runs: the keys of methods:
-# runs trained by the train rule; the others share the training of an earlier run with the same
-# training settings (catalogue.trained_as) and copy its checkpoint (rule shared_training)
+# runs trained by the train rule; the others are trained_as another run and copy its checkpoint (rule
+# shared_training; catalogue.trained_as)
 OWN_TRAINING = [run for run in config["methods"] if trained_as(config, run) == run]
 SHARED_TRAINING = [run for run in config["methods"] if run not in OWN_TRAINING]
 

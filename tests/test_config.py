@@ -40,6 +40,14 @@ def test_default_params_are_valid(default_params):
          "train.seeds.1: 18446744073709551616 is greater than the maximum of 2147483647"),
         (lambda p: p["knn"].update(seed=2**32),  # past faiss's (a C int)
          "knn.seed: 4294967296 is greater than the maximum of 2147483647"),
+        (lambda p: p["methods"]["p2gan"].update(lr_d=1e-3),  # p2gan_posterior would copy other weights
+         "methods.p2gan_posterior.trained_as: p2gan, but the two differ in lr_d, which training reads; give both"),
+        (lambda p: p["methods"]["p2gan_posterior"].update(trained_as="p2gann"),
+         "methods.p2gan_posterior.trained_as: p2gann is not another run under methods: that trains itself"),
+        (lambda p: p["methods"]["p2gan"].update(trained_as="p2gan_posterior"),  # a chain, or a loop
+         "methods.p2gan.trained_as: p2gan_posterior is not another run under methods: that trains itself"),
+        (lambda p: p["methods"]["lsgan"].update(trained_as="p2gan"),
+         "methods.lsgan.trained_as: p2gan, but the two differ in method, a, b, c, posterior_dim"),
     ],
 )
 def test_bad_params_name_the_key(default_params, edit, expected):

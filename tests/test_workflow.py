@@ -169,12 +169,12 @@ def test_fd_during_training_reads_the_backbone_reference(repo, tmp_path):
     assert planned_jobs(copy, "results/gan/seed0/checkpoint.pt") == {"reference": 1, "train": 1}
 
 
-def test_a_run_that_differs_only_in_sampling_shares_the_training_with_the_same_bits(repo, tmp_path):
-    """p2gan_posterior is p2gan sampled from posteriors: it copies p2gan's checkpoint, and samples what
-    its own training would give; its sampling key then resamples it alone, a training key retrains."""
+def test_a_run_trained_as_another_copies_its_training_with_the_same_bits(repo, tmp_path):
+    """p2gan_posterior (trained_as: p2gan) copies p2gan's checkpoint and samples what its own training
+    would give; its sampling key then resamples it alone, a training key of both retrains once."""
     copy = Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))
     params = yaml.safe_load((copy / "params.yaml").read_text())
-    params["study"]["methods"] = ["p2gan", "p2gan_posterior"]
+    params["study"]["methods"] = ["p2gan_posterior", "p2gan"]
     write_params(params, copy / "params.yaml")
     targets = [f"results/{run}/seed0/samples.npy" for run in ("p2gan", "p2gan_posterior")]
     plan = planned_jobs(copy, targets[1])
@@ -194,10 +194,29 @@ def test_a_run_that_differs_only_in_sampling_shares_the_training_with_the_same_b
     params["methods"]["p2gan_posterior"]["sampling"] = "prior"
     write_params(params, copy / "params.yaml")
     assert planned_jobs(copy, targets[1]) == {"sample": 1}
-    params["methods"]["p2gan_posterior"]["lr_d"] = 1e-3
+    for run in ("p2gan", "p2gan_posterior"):
+        params["methods"][run]["lr_d"] = 1e-3
+    write_params(params, copy / "params.yaml")
+    assert planned_jobs(copy, targets[1]) == {"train": 1, "shared_training": 1, "sample": 1}
+    del params["methods"]["p2gan_posterior"]["trained_as"]  # now trained by itself
     write_params(params, copy / "params.yaml")
     assert planned_jobs(copy, targets[1]) == {"train": 1, "sample": 1}
-    assert planned_jobs(copy, targets[0]) == {}
+
+
+def test_the_main_command_leaves_a_copied_training_up_to_date_for_both_tools(repo, tmp_path):
+    """DVC's cache hardlinks the copy and its original (the same bytes): the inode keeps the original's
+    time, which must leave neither tool anything to redo (pipeline/dvcgen.py orders the stages so)."""
+    copy = Path(shutil.copytree(repo, tmp_path / "repo", symlinks=True))
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    params["study"]["methods"] = ["p2gan", "p2gan_posterior"]
+    write_params(params, copy / "params.yaml")
+    sh(copy, "python", "-m", "pipeline.dvcgen")
+    (copy / ".venv").symlink_to(BIN.parent, target_is_directory=True)
+    sh(copy, "bash", "scripts/run.sh")
+    files = [copy / f"results/{run}/seed0/checkpoint.pt" for run in ("p2gan", "p2gan_posterior")]
+    assert files[0].stat().st_ino == files[1].stat().st_ino  # one cache object
+    assert "Nothing to be done" in sh(copy, "snakemake", "--cores", "2", "-n")
+    assert "Data and pipelines are up to date" in sh(copy, "dvc", "status")
 
 
 def test_dvc_shares_the_main_commands_state_then_experiment(repo):

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from pipeline import checkpoint, config, context, distributed
-from pipeline.catalogue import training_settings
+from pipeline.catalogue import logged_settings
 from pipeline.download import sha256_file
 from pipeline.errors import fail, run_cli
 from pipeline.io import load_json_object
@@ -59,7 +59,7 @@ def build(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inp
         m, out, steps=train["steps"], batch_size=train["batch_size"], n_dis=train["n_dis"],
         ema=hp["ema"], ema_start=hp["ema_start"],
         checkpoint_every=train["checkpoint_every"], log_every=train["log_every"],
-        fingerprint=checkpoint.fingerprint(run_name, training_settings(hp), defining, seed, meta["checksums_sha256"], meta["count"],
+        fingerprint=checkpoint.fingerprint(run_name, logged_settings(params, run_name), defining, seed, meta["checksums_sha256"], meta["count"],
                                            meta["shape"], dev.type, inputs_sha256),
         meta={"run": run_name, "hp": hp, "train": defining, "seed": seed, "device": dev.type}, world=world,
         monitor=monitor, eval_every=train["eval_every"], precision=train["precision"],

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     params_path = study(args.params, args.out, args.steps)
     params = config.load(params_path)
-    runs = args.methods or catalogue.trained_runs(params)
+    runs = args.methods or [r for r in catalogue.trained_runs(params) if catalogue.trained_as(params, r) == r]  # no copy
     if unknown := [r for r in runs if r not in params["methods"]]:
         parser.error(f"no run {', '.join(unknown)} under {args.params} methods: (runs: {', '.join(params['methods'])})")
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -723,6 +723,7 @@ def test_only_the_claiming_run_that_differs_is_flagged_unfair(tmp_path, tiny_par
     tiny_params["study"]["methods"] = ["lsgan", "p2gan", "p2gan_posterior"]
     tiny_params["evaluate"]["metrics"] = ["fid", "ndb"]
     tiny_params["methods"]["p2gan_posterior"]["lr_g"] = 0.0001
+    del tiny_params["methods"]["p2gan_posterior"]["trained_as"]  # so trained by itself
     params = write_params(tiny_params, tmp_path / "params.yaml")
     fake_results(tmp_path, {"lsgan": {0: 40.0, 1: 41.0}, "p2gan": {0: 30.0, 1: 31.0}, "p2gan_posterior": {0: 35.0, 1: 36.0}})
     report.main(["--params", str(params), "--results", str(tmp_path)])

@@ -24,9 +24,10 @@ from typing import Any, Callable, Mapping, Sequence
 import jsonschema
 import yaml
 
-from pipeline.catalogue import REAL, SAMPLING_KEYS, TRAINED_AS, metric_reference
+from pipeline.catalogue import REAL, TRAINED_AS, metric_reference, training_settings
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
+from pipeline.pairs import differences
 
 DEFAULT_PARAMS = "params.yaml"
 # The configuration Snakemake resolved: the stages read params-<sha256 of its text>.yaml, a file per content
@@ -185,8 +186,7 @@ def _check_trained_as(runs: dict, source: str) -> None:
         if owner not in runs or owner == run or TRAINED_AS in runs[owner]:
             raise PipelineError(f"{where} is not another run under methods: that trains itself (no {TRAINED_AS}); "
                                 f"name one, or remove the key")
-        apart = [k for k in dict.fromkeys([*hp, *runs[owner]]) if k not in (*SAMPLING_KEYS, TRAINED_AS)
-                 and hp.get(k) != runs[owner].get(k)]
+        apart = list(differences(training_settings(hp), training_settings(runs[owner])))
         if apart:
             raise PipelineError(f"{where}, but the two differ in {', '.join(apart)}, which training reads; give both "
                                 f"the same values, or remove {TRAINED_AS} to train {run} itself")

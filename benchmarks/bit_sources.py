@@ -40,6 +40,9 @@ SETTINGS = [{}, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, {"ONEDNN_MAX_CPU_ISA
             {"MKL_CBWR": "COMPATIBLE"}, {"ATEN_CPU_CAPABILITY": "avx2"},
             {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}, {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE"}]
 FORMAT = 1
+sys.path.insert(0, str(ROOT))
+
+from pipeline.errors import CommandLine  # noqa: E402
 
 
 def label(setting: dict) -> str:
@@ -50,7 +53,6 @@ def weights_hash(method: str, steps: int, params: Path, data: Path) -> str:
     """sha256 (16 hex digits) of the run's network weights after ``steps`` training steps from seed 0."""
     import torch
 
-    sys.path.insert(0, str(ROOT))
     from benchmarks.train_speed import bare_loop, setup
     from pipeline import config, context
 
@@ -125,7 +127,7 @@ def compare(hashes: dict, rec: dict, methods: list[str]) -> tuple[list[str], lis
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="benchmarks/bit_sources.py", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="benchmarks/bit_sources.py", description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     parser.add_argument("--data", type=Path, default=ROOT / "data")
     parser.add_argument("--methods", nargs="+", help="runs under params.yaml methods: (default: the study's trained runs)")
@@ -137,7 +139,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.method_:
         print(weights_hash(args.method_, args.steps, args.params, args.data))
         return
-    sys.path.insert(0, str(ROOT))
     from pipeline import catalogue, config
     from pipeline.io import save_json
 

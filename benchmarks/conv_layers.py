@@ -11,7 +11,6 @@ docs/performance.md quotes a run.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import config, nets  # noqa: E402
 from pipeline.io import load_json  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 
 
 def transposed_as_matmul(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
@@ -79,7 +79,7 @@ def cases(params: dict, batch: int, width: int, channels: int):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="benchmarks/conv_layers.py", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="benchmarks/conv_layers.py", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--batch-size", type=int, help="default: train.batch_size")
     parser.add_argument("--width", type=int, help="default: train.width")

@@ -32,6 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.errors import CommandLine  # noqa: E402
+
 
 def _write(folder: str, start: int, stop: int, size: int) -> None:
     from PIL import Image
@@ -69,7 +71,7 @@ def prepare(folder: str, resolution: int, workers: int, out: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="benchmarks/data_prep.py", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000], help="dataset sizes (default: %(default)s)")
     parser.add_argument("--size", type=int, default=64, help="side of the generated JPEGs (default: %(default)s)")
     parser.add_argument("--resolution", type=int, default=32, help="dataset.resolution (default: %(default)s)")

@@ -18,7 +18,6 @@ printed; a ratio below 1 means the ensemble is slower than training the seeds on
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 import time
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import config, losses  # noqa: E402
 from pipeline.nets import Discriminator, Generator  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 
 
 def build(train: dict, resolution: int, channels: int) -> nn.ModuleDict:
@@ -49,7 +49,7 @@ def d_loss(call, z: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="benchmarks/ensemble_speed.py", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="benchmarks/ensemble_speed.py", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--models", type=int, default=10, help="ensemble size k (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="alternating timed repeats (default: %(default)s)")

@@ -25,7 +25,6 @@ from the repository root.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import re
@@ -48,6 +47,7 @@ from pipeline.metrics import fid, ndb
 from pipeline.stages.evaluate import EvalContext
 from pipeline.stages import reference
 from pipeline.subsets import real_subset
+from pipeline.errors import CommandLine
 
 
 class PytorchFidModel(nn.Module):
@@ -211,15 +211,15 @@ def backbone_cost(params: dict, images: np.ndarray, n: int = 200) -> None:
     print(f"    Inception / {ev['backbone']} time per image: {first / inception:.0f}x")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = CommandLine(prog="benchmarks/eval_speed.py", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--n", type=int, default=10_000, help="generated images in (a) and (b)")
     parser.add_argument("--n-memory", type=int, default=50_000, help="samples in (c)")
     parser.add_argument("--threads", type=int, help="torch threads (default: train.threads)")
     parser.add_argument("--parts", default="abcde", help="which parts to run (default: %(default)s)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     params = config.load(args.params)
     threads = args.threads or params["train"]["threads"]
     torch.set_num_threads(threads)

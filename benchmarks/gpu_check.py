@@ -18,7 +18,6 @@ On a CPU it checks the same things, slowly (the tests run it so).
 """
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from benchmarks.train_speed import FEATURE_DIM  # noqa: E402
 from pipeline import catalogue, checkpoint, config, machine  # noqa: E402
 from pipeline.knn_io import write_centres, write_neighbours  # noqa: E402
 from pipeline.trainer import FINAL  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 
 
 def study(params_path: Path, out: Path, steps: int) -> Path:
@@ -89,7 +89,7 @@ def same_weights(a: Path, b: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="benchmarks/gpu_check.py", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="benchmarks/gpu_check.py", description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     parser.add_argument("--methods", nargs="+", help="runs under params.yaml methods: (default: the study's trained runs)")
     parser.add_argument("--steps", type=int, default=100, help="training steps of each run (default: %(default)s)")

@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -28,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.stages import knn  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 
 IMAGENET = 1_281_167
 
@@ -92,8 +92,8 @@ def ivf(n: int, d: int, k: int, nprobe: int, queries: int, batch_size: int) -> t
     return t_build, t_search
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = CommandLine(prog="benchmarks/knn.py", description=__doc__.splitlines()[0])
     parser.add_argument("--exact-n", type=int, default=20_000)
     parser.add_argument("--exact-queries", type=int, default=4_096)
     parser.add_argument("--exact-d", type=int, default=1_280)
@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--nprobe", type=int, default=16)
     parser.add_argument("--queries", type=int, default=1_000)
     parser.add_argument("--batch-size", type=int, default=8_192)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, {os.cpu_count()} CPUs")
     t_exact, queries = exact(args.exact_n, args.exact_queries, args.exact_d, args.k, args.batch_size)
     t_build, t_search = ivf(args.ivf_n, args.ivf_d, args.k, args.nprobe, args.queries, args.batch_size)

@@ -52,6 +52,7 @@ from benchmarks.verdict_stability import prepare, snakemake  # noqa: E402
 from pipeline import catalogue, config, context, verdicts  # noqa: E402
 from pipeline.io import all_or_nothing, save_json, save_npy  # noqa: E402
 from pipeline.metrics import REGISTRY  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = Path("results") / "noise_sources"  # under --workdir: the extra sets
@@ -176,7 +177,7 @@ def table(params: dict, workdir: Path, chosen: list[tuple[str, str]], primaries:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="benchmarks/noise_sources.py", description=__doc__.splitlines()[0],
+    parser = CommandLine(prog="benchmarks/noise_sources.py", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[1:]))
     parser.add_argument("--seeds", type=int, nargs="+", required=True,

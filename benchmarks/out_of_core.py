@@ -13,7 +13,6 @@ holds it.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline import config, context  # noqa: E402
 from pipeline.methods import TrainData  # noqa: E402
 from pipeline.trainer import Trainer  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 
 PATHS = {"memory": None, "mapped": 0}  # train.data_budget_mb of each path
 
@@ -47,8 +47,8 @@ def gather_us(data: TrainData, batch: int, n: int = 200) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = CommandLine(prog="benchmarks/out_of_core.py", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--data", type=Path, default=Path("data"), help="data stage folder (default: %(default)s)")
     parser.add_argument("--methods", nargs="+", default=["gan", "biggan"], help="runs of params.yaml (default: %(default)s)")
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="repeats per path; the best counts (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, help="override train.batch_size")
     parser.add_argument("--cold", action="store_true", help="evict images.npy from the page cache before mapped repeats")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     params = config.load(args.params)
     train = {**params["train"], **({"batch_size": args.batch_size} if args.batch_size else {})}
     dev = context.device(train["threads"])

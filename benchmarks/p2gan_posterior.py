@@ -12,7 +12,6 @@ Needs the run's checkpoint, data/ and results/reference/backbone (``snakemake re
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from pipeline import config, context  # noqa: E402
 from pipeline.images import to_uint8  # noqa: E402
 from pipeline.metrics import fid  # noqa: E402
 from pipeline.stages.evaluate import EvalContext  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 
 
 def fd(params: dict, images: np.ndarray, reference: Path) -> float:
@@ -32,15 +32,15 @@ def fd(params: dict, images: np.ndarray, reference: Path) -> float:
     return fid.compute(ctx)["value"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = CommandLine(prog="benchmarks/p2gan_posterior.py", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--run", type=Path, required=True, help="a trained p2gan run folder, e.g. results/p2gan/seed0")
     parser.add_argument("--method", default="p2gan", help="its run name in params.yaml (default: %(default)s)")
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--reference", type=Path, default=Path("results/reference"))
     parser.add_argument("--n", type=int, default=5000, help="samples per variant (default: %(default)s)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     params = config.load(args.params)
     m, state = context.restore(params, args.method, args.run, args.data, {})
     torch.manual_seed(state["seed"])

@@ -21,7 +21,6 @@ difference with its 90% interval, the margin and the outcome.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -29,6 +28,10 @@ from pathlib import Path
 
 import numpy as np
 from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.errors import CommandLine  # noqa: E402
 
 MARGIN = 0.1
 LEVEL = 0.90  # two one-sided tests at 5%
@@ -74,7 +77,7 @@ def table(rows: dict[str, dict], metric: str, margin: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="benchmarks/precision_equivalence.py", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="benchmarks/precision_equivalence.py", description=__doc__.splitlines()[0])
     parser.add_argument("--fp32", type=Path, required=True, help="results/ of the study trained in fp32")
     parser.add_argument("--bf16", type=Path, required=True, help="results/ of the same study trained in bf16")
     parser.add_argument("--runs", nargs="+", required=True, help="runs to compare (names under study.methods)")

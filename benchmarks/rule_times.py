@@ -14,12 +14,16 @@ The target rule ``all`` runs nothing and is not counted.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import re
+import sys
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.errors import CommandLine  # noqa: E402
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$")
 START = re.compile(r"^(?:local)?rule (\w+):$")
@@ -77,12 +81,12 @@ def benchmarked(root: Path) -> dict[str, list[tuple[float, float]]]:
     return per_rule
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = CommandLine(prog="benchmarks/rule_times.py", description=__doc__.splitlines()[0])
     parser.add_argument("log", nargs="?", type=Path, help="a Snakemake log (default: the newest that ran jobs)")
     parser.add_argument("--benchmarks", type=Path, default=Path("logs/benchmark"),
                         help="Snakemake's benchmark files (default: %(default)s)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.log:
         log = args.log
         per_rule, wall = job_seconds(log.read_text().splitlines())

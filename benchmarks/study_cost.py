@@ -20,7 +20,6 @@ are not counted.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 from pathlib import Path
@@ -34,6 +33,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 from pipeline import config, context  # noqa: E402
 from pipeline.catalogue import trained_as, trained_runs  # noqa: E402
 from pipeline.methods import TrainData  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 from train_speed import bare_loop  # noqa: E402  (the trainer's D and G steps, nothing else)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,13 +116,13 @@ def report(path: Path | None, peak_tflops: float, classes: int | None) -> float:
     return total
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = CommandLine(prog="benchmarks/study_cost.py", description=__doc__.splitlines()[0])
     parser.add_argument("studies", nargs="*", type=Path, help="study files (studies/*.yaml; none: params.yaml's study)")
     parser.add_argument("--peak-tflops", type=float, default=312.0,
                         help="peak of the device(s), TFLOP/s (default: %(default)s, an A100's dense bf16)")
     parser.add_argument("--classes", type=int, help="classes of an image_folder dataset (class-conditional runs)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for path in args.studies or [None]:
         report(path, args.peak_tflops, args.classes)
 

@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline import config, context  # noqa: E402
 from pipeline.methods import Method, TrainData  # noqa: E402
 from pipeline.trainer import Trainer, update_ema  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 
 FEATURE_DIM, K, CENTRES = 64, 5, 1000
 NAME = len("p2gan_posterior")  # width of the run column: the default study's longest run name
@@ -123,8 +124,8 @@ def against(rev: str, args: argparse.Namespace, runs: list[str]) -> None:
             print(f"{run:<{NAME}} {before:>13.0f} {after:>12.0f} {after / before:>13.2f}", flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = CommandLine(prog="benchmarks/train_speed.py", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--data", type=Path, default=Path("data"), help="data stage folder (default: %(default)s)")
     parser.add_argument("--methods", nargs="+", help="runs of params.yaml methods: (default: all)")
@@ -139,7 +140,7 @@ def main() -> None:
     parser.add_argument("--grid", action="store_true", help="img/s at every --precisions x --batch-sizes")
     parser.add_argument("--precisions", nargs="+", choices=["auto", "fp32", "bf16"], default=["fp32", "bf16"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 320])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     params = config.load(args.params)
     runs = args.methods or list(params["methods"])
     unknown = [r for r in runs if r not in params["methods"]]

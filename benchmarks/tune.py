@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import train_speed  # noqa: E402
 from benchmarks.verdict_stability import prepare, snakemake  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +136,7 @@ def table(comp: dict, runs: dict, scores: dict, chosen: dict, shared: list, own:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="benchmarks/tune.py", description=__doc__.splitlines()[0],
+    parser = CommandLine(prog="benchmarks/tune.py", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[1:]))
     parser.add_argument("--comparison", required=True, help="a key of comparisons: in params.yaml, e.g. p2gan")

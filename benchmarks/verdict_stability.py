@@ -34,7 +34,6 @@ training is not bitwise the same (docs/results.md, "What reproduces where").
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import shutil
@@ -51,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import rule_times, train_speed  # noqa: E402
 from pipeline import verdicts  # noqa: E402
 from pipeline.stages.report import difference_text  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,7 +159,7 @@ def table(sets: dict[str, Path], names: list[str], prefix: str = "seeds ") -> li
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="benchmarks/verdict_stability.py", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="benchmarks/verdict_stability.py", description=__doc__.splitlines()[0])
     default_n = len(yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["seeds"])
     parser.add_argument("--seeds", type=int, default=default_n, help="seeds per set (default: train.seeds' count, %(default)s)")
     parser.add_argument("--offset", type=int, default=100, help="first seed of the second set (default: %(default)s)")

@@ -14,13 +14,12 @@ stage's outputs just before running it).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import yaml
 
 from pipeline import config
-from pipeline.errors import fail, run_cli
+from pipeline.errors import CommandLine, fail, run_cli
 from pipeline.io import atomic_path
 from pipeline.catalogue import (NEED_FILES, REAL, has_encoder, metric_references, monitored, results, run_needs,
                                 shared_trainings, stage_keys, trained_as, trained_runs)
@@ -214,7 +213,7 @@ class _NoAliases(yaml.SafeDumper):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.dvcgen", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="python -m pipeline.dvcgen", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("dvc.yaml"))
     parser.add_argument("--check", type=Path, metavar="FILE", help="write no dvc.yaml: check that the params are "

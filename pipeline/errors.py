@@ -11,6 +11,7 @@ not bad input.
 """
 from __future__ import annotations
 
+import argparse
 import ctypes
 import os
 import signal
@@ -24,6 +25,15 @@ class PipelineError(Exception):
 
 def fail(message: str) -> NoReturn:
     raise PipelineError(message)
+
+
+class CommandLine(argparse.ArgumentParser):
+    """argparse whose usage mistakes (an unknown option, a missing or malformed value) are reported
+    like any other bad input: one line that names the mistake and points to ``--help``, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        say(f"error: {self.prog}: {one_line(message)}; see {self.prog} --help")
+        sys.exit(2)
 
 
 class Terminated(BaseException):

@@ -7,10 +7,9 @@ without one). The libraries come from the vl-convert-python wheel (``vl_convert.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from pipeline.errors import run_cli
+from pipeline.errors import CommandLine, run_cli
 from pipeline.io import atomic_path
 
 # DVC fills {refresh_tag} and {plot_divs}; it would put the CDN <script> tags in {scripts}, left out.
@@ -41,7 +40,7 @@ def page() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.plots_template", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="python -m pipeline.plots_template", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(".dvc/plots_template.html"))
     args = parser.parse_args(argv)
     text = page()

@@ -17,7 +17,6 @@ primary verdicts agreed across the two seed sets.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import rule_times, train_speed  # noqa: E402
 from pipeline.stages.report import difference_text, fmt  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
 
 
@@ -174,7 +174,7 @@ def replace_section(path: Path, section: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="scripts/readme_results.py", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="scripts/readme_results.py", description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="a finished study's results/ (default: %(default)s)")
     parser.add_argument("--stability", type=Path, help="benchmarks/verdict_stability.py's table to append")
     parser.add_argument("--tuning", type=Path, nargs="+", default=[], help="benchmarks/tune.py's tables to append")

@@ -8,6 +8,7 @@ kill cases run the train stage as a process.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -698,3 +699,35 @@ def test_aggregate_keeps_per_seed_outcome_counts_that_differ(tmp_path):
     seeds[1]["n_fake"] = 400
     with pytest.raises(PipelineError, match="has n_fake 400 but"):
         aggregate.check_inputs(seeds, paths)
+
+
+def _commands() -> list[Path]:
+    """Every file of pipeline/, scripts/ and benchmarks/ that parses a command line."""
+    files = (p for folder in ("pipeline", "scripts", "benchmarks") for p in sorted((ROOT / folder).rglob("*.py")))
+    return [p.relative_to(ROOT) for p in files if "CommandLine(" in p.read_text() and p.name != "errors.py"]
+
+
+def test_every_command_line_is_parsed_by_the_shared_parser():
+    plain = [str(p.relative_to(ROOT)) for folder in ("pipeline", "scripts", "benchmarks")
+             for p in (ROOT / folder).rglob("*.py") if "argparse.ArgumentParser(" in p.read_text()]
+    assert plain == [] and len(_commands()) >= 30
+
+
+@pytest.mark.parametrize("path", _commands(), ids=str)
+def test_a_command_line_mistake_is_one_line_naming_it(path, capsys):
+    name = ".".join(path.with_suffix("").parts)
+    prog = f"python -m {name}" if path.parts[0] == "pipeline" else str(path)
+    with pytest.raises(SystemExit) as exit:
+        importlib.import_module(name).main(["--no-such-option"])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: {prog}: ") and err.endswith(f"; see {prog} --help\n"), err
+    assert "unrecognized arguments: --no-such-option" in err or "the following arguments are required" in err, err
+
+
+def test_a_malformed_option_value_is_one_line_naming_the_option(capsys):
+    with pytest.raises(SystemExit) as exit:
+        train.main(["--seed", "one"])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and err == ("error: python -m pipeline.stages.train: argument --seed: invalid int "
+                                            "value: 'one'; see python -m pipeline.stages.train --help\n")

@@ -9,12 +9,11 @@ a measurement equal in all of them), with finite measurements.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import PipelineError, run_cli
+from pipeline.errors import CommandLine, PipelineError, run_cli
 from pipeline.io import is_number, is_seed, load_json_object, save_json
 
 
@@ -79,7 +78,7 @@ def aggregate(per_seed: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.aggregate", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="python -m pipeline.stages.aggregate", description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", type=Path, help="per-seed jsons, e.g. results/gan/seed0/fid.json")
     parser.add_argument("--out", type=Path, required=True, help="e.g. results/gan/fid.json")
     args = parser.parse_args(argv)

@@ -6,7 +6,6 @@ unless every source file was fetched and verified.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import numpy as np
 from pipeline import config
 from pipeline.datasets import REGISTRY
 from pipeline.datasets import fashion_mnist
-from pipeline.errors import run_cli
+from pipeline.errors import CommandLine, run_cli
 from pipeline.images import fit_to_resolution
 from pipeline.io import all_or_nothing, save_json, save_npy
 
@@ -68,7 +67,7 @@ def prepare(params: dict, out_dir: Path, local_dir: str | None, url: str | None)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.data", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="python -m pipeline.stages.data", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("data"), help="output folder (default: %(default)s)")
     parser.add_argument("--local-dir", default=fashion_mnist.LOCAL_DIR,

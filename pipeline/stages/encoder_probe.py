@@ -8,13 +8,12 @@ seed), the no-learning reference. ``value`` is the linear-probe accuracy; ``knn`
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 
 from pipeline import config, context
-from pipeline.errors import PipelineError, run_cli
+from pipeline.errors import CommandLine, PipelineError, run_cli
 from pipeline.features import probe
 from pipeline.io import load_json, save_json
 
@@ -39,7 +38,7 @@ def run(params: dict, method: str, run_dir: Path, data_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.encoder_probe", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="python -m pipeline.stages.encoder_probe", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--method", required=True, help="a run whose method has an encoder (bigbigan)")
     parser.add_argument("--run", type=Path, required=True, help="run folder with checkpoint.pt (probe.json goes there)")

@@ -7,7 +7,6 @@ sample counts, method and seed.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 from pipeline import backbones, catalogue, config, context
-from pipeline.errors import PipelineError, run_cli
+from pipeline.errors import CommandLine, PipelineError, run_cli
 from pipeline.images import check_images
 from pipeline.io import all_or_nothing, is_seed, load_json_object, load_npy, load_npz, save_json
 from pipeline.metrics import REGISTRY
@@ -135,7 +134,7 @@ def evaluate(params: dict, metrics: list[str], run: Path, data: Path, reference:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.evaluate", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="python -m pipeline.stages.evaluate", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--metric", required=True, nargs="+", choices=sorted(REGISTRY),
                         help="one or more metrics, computed in this order from shared features")

@@ -8,7 +8,6 @@ same scores of the baselines (SimCLR's encoder with its initial random weights; 
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 import torch.nn as nn
 
 from pipeline import config, context
-from pipeline.errors import run_cli
+from pipeline.errors import CommandLine, run_cli
 from pipeline.features import REGISTRY, Setup, embed
 from pipeline.features import probe
 from pipeline.io import all_or_nothing, save_json, save_npy
@@ -50,7 +49,7 @@ def run(params: dict, data_dir: Path, out: Path) -> tuple[np.ndarray, dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.features", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="python -m pipeline.stages.features", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--data", type=Path, default=Path("data"), help="data stage folder (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("results/features"), help="output folder (default: %(default)s)")

@@ -28,7 +28,6 @@ knn.json
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -39,7 +38,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from pipeline import config
-from pipeline.errors import PipelineError, run_cli
+from pipeline.errors import CommandLine, PipelineError, run_cli
 from pipeline.features import embed
 from pipeline.context import read_data
 from pipeline.io import all_or_nothing, save_json
@@ -184,7 +183,7 @@ def run(params: dict, features_path: Path, data_dir: Path, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.knn", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="python -m pipeline.stages.knn", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--features", type=Path, default=Path("results/features/features.npy"),
                         help="features stage output (default: %(default)s)")

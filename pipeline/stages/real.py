@@ -11,7 +11,6 @@ uses every training image). Writes samples.npy, conditions.npy, samples.json and
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import numpy as np
 from pipeline import config
 from pipeline.catalogue import REAL
 from pipeline.context import read_data
-from pipeline.errors import PipelineError, run_cli
+from pipeline.errors import CommandLine, PipelineError, run_cli
 from pipeline.images import condition_columns, save_grid
 from pipeline.io import all_or_nothing, save_json, save_npy
 from pipeline.subsets import real_subset_indices
@@ -51,7 +50,7 @@ def run(params: dict, seed: int, data_dir: Path, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.real", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="python -m pipeline.stages.real", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--seed", type=int, required=True, help="which held-out draw")
     parser.add_argument("--data", type=Path, default=Path("data"), help="data stage folder (default: %(default)s)")

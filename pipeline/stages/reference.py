@@ -12,7 +12,6 @@ computed from; an evaluation checks its ``settings`` (catalogue.reference_settin
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from pipeline import backbones, catalogue, config, context
-from pipeline.errors import run_cli
+from pipeline.errors import CommandLine, run_cli
 from pipeline.io import all_or_nothing, save_json, save_npy, save_npz
 from pipeline.metrics import classes, fd_spaces, kid, ndb, prdc
 from pipeline.metrics.fid import RunningStats, live_features, save_real
@@ -75,7 +74,7 @@ def build(params: dict, name: str, images: np.ndarray, labels: np.ndarray, out: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.reference", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="python -m pipeline.stages.reference", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--name", required=True, choices=sorted(BUILDERS))
     parser.add_argument("--data", type=Path, default=Path("data"))

@@ -36,7 +36,6 @@ Reads the per-method jsons results/<method>/<metric>.json of ``study.methods`` x
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -48,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import catalogue, config, figures, machine, pairs, verdicts
-from pipeline.errors import PipelineError, run_cli
+from pipeline.errors import CommandLine, PipelineError, run_cli
 from pipeline.io import all_or_nothing, atomic_path, is_number, load_json_object, load_npy, save_json, unreadable
 from pipeline.nearest import nearest_grids
 
@@ -613,7 +612,7 @@ def comparison_plot(name: str, spec: dict, df: pd.DataFrame, table: pd.DataFrame
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.report", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="python -m pipeline.stages.report", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--results", type=Path, default=Path("results"),
                         help="results root: reads <method>/<metric>.json, writes the tables there (default: %(default)s)")

@@ -8,13 +8,12 @@ The EMA generator is used when training kept one.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
 from pipeline import config, context, machine
-from pipeline.errors import run_cli
+from pipeline.errors import CommandLine, run_cli
 from pipeline.images import condition_columns, save_grid
 from pipeline.io import all_or_nothing, save_json, save_npy
 
@@ -37,7 +36,7 @@ def draw(params: dict, method: str, run_dir: Path, data_dir: Path, inputs: dict[
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.sample", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="python -m pipeline.stages.sample", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--method", required=True, help="a run named in params.yaml methods:")
     parser.add_argument("--run", type=Path, required=True, help="run folder with checkpoint.pt (outputs go there)")

@@ -7,7 +7,6 @@ a kill resumes from the run folder's last partial checkpoint when the settings a
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -15,7 +14,7 @@ import torch
 from pipeline import checkpoint, config, context, distributed
 from pipeline.catalogue import logged_settings
 from pipeline.download import sha256_file
-from pipeline.errors import fail, run_cli
+from pipeline.errors import CommandLine, fail, run_cli
 from pipeline.io import load_json_object
 from pipeline.trainer import Trainer
 
@@ -67,7 +66,7 @@ def build(params: dict, run_name: str, seed: int, data_dir: Path, out: Path, inp
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.stages.train", description=__doc__.splitlines()[0])
+    parser = CommandLine(prog="python -m pipeline.stages.train", description=__doc__.splitlines()[0])
     config.add_params_argument(parser)
     parser.add_argument("--method", required=True, help="a run named in params.yaml methods: (its settings name its method)")
     parser.add_argument("--seed", type=int, required=True)

@@ -21,7 +21,7 @@ portable by construction: only records from two kinds of machine show whether on
 ``--compare`` reads records made on other kinds of machine and says, per setting, whether this
 machine trains every run to the recorded bits. A setting under which two kinds agree on every run
 is the candidate for one set of bits across them. Runs on the data stage's images (data/), one
-thread, seed 0; the default is every trained run of the study.
+thread, seed 0; the default is every run of the study that trains itself (not one `trained_as` another).
 """
 from __future__ import annotations
 
@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = CommandLine(prog="benchmarks/bit_sources.py", description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     parser.add_argument("--data", type=Path, default=ROOT / "data")
-    parser.add_argument("--methods", nargs="+", help="runs under params.yaml methods: (default: the study's trained runs)")
+    parser.add_argument("--methods", nargs="+",
+                        help="runs under params.yaml methods: (default: the study's runs that train themselves)")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--record", type=Path, help="write this machine's hashes to this JSON file")
     parser.add_argument("--compare", type=Path, nargs="+", default=[], help="records from other machines")
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline.io import save_json
 
     params = config.load(args.params)
-    methods = args.methods or catalogue.trained_runs(params)
+    methods = args.methods or catalogue.own_trainings(params, catalogue.trained_runs(params))
     prov = provenance(params, args.data)
     records = [(path, load_record(path, args.steps, prov)) for path in args.compare]
     print(f"{args.steps} steps from seed 0, one thread, on {prov['machine']}")

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import config, nets  # noqa: E402
-from pipeline.io import load_json  # noqa: E402
 from pipeline.errors import CommandLine  # noqa: E402
+from pipeline.io import load_json  # noqa: E402
 
 
 def transposed_as_matmul(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:

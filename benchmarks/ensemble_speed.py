@@ -30,8 +30,8 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import config, losses  # noqa: E402
-from pipeline.nets import Discriminator, Generator  # noqa: E402
 from pipeline.errors import CommandLine  # noqa: E402
+from pipeline.nets import Discriminator, Generator  # noqa: E402
 
 
 def build(train: dict, resolution: int, channels: int) -> nn.ModuleDict:

@@ -42,12 +42,12 @@ from sklearn.cluster import KMeans
 from tqdm import tqdm
 
 from pipeline import backbones, config
+from pipeline.errors import CommandLine
 from pipeline.io import load_npy
 from pipeline.metrics import fid, ndb
 from pipeline.stages.evaluate import EvalContext
 from pipeline.stages import reference
 from pipeline.subsets import real_subset
-from pipeline.errors import CommandLine
 
 
 class PytorchFidModel(nn.Module):

@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.train_speed import FEATURE_DIM  # noqa: E402
 from pipeline import catalogue, checkpoint, config, machine  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 from pipeline.knn_io import write_centres, write_neighbours  # noqa: E402
 from pipeline.trainer import FINAL  # noqa: E402
-from pipeline.errors import CommandLine  # noqa: E402
 
 
 def study(params_path: Path, out: Path, steps: int) -> Path:
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     params_path = study(args.params, args.out, args.steps)
     params = config.load(params_path)
-    runs = args.methods or [r for r in catalogue.trained_runs(params) if catalogue.trained_as(params, r) == r]  # no copy
+    runs = args.methods or catalogue.own_trainings(params, catalogue.trained_runs(params))
     if unknown := [r for r in runs if r not in params["methods"]]:
         parser.error(f"no run {', '.join(unknown)} under {args.params} methods: (runs: {', '.join(params['methods'])})")
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")

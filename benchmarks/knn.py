@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.stages import knn  # noqa: E402
 from pipeline.errors import CommandLine  # noqa: E402
+from pipeline.stages import knn  # noqa: E402
 
 IMAGENET = 1_281_167
 

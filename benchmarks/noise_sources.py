@@ -50,9 +50,9 @@ from benchmarks import rule_times, train_speed  # noqa: E402
 from benchmarks.tune import metric_value, verdict_seeds  # noqa: E402
 from benchmarks.verdict_stability import prepare, snakemake  # noqa: E402
 from pipeline import catalogue, config, context, verdicts  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 from pipeline.io import all_or_nothing, save_json, save_npy  # noqa: E402
 from pipeline.metrics import REGISTRY  # noqa: E402
-from pipeline.errors import CommandLine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = Path("results") / "noise_sources"  # under --workdir: the extra sets

@@ -24,9 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import config, context  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 from pipeline.methods import TrainData  # noqa: E402
 from pipeline.trainer import Trainer  # noqa: E402
-from pipeline.errors import CommandLine  # noqa: E402
 
 PATHS = {"memory": None, "mapped": 0}  # train.data_budget_mb of each path
 

@@ -21,10 +21,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import config, context  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 from pipeline.images import to_uint8  # noqa: E402
 from pipeline.metrics import fid  # noqa: E402
 from pipeline.stages.evaluate import EvalContext  # noqa: E402
-from pipeline.errors import CommandLine  # noqa: E402
 
 
 def fd(params: dict, images: np.ndarray, reference: Path) -> float:

@@ -32,8 +32,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from pipeline import config, context  # noqa: E402
 from pipeline.catalogue import trained_as, trained_runs  # noqa: E402
-from pipeline.methods import TrainData  # noqa: E402
 from pipeline.errors import CommandLine  # noqa: E402
+from pipeline.methods import TrainData  # noqa: E402
 from train_speed import bare_loop  # noqa: E402  (the trainer's D and G steps, nothing else)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -48,9 +48,9 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import config, context  # noqa: E402
+from pipeline.errors import CommandLine  # noqa: E402
 from pipeline.methods import Method, TrainData  # noqa: E402
 from pipeline.trainer import Trainer, update_ema  # noqa: E402
-from pipeline.errors import CommandLine  # noqa: E402
 
 FEATURE_DIM, K, CENTRES = 64, 5, 1000
 NAME = len("p2gan_posterior")  # width of the run column: the default study's longest run name

@@ -194,6 +194,11 @@ def trained_as(params: dict, run: str) -> str:
     return params["methods"][run].get(TRAINED_AS, run)
 
 
+def own_trainings(params: dict, runs: list[str]) -> list[str]:
+    """Those of ``runs`` that train themselves: none of them is ``trained_as`` another run."""
+    return [run for run in runs if trained_as(params, run) == run]
+
+
 def shared_trainings(params: dict, runs: list[str]) -> dict[str, list[str]]:
     """Run -> those of ``runs`` trained as it (``trained_as``), for each run that has some."""
     out: dict[str, list[str]] = {}

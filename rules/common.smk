@@ -1,6 +1,6 @@
 # Shared names and helpers for the rules.
 from pipeline.catalogue import (METRIC_REFERENCE, NEED_FILES, REAL, has_encoder, launcher, metric_references, monitored,
-                                results, run_needs, stage_params, train_resources, trained_as)
+                                own_trainings, results, run_needs, stage_params, train_resources, trained_as)
 
 METHODS = config["study"]["methods"]
 SEEDS = config["train"]["seeds"]
@@ -12,7 +12,7 @@ SIMCLR_ENCODER = "results/features/encoder.pt"  # the features stage's, when fea
 RUNS = "|".join(config["methods"])  # the trained runs: the keys of methods:
 # runs trained by the train rule; the others are trained_as another run and copy its checkpoint (rule
 # shared_training; catalogue.trained_as)
-OWN_TRAINING = [run for run in config["methods"] if trained_as(config, run) == run]
+OWN_TRAINING = own_trainings(config, list(config["methods"]))
 SHARED_TRAINING = [run for run in config["methods"] if run not in OWN_TRAINING]
 
 

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import rule_times, train_speed  # noqa: E402
-from pipeline.stages.report import difference_text, fmt  # noqa: E402
 from pipeline.errors import CommandLine  # noqa: E402
+from pipeline.stages.report import difference_text, fmt  # noqa: E402
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
 
 

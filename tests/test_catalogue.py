@@ -68,8 +68,11 @@ def test_a_run_trained_as_another_shares_its_training(default_params):
     assert catalogue.trained_as(p, "p2gan_posterior") == "p2gan" and catalogue.trained_as(p, "p2gan") == "p2gan"
     assert catalogue.trained_as(p, "cgan") == "cgan" and catalogue.trained_as(p, "msgan") == "msgan"
     assert catalogue.shared_trainings(p, catalogue.trained_runs(p)) == {"p2gan": ["p2gan_posterior"]}
+    trains = catalogue.own_trainings(p, catalogue.trained_runs(p))
+    assert "p2gan" in trains and "p2gan_posterior" not in trains and len(trains) == len(catalogue.trained_runs(p)) - 1
     p["study"]["methods"] = ["p2gan_posterior", "p2gan"]  # declared, so the order does not matter
     assert catalogue.shared_trainings(p, catalogue.trained_runs(p)) == {"p2gan": ["p2gan_posterior"]}
+    assert catalogue.own_trainings(p, catalogue.trained_runs(p)) == ["p2gan"]
 
 
 def test_the_sampling_keys_are_the_sample_stages_not_trainings(default_params):

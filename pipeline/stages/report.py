@@ -567,9 +567,7 @@ def trained_on(params: dict, results: Path, seeds: dict[str, list[int]]) -> str:
     pipeline/machine.py), each with its count of trainings; a training resumed on another kind counts under
     both, joined by +; a run that shares another's training (catalogue.trained_as) adds none."""
     counts: Counter[str] = Counter()
-    for run in catalogue.trained_runs(params):
-        if catalogue.trained_as(params, run) != run:
-            continue
+    for run in catalogue.own_trainings(params, catalogue.trained_runs(params)):
         for seed in seeds[run]:
             path = results / run / f"seed{seed}" / "samples.json"
             kinds = (load_json_object(path, ()) if path.exists() else {}).get("trained_on", [machine.UNRECORDED])

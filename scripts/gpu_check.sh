@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(jsonschema jsonschema-specifications referencing rpds-py)
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
-    sed -n '2,7s/^# \{0,1\}//p' "$0"
+    sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
     echo "Options: those of benchmarks/gpu_check.py (.venv/bin/python benchmarks/gpu_check.py --help)."
     exit 0
 fi

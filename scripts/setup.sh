@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
+# Usage: bash scripts/setup.sh
 # Set up ganbench on a fresh Debian machine: system packages and the Python environment in .venv/.
 # Re-running it when everything is in place takes seconds.
 set -euo pipefail
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0; fi
 cd "$(dirname "$0")/.."
 
 apt_packages=(dataset-fashion-mnist)

@@ -236,6 +236,7 @@ cmd_start() {
 }
 
 case "${1:-}" in
+  -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0" ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;

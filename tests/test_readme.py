@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 
 import pytest
@@ -69,3 +70,15 @@ def test_the_documentation_links_resolve():
     for link in links:
         assert (ROOT / link).is_file(), link
     assert all(shlex.split(c) for c in commands())  # every command line parses as a shell would
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "scripts").glob("*.sh")))
+def test_every_shell_script_answers_help_with_its_header_and_runs_nothing(tmp_path, script):
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / script, tmp_path / "scripts" / script)
+    done = subprocess.run(["bash", f"scripts/{script}", "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=10, env={"PATH": "/usr/bin:/bin"})  # no .venv, no sudo: help installs nothing
+    header = [line[2:] for line in (ROOT / "scripts" / script).read_text().splitlines()[1:3]]
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.splitlines()[:2] == header
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(["scripts", script])

@@ -49,8 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import rule_times, train_speed  # noqa: E402
 from pipeline import verdicts  # noqa: E402
+from pipeline.claims import difference_text  # noqa: E402
 from pipeline.errors import CommandLine  # noqa: E402
-from pipeline.stages.report import difference_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -181,7 +181,8 @@ def stages(params: dict) -> dict:
                 + [f"results/{r}/seed{s}/{f}" for r in trained for s in seeds for f in ("train_log.csv", "samples.json")]
                 + [f"results/{r}/seed{seeds[0]}/samples.npy" for r in trained] + ["data/images.npy"]
                 + (["results/features/probe.json", "results/knn/knn.json"] if groups["_instance"] else [])
-                + _code("stages/report.py", "figures.py", "verdicts.py", "pairs.py", "nearest.py"),
+                + _code("stages/report.py", "results_table.py", "claims.py", "figures.py", "verdicts.py", "pairs.py",
+                        "nearest.py"),
         "params": stage_keys("report"),
         "outs": report_outs,
         "metrics": ["results/metrics.json"],  # run means only: dvc metrics show / diff and exp show stay readable

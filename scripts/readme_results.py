@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import rule_times, train_speed  # noqa: E402
+from pipeline.claims import difference_text  # noqa: E402
 from pipeline.errors import CommandLine  # noqa: E402
-from pipeline.stages.report import difference_text, fmt  # noqa: E402
+from pipeline.results_table import fmt  # noqa: E402
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
 
 

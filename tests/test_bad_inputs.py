@@ -28,7 +28,7 @@ import torch
 import yaml
 
 from conftest import PYTHON, ROOT, tiny, write_params
-from pipeline import checkpoint
+from pipeline import checkpoint, results_table
 from pipeline.errors import PipelineError, check_stop, run_cli, say
 from pipeline.stages import aggregate, data, encoder_probe, evaluate, knn, real, reference, report, sample, train
 from pipeline.trainer import PARTIAL
@@ -629,11 +629,11 @@ def test_the_report_refuses_runs_scored_under_different_protocols(tmp_path):
                 "n_fake": 500, "per_seed": {"0": {"value": 3.0}}, **changes}
 
     params = {"dataset": {"name": "digits"}}
-    report.check_results(params, tmp_path, {("gan", "fid"): fid(), ("cgan", "fid"): fid(value=2.0)})
+    results_table.check_results(params, tmp_path, {("gan", "fid"): fid(), ("cgan", "fid"): fid(value=2.0)})
     for change, message in (({"backbone": "inception"}, "has backbone 'inception' but"),
                             ({"n_fake": 13}, "has n_fake 13 but")):
         with pytest.raises(PipelineError, match=f"cgan/fid.json {message} {tmp_path}/gan/fid.json"):
-            report.check_results(params, tmp_path, {("gan", "fid"): fid(), ("cgan", "fid"): fid(**change)})
+            results_table.check_results(params, tmp_path, {("gan", "fid"): fid(), ("cgan", "fid"): fid(**change)})
 
 
 @pytest.mark.parametrize("stage, argv, fail_at, outputs", [

@@ -1,4 +1,5 @@
-"""One error type for every expected failure, and the entry-point wrapper that reports it.
+"""One error type for every expected failure, the entry-point wrapper that reports it, and the
+command-line parser that reports a usage mistake the same way (one line; exit status 2, as argparse).
 
 A stage raises :class:`PipelineError` with a message that names the cause and what to do; the
 wrapper prints it as one line on stderr and exits with status 1. Operating-system errors (a full

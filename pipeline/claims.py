@@ -52,9 +52,9 @@ def claims_table(name: str, spec: dict, df: pd.DataFrame, quoted: dict, label: s
         primary = col in spec["primary"]["metrics"] and run == spec["method"]
         row = {"paper": name, "method": run, "baseline": against or spec["baseline"], "metric": col,
                "direction": claim["direction"], "against": bool(against), "role": "primary" if primary else "secondary",
-               **side_fields(a, b), "n_paired": None, "design": None, "difference": None, "ci_low": None, "ci_high": None,
-               "sd_difference": None, "p": None, "p_holm": None, "detectable": None, "seeds_needed": None,
-               "verdict": None}
+               **side_fields(a, b), "n_paired": None, "design": None, "difference": None, "ci_low": None,
+               "ci_high": None, "sd_difference": None, "p": None, "p_holm": None, "detectable": None,
+               "seeds_needed": None, "verdict": None}
         if col not in df:
             row.update(verdict=f"not measured: add {col.split('.')[0]} to evaluate.metrics")
         elif against and against not in df:
@@ -82,8 +82,8 @@ def estimate_fields(est: verdicts.Estimate) -> dict:
     """A claim row's test fields; ``n_paired``: the seeds a paired test used (those both runs ran)."""
     paired = est.design == "paired"
     return {"design": est.design, "n_paired": est.n if paired else None, "difference": est.difference,
-            "ci_low": est.low, "ci_high": est.high, "p": est.p, "sd_difference": est.sd[0] if paired and est.sd else None,
-            "estimate": est}
+            "ci_low": est.low, "ci_high": est.high, "p": est.p,
+            "sd_difference": est.sd[0] if paired and est.sd else None, "estimate": est}
 
 
 def feature_spaces(df: pd.DataFrame) -> list[str]:

@@ -9,7 +9,9 @@ import subprocess
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from benchmarks.conv_layers import subpixel_transposed
 from conftest import PYTHON, ROOT, copy_repo, write_params
 
 
@@ -52,6 +54,23 @@ def test_conv_layers_times_each_dcgan_layer_against_a_matmul_form_of_the_same_re
         "G 64->64 1->4", "G 64->32 4->8", "G 32->16 8->16", "G 16->1 16->32",
         "D 1->16 32->16", "D 16->32 16->8", "D 32->64 8->4"]
     assert all(float(r[4]) < 1e-5 for r in rows), out
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_sub_pixel_form_is_the_transposed_convolution(channels):
+    x, w, b = torch.randn(2, 5, 6, 7), torch.randn(5, channels, 4, 4), torch.randn(channels)
+    torch.testing.assert_close(subpixel_transposed(x, w, b), F.conv_transpose2d(x, w, b, 2, 1), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_layers_variants_time_each_form_of_gs_output_layer(tmp_path, default_params):
+    params = write_params(default_params, tmp_path / "params.yaml")
+    out = subprocess.run([PYTHON, str(ROOT / "benchmarks" / "conv_layers.py"), "--params", str(params), "--repeats", "1",
+                          "--batch-size", "4", "--variants"], cwd=tmp_path, capture_output=True, text=True,
+                         check=True).stdout
+    rows = [line.split("|")[1:-1] for line in out.split("G's output layer 16->1")[1].splitlines()[3:]]
+    assert [r[0].strip() for r in rows] == ["oneDNN", "2 output channels", "4 output channels", "16 output channels",
+                                            "channels-last", "sub-pixel"], out
+    assert rows[0][3].strip() == "True" and rows[0][4].strip() == "True, True, True", out  # oneDNN against itself
 
 
 def test_bit_sources_hashes_each_setting_records_them_and_compares_records(tmp_path, tiny_params, digits_data):
